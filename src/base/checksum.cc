@@ -1,0 +1,129 @@
+#include "base/checksum.h"
+
+#include <openssl/evp.h>
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <nmmintrin.h>
+#endif
+
+namespace etcdsafe {
+namespace {
+
+constexpr uint32_t kCastagnoliReflected = 0x82F63B78u;
+
+struct Crc32cTable {
+  uint32_t t[8][256];
+  constexpr Crc32cTable() : t{} {
+    for (uint32_t i = 0; i < 256; i++) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ kCastagnoliReflected : c >> 1;
+      t[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++) {
+      for (int s = 1; s < 8; s++) t[s][i] = (t[s - 1][i] >> 8) ^ t[0][t[s - 1][i] & 0xff];
+    }
+  }
+};
+constexpr Crc32cTable kTable;
+
+// Slicing-by-8 on the raw (non-inverted) register.
+uint32_t Crc32cSoftware(uint32_t c, const uint8_t* p, size_t n) {
+  while (n >= 8) {
+    uint64_t w = LoadLE64(p) ^ c;
+    c = kTable.t[7][w & 0xff] ^ kTable.t[6][(w >> 8) & 0xff] ^ kTable.t[5][(w >> 16) & 0xff] ^
+        kTable.t[4][(w >> 24) & 0xff] ^ kTable.t[3][(w >> 32) & 0xff] ^
+        kTable.t[2][(w >> 40) & 0xff] ^ kTable.t[1][(w >> 48) & 0xff] ^ kTable.t[0][w >> 56];
+    p += 8;
+    n -= 8;
+  }
+  while (n-- > 0) c = kTable.t[0][(c ^ *p++) & 0xff] ^ (c >> 8);
+  return c;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) uint32_t Crc32cHardware(uint32_t c, const uint8_t* p,
+                                                          size_t n) {
+  uint64_t c64 = c;
+  while (n >= 8) {
+    c64 = _mm_crc32_u64(c64, LoadLE64(p));
+    p += 8;
+    n -= 8;
+  }
+  uint32_t c32 = static_cast<uint32_t>(c64);
+  while (n-- > 0) c32 = _mm_crc32_u8(c32, *p++);
+  return c32;
+}
+
+bool CpuHasSse42() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+  return (c & bit_SSE4_2) != 0;
+}
+#endif
+
+using CrcFn = uint32_t (*)(uint32_t, const uint8_t*, size_t);
+
+CrcFn PickCrc() {
+#if defined(__x86_64__)
+  if (CpuHasSse42()) return Crc32cHardware;
+#endif
+  return Crc32cSoftware;
+}
+
+}  // namespace
+
+uint32_t Crc32cExtend(uint32_t crc, const uint8_t* data, size_t n) {
+  static const CrcFn fn = PickCrc();
+  return ~fn(~crc, data, n);
+}
+
+uint64_t Fnv1a64(Bytes b) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (uint8_t c : b) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+struct Sha256::Impl {
+  EVP_MD_CTX* ctx = nullptr;
+};
+
+Sha256::Sha256() : impl_(std::make_unique<Impl>()) {
+  impl_->ctx = EVP_MD_CTX_new();
+  if (impl_->ctx == nullptr || EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr) != 1) {
+    throw Error(ErrorCode::kInternal, "OpenSSL: cannot initialise SHA-256");
+  }
+}
+
+Sha256::~Sha256() { EVP_MD_CTX_free(impl_->ctx); }
+
+void Sha256::Update(const uint8_t* data, size_t n) {
+  if (n != 0) EVP_DigestUpdate(impl_->ctx, data, n);
+}
+
+Sha256Digest Sha256::Finish() {
+  Sha256Digest out{};
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(impl_->ctx, out.data(), &len);
+  return out;
+}
+
+Sha256Digest Sha256Of(Bytes b) {
+  Sha256 h;
+  h.Update(b);
+  return h.Finish();
+}
+
+std::array<uint8_t, 20> Sha1Of(Bytes b) {
+  std::array<uint8_t, 20> out{};
+  unsigned int len = 0;
+  if (EVP_Digest(b.data(), b.size(), out.data(), &len, EVP_sha1(), nullptr) != 1) {
+    throw Error(ErrorCode::kInternal, "OpenSSL: SHA-1 failed");
+  }
+  return out;
+}
+
+}  // namespace etcdsafe
