@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <mutex>
+#include <set>
 #include <system_error>
 
 namespace etcdsafe {
@@ -200,8 +202,36 @@ std::string ReadSmallFile(const std::string& path, size_t limit) {
   return out;
 }
 
+namespace {
+std::mutex g_cleanup_mu;
+std::set<std::string>& PendingCleanups() {
+  static std::set<std::string> paths;
+  return paths;
+}
+}  // namespace
+
+CleanupGuard::CleanupGuard(std::string path) : path_(std::move(path)) {
+  std::lock_guard lock(g_cleanup_mu);
+  PendingCleanups().insert(path_);
+}
+
 CleanupGuard::~CleanupGuard() {
-  if (!path_.empty()) RemoveAll(path_);
+  if (path_.empty()) return;
+  RemoveAll(path_);
+  Release();
+}
+
+void CleanupGuard::Release() {
+  if (path_.empty()) return;
+  std::lock_guard lock(g_cleanup_mu);
+  PendingCleanups().erase(path_);
+  path_.clear();
+}
+
+void RemovePendingCleanups() {
+  std::lock_guard lock(g_cleanup_mu);
+  for (const auto& p : PendingCleanups()) RemoveAll(p);
+  PendingCleanups().clear();
 }
 
 }  // namespace etcdsafe

@@ -69,17 +69,22 @@ uint64_t FreeSpace(const std::string& path);
 // Reads a whole small file (keys, certs). Refuses files over `limit` bytes.
 std::string ReadSmallFile(const std::string& path, size_t limit = 16 << 20);
 
-// Deletes the path on destruction unless Release()d: the "no leftovers" guard.
+// Deletes the path on destruction unless Release()d: the "no leftovers" guard. Live
+// guards are also registered process-wide so a signal handler thread can remove them
+// before exiting (RemovePendingCleanups), since a signal skips destructors.
 class CleanupGuard {
  public:
-  explicit CleanupGuard(std::string path) : path_(std::move(path)) {}
+  explicit CleanupGuard(std::string path);
   ~CleanupGuard();
   CleanupGuard(const CleanupGuard&) = delete;
   CleanupGuard& operator=(const CleanupGuard&) = delete;
-  void Release() { path_.clear(); }
+  void Release();
 
  private:
   std::string path_;
 };
+
+// Removes the paths of every live CleanupGuard. For the interrupt handler only.
+void RemovePendingCleanups();
 
 }  // namespace etcdsafe

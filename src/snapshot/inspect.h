@@ -1,0 +1,38 @@
+// `snapshot status` and `snapshot verify` on a saved snapshot file.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "base/checksum.h"
+#include "snapshot/status_format.h"
+
+namespace etcdsafe::snapshot {
+
+struct FileStatus {
+  StatusNumbers numbers;     // identical to etcdctl 3.4's snapshot status
+  uint64_t file_size = 0;
+  bool has_trailer = false;  // file ends with etcd's 32-byte sha256 trailer
+};
+
+// Reads the status numbers with bounded memory and runs bbolt's consistency check.
+// Errors: kNotFound (missing file), kDataLoss with etcdctl's words ("invalid database",
+// "snapshot file integrity check failed. 2 errors found: page 41: ...; page 42: ...").
+FileStatus ReadStatus(const std::string& path);
+
+struct VerifyResult {
+  FileStatus status;
+  Sha256Digest db_sha256{};
+};
+
+// ReadStatus plus the sha256 trailer check. A file without a trailer, or whose db bytes
+// do not hash to it, is kDataLoss. `progress` (may be empty) gets bytes hashed so far.
+VerifyResult VerifySnapshotFile(const std::string& path,
+                                const std::function<void(uint64_t)>& progress = {});
+
+// sha256 of the first `length` bytes of `path`, read in large sequential chunks.
+Sha256Digest HashFilePrefix(const std::string& path, uint64_t length,
+                            const std::function<void(uint64_t)>& progress = {});
+
+}  // namespace etcdsafe::snapshot

@@ -1,0 +1,78 @@
+#include "snapshot/save.h"
+
+#include <exception>
+#include <thread>
+
+#include "base/bounded_queue.h"
+#include "base/bytes.h"
+#include "base/error.h"
+#include "base/file.h"
+#include "snapshot/trailer.h"
+
+namespace etcdsafe::snapshot {
+namespace {
+
+// Enough to ride out disk hiccups without letting memory grow with the snapshot.
+constexpr size_t kQueueBytes = 8 << 20;
+
+// Thrown into the stream when the writer thread has already failed, to stop receiving.
+struct WriterFailed {};
+
+}  // namespace
+
+SaveResult SaveSnapshot(const SnapshotStream& stream, const std::string& path,
+                        const std::function<void(uint64_t)>& progress) {
+  const std::string part = path + ".part";
+  CleanupGuard remove_part(part);
+  File out = File::Create(part, 0600, /*truncate=*/true);
+
+  BoundedQueue queue(kQueueBytes);
+  TrailerVerifier verifier;
+  std::exception_ptr writer_error;
+  std::thread writer([&] {
+    try {
+      while (auto chunk = queue.Pop()) {
+        const auto* p = reinterpret_cast<const uint8_t*>(chunk->data());
+        verifier.Update(p, chunk->size());
+        out.WriteAll(p, chunk->size());
+        if (progress) progress(verifier.bytes_seen());
+      }
+    } catch (...) {
+      writer_error = std::current_exception();
+      queue.Close();
+    }
+  });
+
+  std::exception_ptr stream_error;
+  try {
+    stream([&](const uint8_t* data, size_t n) {
+      if (!queue.Push(std::string(reinterpret_cast<const char*>(data), n))) throw WriterFailed{};
+    });
+  } catch (const WriterFailed&) {
+    // The writer's own error is the one to report.
+  } catch (...) {
+    stream_error = std::current_exception();
+  }
+  queue.Close();
+  writer.join();
+  if (writer_error) std::rethrow_exception(writer_error);
+  if (stream_error) std::rethrow_exception(stream_error);
+
+  TrailerVerifier::Result v = verifier.Finish();
+  if (!v.has_trailer) {
+    throw Error(ErrorCode::kDataLoss,
+                "sha256 checksum not found [bytes: " + std::to_string(verifier.bytes_seen()) + "]");
+  }
+  if (!v.matches) {
+    throw Error(ErrorCode::kDataLoss, "snapshot sha256 mismatch: server sent " +
+                                          HexBytes(v.trailer) + ", received db hashes to " +
+                                          HexBytes(v.computed));
+  }
+  out.Sync();
+  out.Close();
+  RenameDurable(part, path);
+  remove_part.Release();
+  return SaveResult{v.db_size, verifier.bytes_seen(), v.computed};
+}
+
+}  // namespace etcdsafe::snapshot
