@@ -1,0 +1,83 @@
+// PageSource: bounded-memory random access to the bytes of a (possibly multi-GB) bbolt
+// file, or to an in-memory image (tests, fuzzing).
+//
+// Contract: Read(offset, len) returns a PageRef pinning exactly those bytes; it throws
+// Error(kDataLoss) if the range is not inside the source. File-backed sources keep a
+// small LRU of read-only mmap'd windows (kWindowSize each, at most kMaxWindows cached,
+// munmap'd on eviction, so mapped RSS stays under ~24 MiB whatever the file size); a
+// range that crosses a window boundary or is larger than a window is pread into a
+// buffer owned by the PageRef. A PageRef stays valid after eviction (it holds a
+// reference to its window). The file must not be truncated while it is read (a mapped
+// read past EOF raises SIGBUS); etcdsafe only reads files it owns or snapshots.
+// Thread-compatible: one PageSource per thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/bytes.h"
+#include "base/file.h"
+
+namespace etcdsafe::bolt {
+
+class PageRef {
+ public:
+  PageRef() = default;
+  PageRef(const uint8_t* data, size_t size, uint64_t offset, std::shared_ptr<const void> keep)
+      : data_(data), size_(size), offset_(offset), keep_(std::move(keep)) {}
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  // Absolute offset of data()[0] in the source.
+  uint64_t offset() const { return offset_; }
+  Bytes bytes() const { return {data_, size_}; }
+  bool valid() const { return data_ != nullptr; }
+
+ private:
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  uint64_t offset_ = 0;
+  std::shared_ptr<const void> keep_;  // window or buffer; null for memory sources
+};
+
+class PageSource {
+ public:
+  static constexpr size_t kWindowSize = size_t{4} << 20;
+  static constexpr size_t kMaxWindows = 6;
+
+  // Opens a file read-only. Missing file: kNotFound.
+  static std::unique_ptr<PageSource> OpenFile(const std::string& path);
+  // Wraps caller-owned memory, which must outlive the source.
+  static std::unique_ptr<PageSource> FromMemory(Bytes data, std::string name = "<memory>");
+
+  ~PageSource();
+  PageSource(const PageSource&) = delete;
+  PageSource& operator=(const PageSource&) = delete;
+
+  uint64_t size() const { return size_; }
+  const std::string& name() const { return name_; }
+
+  PageRef Read(uint64_t offset, size_t len);
+
+ private:
+  PageSource() = default;
+  struct Window;
+  struct Slot {
+    uint64_t index = 0;
+    uint64_t last_use = 0;
+    std::shared_ptr<const Window> window;
+  };
+
+  std::shared_ptr<const Window> GetWindow(uint64_t index);
+
+  std::string name_;
+  uint64_t size_ = 0;
+  File file_;
+  const uint8_t* memory_ = nullptr;
+  std::vector<Slot> slots_;
+  uint64_t tick_ = 0;
+};
+
+}  // namespace etcdsafe::bolt

@@ -1,0 +1,205 @@
+#include "bolt/tree.h"
+
+#include <cstdio>
+#include <cstring>
+
+namespace etcdsafe::bolt::internal {
+namespace {
+
+[[noreturn]] void Corrupt(const PageSource& src, Pgid id, const std::string& msg) {
+  throw Error(ErrorCode::kDataLoss, src.name() + ": page " + std::to_string(id) + ": " + msg);
+}
+
+}  // namespace
+
+std::string PageTypeName(uint16_t flags) {
+  if (flags & kBranchPageFlag) return "branch";
+  if (flags & kLeafPageFlag) return "leaf";
+  if (flags & kMetaPageFlag) return "meta";
+  if (flags & kFreelistPageFlag) return "freelist";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "unknown<%02x>", flags);
+  return buf;
+}
+
+int CompareBytes(Bytes a, Bytes b) {
+  size_t n = std::min(a.size(), b.size());
+  int c = n == 0 ? 0 : std::memcmp(a.data(), b.data(), n);
+  if (c != 0) return c;
+  return a.size() < b.size() ? -1 : (a.size() > b.size() ? 1 : 0);
+}
+
+void CheckState::Problem(std::string msg) {
+  if (strict) throw Error(ErrorCode::kDataLoss, name + ": " + msg);
+  ++problem_count;
+  if (problems.size() < kMaxStoredProblems) problems.push_back(std::move(msg));
+}
+
+void Tree::ValidateNode(Node& n) {
+  uint64_t table = kPageHeaderSize + uint64_t{16} * n.count;
+  if (table > n.size) {
+    Corrupt(src_, n.id, std::string(n.is_inline ? "inline bucket page: " : "") +
+                            std::to_string(n.count) + " elements do not fit in " +
+                            std::to_string(n.size) + " bytes");
+  }
+  if (n.is_leaf()) {
+    bool contiguous = true;
+    uint64_t prev_end = 0;
+    uint64_t first = 0;
+    for (size_t i = 0; i < n.count; i++) {
+      const uint8_t* e = n.elem(i);
+      uint64_t off = kPageHeaderSize + 16 * i;
+      uint64_t start = off + LoadLE32(e + 4);
+      uint64_t end = start + LoadLE32(e + 8) + LoadLE32(e + 12);
+      if (end > n.size) {
+        Corrupt(src_, n.id, std::string(n.is_inline ? "inline bucket page: " : "") +
+                                "leaf element " + std::to_string(i) + " is out of page bounds");
+      }
+      if (i == 0) {
+        first = start;
+      } else if (start != prev_end) {
+        contiguous = false;
+      }
+      if (LoadLE32(e) & kBucketLeafFlag) contiguous = false;
+      prev_end = end;
+    }
+    n.contiguous = contiguous && n.count > 0;
+    if (n.contiguous) {
+      n.data_begin = n.base + first;
+      n.data_end = n.base + prev_end;
+    }
+  } else {
+    for (size_t i = 0; i < n.count; i++) {
+      const uint8_t* e = n.elem(i);
+      uint64_t off = kPageHeaderSize + 16 * i;
+      uint64_t end = off + LoadLE32(e) + uint64_t{LoadLE32(e + 4)};
+      if (end > n.size) {
+        Corrupt(src_, n.id, "branch element " + std::to_string(i) + " is out of page bounds");
+      }
+    }
+  }
+}
+
+Node Tree::LoadPage(Pgid id) {
+  if (id >= meta_.pgid) {
+    Corrupt(src_, id, "out of bounds: " + std::to_string(meta_.pgid));
+  }
+  PageRef head = src_.Read(id * kPageSize, kPageHeaderSize);
+  uint32_t overflow = LoadLE32(head.data() + kPageOverflowOffset);
+  if (uint64_t{overflow} >= meta_.pgid - id) {
+    Corrupt(src_, id, "overflow of " + std::to_string(overflow) +
+                          " pages runs past the high-water mark " + std::to_string(meta_.pgid));
+  }
+  Node n;
+  n.ref = src_.Read(id * kPageSize, (uint64_t{overflow} + 1) * kPageSize);
+  n.base = n.ref.data();
+  n.size = n.ref.size();
+  n.id = id;
+  n.flags = LoadLE16(n.base + kPageFlagsOffset);
+  n.count = LoadLE16(n.base + kPageCountOffset);
+  return n;
+}
+
+Node Tree::LoadTreePage(Pgid id) {
+  Node n = LoadPage(id);
+  if (!(n.flags & (kBranchPageFlag | kLeafPageFlag))) {
+    Corrupt(src_, id, "invalid type: " + PageTypeName(n.flags));
+  }
+  ValidateNode(n);
+  return n;
+}
+
+std::optional<Node> Tree::InlineOrRoot(const Node& holder, size_t i, Pgid* root_pgid) {
+  Bytes v = holder.value(i);
+  if (v.size() < kBucketHeaderSize) {
+    Corrupt(src_, holder.id, "bucket value of " + std::to_string(v.size()) +
+                                 " bytes is shorter than a bucket header");
+  }
+  Pgid root = LoadLE64(v.data());
+  *root_pgid = root;
+  if (root != 0) return std::nullopt;
+  if (v.size() < kBucketHeaderSize + kPageHeaderSize) {
+    Corrupt(src_, holder.id, "inline bucket value of " + std::to_string(v.size()) +
+                                 " bytes has no page header");
+  }
+  Node n;
+  n.ref = holder.ref;
+  n.base = v.data() + kBucketHeaderSize;
+  n.size = v.size() - kBucketHeaderSize;
+  n.id = holder.id;
+  n.is_inline = true;
+  n.flags = LoadLE16(n.base + kPageFlagsOffset);
+  n.count = LoadLE16(n.base + kPageCountOffset);
+  if (!n.is_leaf()) Corrupt(src_, holder.id, "inline bucket page is not a leaf");
+  ValidateNode(n);
+  return n;
+}
+
+std::optional<Node> Tree::Visit(Pgid id, CheckState& cs) {
+  const std::string sid = std::to_string(id);
+  if (id >= meta_.pgid) {
+    cs.Problem("page " + sid + ": out of bounds: " + std::to_string(meta_.pgid));
+    return std::nullopt;
+  }
+  PageRef head = src_.Read(id * kPageSize, kPageHeaderSize);
+  uint32_t overflow = LoadLE32(head.data() + kPageOverflowOffset);
+  uint16_t flags = LoadLE16(head.data() + kPageFlagsOffset);
+  Pgid header_id = LoadLE64(head.data() + kPageIdOffset);
+  if (uint64_t{overflow} >= meta_.pgid - id) {
+    cs.Problem("page " + sid + ": out of bounds: " + std::to_string(meta_.pgid) +
+               " (overflow " + std::to_string(overflow) + ")");
+    return std::nullopt;
+  }
+  bool again = CheckState::Test(cs.seen, id);
+  for (uint64_t k = 0; k <= overflow; k++) {
+    if (CheckState::Test(cs.seen, id + k)) {
+      cs.Problem("page " + std::to_string(id + k) + ": multiple references");
+    }
+    CheckState::Set(cs.seen, id + k);
+  }
+  if (!cs.freed.empty() && CheckState::Test(cs.freed, id)) {
+    cs.Problem("page " + sid + ": reachable freed");
+  } else if (!(flags & (kBranchPageFlag | kLeafPageFlag))) {
+    cs.Problem("page " + sid + ": invalid type: " + PageTypeName(flags));
+    return std::nullopt;
+  }
+  if (header_id != id) {
+    cs.Problem("page " + sid + ": page id mismatch: header says " + std::to_string(header_id));
+  }
+  // A page reached twice was already walked; walking it again could blow up
+  // exponentially on crafted input.
+  if (again) return std::nullopt;
+  Node n;
+  n.ref = src_.Read(id * kPageSize, (uint64_t{overflow} + 1) * kPageSize);
+  n.base = n.ref.data();
+  n.size = n.ref.size();
+  n.id = id;
+  n.flags = flags;
+  n.count = LoadLE16(n.base + kPageCountOffset);
+  ValidateNode(n);
+  return n;
+}
+
+void Tree::CheckOrder(const Node& n, const Bytes* lo, const Bytes* hi, CheckState& cs) {
+  if (!cs.check_order || n.count == 0) return;
+  const char* kind = n.is_leaf() ? "leaf" : "branch";
+  Bytes prev = n.key(0);
+  if (lo != nullptr && CompareBytes(prev, *lo) < 0) {
+    cs.Problem("page " + std::to_string(n.id) + ": first key of " + kind +
+               " page is below its key in the parent branch page");
+  }
+  for (size_t i = 1; i < n.count; i++) {
+    Bytes k = n.key(i);
+    if (CompareBytes(k, prev) <= 0) {
+      cs.Problem("page " + std::to_string(n.id) + ": key[" + std::to_string(i) + "] of " + kind +
+                 " page is not greater than key[" + std::to_string(i - 1) + "]");
+    }
+    prev = k;
+  }
+  if (hi != nullptr && CompareBytes(prev, *hi) >= 0) {
+    cs.Problem("page " + std::to_string(n.id) + ": last key of " + kind +
+               " page is not below the next key in the parent branch page");
+  }
+}
+
+}  // namespace etcdsafe::bolt::internal

@@ -1,0 +1,166 @@
+// Internal B+tree machinery shared by Reader and Inspect: decoded page views with all
+// element ranges validated, and an iterative in-order walker that performs bbolt's
+// Tx.Check page checks (bounds, multiple references, reachable freed, type, key order)
+// either collecting problems (Inspect) or throwing on the first one (Reader).
+// Not part of the public API. Thread-compatible.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/bytes.h"
+#include "base/error.h"
+#include "bolt/format.h"
+#include "bolt/page_source.h"
+#include "bolt/reader.h"
+
+namespace etcdsafe::bolt::internal {
+
+// bbolt's page.typ() names: "branch", "leaf", "meta", "freelist", "unknown<xx>".
+std::string PageTypeName(uint16_t flags);
+
+// A branch or leaf page (or an inline bucket's leaf image) whose element table and
+// key/value ranges have been checked to lie inside the page bytes.
+struct Node {
+  PageRef ref;                   // pins the bytes
+  const uint8_t* base = nullptr;  // page header
+  size_t size = 0;               // bytes available from base (all overflow pages)
+  Pgid id = 0;                   // page id; an inline image reports its holder's id
+  uint16_t flags = 0;
+  uint16_t count = 0;
+  bool is_inline = false;
+  // Leaf only: true when no element is a bucket and key/value bytes are packed back to
+  // back in element order (bbolt's own layout), so [data_begin, data_end) can be hashed
+  // in one call.
+  bool contiguous = false;
+  const uint8_t* data_begin = nullptr;
+  const uint8_t* data_end = nullptr;
+
+  bool is_leaf() const { return (flags & kLeafPageFlag) != 0; }
+  const uint8_t* elem(size_t i) const { return base + kPageHeaderSize + 16 * i; }
+  uint32_t leaf_flags(size_t i) const { return LoadLE32(elem(i)); }
+  Bytes key(size_t i) const {
+    const uint8_t* e = elem(i);
+    return is_leaf() ? Bytes{e + LoadLE32(e + 4), LoadLE32(e + 8)}
+                     : Bytes{e + LoadLE32(e), LoadLE32(e + 4)};
+  }
+  Bytes value(size_t i) const {  // leaf only
+    const uint8_t* e = elem(i);
+    return {e + LoadLE32(e + 4) + LoadLE32(e + 8), LoadLE32(e + 12)};
+  }
+  Pgid child(size_t i) const { return LoadLE64(elem(i) + 8); }  // branch only
+  uint64_t file_offset(const uint8_t* p) const {
+    return ref.offset() + static_cast<uint64_t>(p - ref.data());
+  }
+};
+
+int CompareBytes(Bytes a, Bytes b);
+
+// Problem sink. Strict mode throws Error(kDataLoss, "<name>: <problem>") at once.
+struct CheckState {
+  std::string name;  // file name, for strict-mode errors
+  bool strict = true;
+  bool check_order = true;
+  std::vector<uint64_t> seen;   // bitmap over [0, pgid): page reached
+  std::vector<uint64_t> freed;  // bitmap over [0, pgid); empty when no stored freelist
+  std::vector<std::string> problems;
+  uint64_t problem_count = 0;
+
+  static constexpr size_t kMaxStoredProblems = 1000;
+
+  void Problem(std::string msg);
+  static bool Test(const std::vector<uint64_t>& bm, Pgid id) {
+    return (bm[id >> 6] >> (id & 63)) & 1;
+  }
+  static void Set(std::vector<uint64_t>& bm, Pgid id) { bm[id >> 6] |= uint64_t{1} << (id & 63); }
+};
+
+class Tree {
+ public:
+  Tree(PageSource& src, const Meta& meta) : src_(src), meta_(meta) {}
+
+  const Meta& meta() const { return meta_; }
+  PageSource& source() { return src_; }
+
+  // Loads page `id` with its overflow pages and validates its elements. Bounds against
+  // meta.pgid are checked here (throws), type is not. Used for point lookups.
+  Node LoadPage(Pgid id);
+  // Loads and validates `id` as a branch/leaf page in strict mode.
+  Node LoadTreePage(Pgid id);
+  // The root node of the bucket stored in holder's leaf element i (flag 0x01):
+  // an inline image, or nullopt plus *root_pgid for a page-based bucket.
+  std::optional<Node> InlineOrRoot(const Node& holder, size_t i, Pgid* root_pgid);
+
+  // Checked visit of a child page during a walk; nullopt means "do not descend".
+  std::optional<Node> Visit(Pgid id, CheckState& cs);
+
+  // In-order walk of the tree rooted at `root` (a page id) or `inline_root`, calling
+  // on_leaf(const Node&) for every leaf. Performs the page checks in `cs`.
+  template <class F>
+  void Walk(std::optional<Node> inline_root, Pgid root, CheckState& cs, F&& on_leaf);
+
+ private:
+  void ValidateNode(Node& n);
+  void CheckOrder(const Node& n, const Bytes* lo, const Bytes* hi, CheckState& cs);
+
+  PageSource& src_;
+  const Meta& meta_;
+};
+
+inline constexpr size_t kMaxTreeDepth = 64;
+
+template <class F>
+void Tree::Walk(std::optional<Node> inline_root, Pgid root, CheckState& cs, F&& on_leaf) {
+  struct Frame {
+    Node node;
+    size_t next = 0;
+    Bytes hi;
+    bool has_hi = false;
+  };
+  std::vector<Frame> stack;
+  stack.reserve(8);
+  if (inline_root) {
+    CheckOrder(*inline_root, nullptr, nullptr, cs);
+    stack.push_back({std::move(*inline_root), 0, Bytes{}, false});
+  } else {
+    std::optional<Node> n = Visit(root, cs);
+    if (!n) return;
+    CheckOrder(*n, nullptr, nullptr, cs);
+    stack.push_back({std::move(*n), 0, Bytes{}, false});
+  }
+  while (!stack.empty()) {
+    Frame& f = stack.back();
+    if (f.node.is_leaf()) {
+      on_leaf(static_cast<const Node&>(f.node));
+      stack.pop_back();
+      continue;
+    }
+    if (f.next >= f.node.count) {
+      stack.pop_back();
+      continue;
+    }
+    size_t i = f.next++;
+    Bytes lo = f.node.key(i);
+    Bytes hi = f.hi;
+    bool has_hi = f.has_hi;
+    if (i + 1 < f.node.count) {
+      hi = f.node.key(i + 1);
+      has_hi = true;
+    }
+    Pgid child = f.node.child(i);
+    Pgid parent = f.node.id;
+    if (stack.size() >= kMaxTreeDepth) {
+      throw Error(ErrorCode::kDataLoss, cs.name + ": page " + std::to_string(parent) +
+                                            ": tree deeper than " +
+                                            std::to_string(kMaxTreeDepth) + " levels");
+    }
+    std::optional<Node> c = Visit(child, cs);
+    if (!c) continue;
+    CheckOrder(*c, &lo, has_hi ? &hi : nullptr, cs);
+    stack.push_back({std::move(*c), 0, hi, has_hi});
+  }
+}
+
+}  // namespace etcdsafe::bolt::internal
