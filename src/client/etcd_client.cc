@@ -1,0 +1,451 @@
+#include "client/etcd_client.h"
+
+#include <grpc/support/log.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_certificate_verifier.h>
+#include <grpcpp/security/tls_credentials_options.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <mutex>
+#include <optional>
+
+#include "base/error.h"
+#include "client/endpoint.h"
+#include "client/tls_probe.h"
+#include "rpc.grpc.pb.h"
+
+namespace etcdsafe::client {
+namespace pb = etcdserverpb;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+namespace {
+
+constexpr milliseconds kDefaultAuthTimeout{5000};
+constexpr milliseconds kDefaultHealthTimeout{5000};  // etcdctl's default command timeout
+
+// The library never prints: route gRPC's internal log lines to nowhere. Process-wide,
+// set once; we are the only gRPC user in etcdsafe.
+void SilenceGrpcLogging() {
+  static std::once_flag once;
+  std::call_once(once, [] { gpr_set_log_function([](gpr_log_func_args*) {}); });
+}
+
+bool Contains(const std::string& s, const char* needle) {
+  return s.find(needle) != std::string::npos;
+}
+
+Error StatusToError(const grpc::Status& s, const std::string& endpoint) {
+  std::string msg = s.error_message();
+  if (msg.empty()) msg = "gRPC status " + std::to_string(static_cast<int>(s.error_code()));
+  switch (s.error_code()) {
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return Error(ErrorCode::kUnavailable, "context deadline exceeded");
+    case grpc::StatusCode::CANCELLED:
+      return Error(ErrorCode::kUnavailable, "context canceled");
+    case grpc::StatusCode::UNAVAILABLE:
+      return Error(ErrorCode::kUnavailable, endpoint + ": " + msg);
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return Error(ErrorCode::kUnauthenticated, msg);
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return Error(ErrorCode::kPermissionDenied, msg);
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      // etcd reports a wrong password as InvalidArgument; to us it is authentication.
+      return Error(Contains(msg, "authentication failed") ? ErrorCode::kUnauthenticated
+                                                          : ErrorCode::kInvalidArgument,
+                   msg);
+    case grpc::StatusCode::FAILED_PRECONDITION:
+    case grpc::StatusCode::OUT_OF_RANGE:  // compacted / future revision
+      return Error(ErrorCode::kInvalidArgument, msg);
+    case grpc::StatusCode::NOT_FOUND:
+      return Error(ErrorCode::kNotFound, msg);
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return Error(ErrorCode::kAlreadyExists, msg);
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return Error(ErrorCode::kUnsupported, msg);
+    default:
+      // Some etcd 3.4 paths (Maintenance.Snapshot's admin check) return auth errors
+      // without a gRPC code: "auth: permission denied" arrives as UNKNOWN.
+      if (Contains(msg, "permission denied")) return Error(ErrorCode::kPermissionDenied, msg);
+      if (Contains(msg, "invalid auth token") || Contains(msg, "authentication failed")) {
+        return Error(ErrorCode::kUnauthenticated, msg);
+      }
+      return Error(ErrorCode::kUnavailable, msg);
+  }
+}
+
+std::shared_ptr<grpc::ChannelCredentials> MakeCredentials(const Endpoint& ep,
+                                                          const TlsMaterial& tls) {
+  if (!ep.tls) return grpc::InsecureChannelCredentials();
+  if (!tls.skip_verify) {
+    grpc::SslCredentialsOptions o;
+    o.pem_root_certs = tls.ca_pem;  // empty: gRPC's default roots
+    o.pem_cert_chain = tls.cert_pem;
+    o.pem_private_key = tls.key_pem;
+    return grpc::SslCredentials(o);
+  }
+  namespace gx = grpc::experimental;
+  gx::TlsChannelCredentialsOptions o;
+  o.set_verify_server_certs(false);
+  o.set_certificate_verifier(std::make_shared<gx::NoOpCertificateVerifier>());
+  o.set_check_call_host(false);
+  if (!tls.ca_pem.empty() || !tls.cert_pem.empty()) {
+    std::vector<gx::IdentityKeyCertPair> pairs;
+    if (!tls.cert_pem.empty()) pairs.push_back({tls.key_pem, tls.cert_pem});
+    o.set_certificate_provider(
+        std::make_shared<gx::StaticDataCertificateProvider>(tls.ca_pem, pairs));
+    if (!tls.ca_pem.empty()) o.watch_root_certs();
+    if (!tls.cert_pem.empty()) o.watch_identity_key_cert_pairs();
+  }
+  return gx::TlsCredentials(o);
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const Endpoint& ep, const TlsMaterial& tls) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);  // only ever talk to the given endpoint
+  args.SetMaxReceiveMessageSize(-1);           // Range results can be large
+  args.SetMaxSendMessageSize(-1);
+  // A private subchannel pool: a failed dial of an earlier client (e.g. in backoff)
+  // must not be shared with this one.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  return grpc::CreateCustomChannel(ep.HostPort(), MakeCredentials(ep, tls), args);
+}
+
+// Waits for READY; false on TRANSIENT_FAILURE (the first attempt failed) or deadline.
+bool WaitReady(grpc::Channel& ch, Clock::time_point deadline, bool* timed_out) {
+  const auto sys_deadline = std::chrono::system_clock::now() + (deadline - Clock::now());
+  grpc_connectivity_state st = ch.GetState(true);
+  while (st != GRPC_CHANNEL_READY) {
+    if (st == GRPC_CHANNEL_TRANSIENT_FAILURE || st == GRPC_CHANNEL_SHUTDOWN) return false;
+    if (!ch.WaitForStateChange(st, sys_deadline)) {
+      *timed_out = true;
+      return false;
+    }
+    st = ch.GetState(true);
+  }
+  return true;
+}
+
+void SetDeadline(grpc::ClientContext& ctx, milliseconds timeout) {
+  if (timeout.count() > 0) ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+}
+
+EtcdClient::MemberInfo ToMember(const pb::Member& m) {
+  EtcdClient::MemberInfo out;
+  out.id = m.id();
+  out.name = m.name();
+  out.peer_urls.assign(m.peer_urls().begin(), m.peer_urls().end());
+  out.client_urls.assign(m.client_urls().begin(), m.client_urls().end());
+  out.is_learner = m.is_learner();
+  return out;
+}
+
+}  // namespace
+
+struct EtcdClient::Impl {
+  ClientConfig config;
+  Endpoint ep;
+  TlsMaterial tls;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<pb::KV::Stub> kv;
+  std::unique_ptr<pb::Maintenance::Stub> maintenance;
+  std::unique_ptr<pb::Cluster::Stub> cluster;
+  std::unique_ptr<pb::Auth::Stub> auth;
+  std::string token;
+
+  void Prepare(grpc::ClientContext& ctx, milliseconds timeout) const {
+    SetDeadline(ctx, timeout);
+    if (!token.empty()) ctx.AddMetadata("token", token);
+  }
+
+  // Gets a token; no-op when the server has auth disabled (like etcdctl). Throws the
+  // mapped error (wrong password: kUnauthenticated).
+  void Authenticate() {
+    token.clear();
+    if (config.user.empty()) return;
+    pb::AuthenticateRequest req;
+    req.set_name(config.user);
+    req.set_password(config.password);
+    pb::AuthenticateResponse resp;
+    grpc::ClientContext ctx;
+    SetDeadline(ctx, config.command_timeout.count() > 0
+                         ? config.command_timeout
+                         : std::max(config.dial_timeout, kDefaultAuthTimeout));
+    grpc::Status st = auth->Authenticate(&ctx, req, &resp);
+    if (st.ok()) {
+      token = resp.token();
+      return;
+    }
+    if (st.error_code() == grpc::StatusCode::FAILED_PRECONDITION &&
+        Contains(st.error_message(), "authentication is not enabled")) {
+      return;
+    }
+    throw StatusToError(st, ep.original);
+  }
+
+  static bool TokenExpired(const grpc::Status& st) {
+    return st.error_code() == grpc::StatusCode::UNAUTHENTICATED &&
+           Contains(st.error_message(), "invalid auth token");
+  }
+
+  // Runs one unary RPC; refreshes an expired token once. `rpc(ctx)` returns the status.
+  template <class Rpc>
+  void Call(Rpc&& rpc, milliseconds timeout) {
+    for (int attempt = 0;; ++attempt) {
+      grpc::ClientContext ctx;
+      Prepare(ctx, timeout);
+      grpc::Status st = rpc(ctx);
+      if (st.ok()) return;
+      if (attempt == 0 && !config.user.empty() && TokenExpired(st)) {
+        Authenticate();
+        continue;
+      }
+      throw StatusToError(st, ep.original);
+    }
+  }
+};
+
+EtcdClient::EtcdClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+EtcdClient::~EtcdClient() = default;
+
+const std::string& EtcdClient::endpoint() const { return impl_->ep.original; }
+
+std::unique_ptr<EtcdClient> EtcdClient::Connect(const ClientConfig& config_in) {
+  SilenceGrpcLogging();
+  ClientConfig config = config_in;
+  if (config.endpoints.empty()) throw Error(ErrorCode::kInvalidArgument, "no endpoints given");
+  if (!config.user.empty() && config.password.empty()) {
+    // etcdctl's --user accepts "name:password".
+    if (auto colon = config.user.find(':'); colon != std::string::npos) {
+      config.password = config.user.substr(colon + 1);
+      config.user.resize(colon);
+    }
+  }
+  if (config.dial_timeout.count() <= 0) config.dial_timeout = milliseconds(2000);
+  const bool tls_by_default =
+      !config.cacert.empty() || !config.cert.empty() || config.insecure_skip_tls_verify;
+  std::vector<Endpoint> eps;
+  bool any_tls = false;
+  for (const auto& text : config.endpoints) {
+    eps.push_back(ParseEndpoint(text, tls_by_default));
+    any_tls = any_tls || eps.back().tls;
+  }
+  TlsMaterial tls;
+  if (any_tls || !config.cert.empty() || !config.cacert.empty()) {
+    tls = LoadTlsMaterial(config.cacert, config.cert, config.key,
+                          config.insecure_skip_tls_verify);
+  }
+
+  std::string failures;
+  std::optional<ErrorCode> common_code;
+  for (const Endpoint& ep : eps) {
+    const auto deadline = Clock::now() + config.dial_timeout;
+    auto impl = std::make_unique<Impl>();
+    impl->config = config;
+    impl->ep = ep;
+    impl->tls = tls;
+    impl->channel = MakeChannel(ep, tls);
+    bool timed_out = false;
+    std::optional<Error> failure;
+    if (WaitReady(*impl->channel, deadline, &timed_out)) {
+      impl->kv = pb::KV::NewStub(impl->channel);
+      impl->maintenance = pb::Maintenance::NewStub(impl->channel);
+      impl->cluster = pb::Cluster::NewStub(impl->channel);
+      impl->auth = pb::Auth::NewStub(impl->channel);
+      try {
+        impl->Authenticate();
+        return std::unique_ptr<EtcdClient>(new EtcdClient(std::move(impl)));
+      } catch (const Error& e) {
+        // A wrong password or missing role is the same on every member: stop here.
+        if (e.code() != ErrorCode::kUnavailable) throw;
+        failure = e;
+      }
+    } else {
+      auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+      failure = DiagnoseConnect(ep, ep.tls ? &tls : nullptr,
+                                std::max(left, milliseconds(1000)));
+      if (!failure) {
+        failure = Error(ErrorCode::kUnavailable,
+                        timed_out ? "dial timeout" : "connection failed (gRPC transient failure)");
+      }
+    }
+    if (!failures.empty()) failures += "; ";
+    failures += ep.original + ": " + failure->what();
+    if (!common_code) {
+      common_code = failure->code();
+    } else if (*common_code != failure->code()) {
+      common_code = ErrorCode::kUnavailable;
+    }
+  }
+  throw Error(common_code.value_or(ErrorCode::kUnavailable), failures);
+}
+
+void EtcdClient::Snapshot(const std::function<void(const uint8_t*, size_t)>& on_blob) {
+  for (int attempt = 0;; ++attempt) {
+    grpc::ClientContext ctx;
+    impl_->Prepare(ctx, impl_->config.command_timeout);
+    auto reader = impl_->maintenance->Snapshot(&ctx, pb::SnapshotRequest());
+    pb::SnapshotResponse resp;
+    bool got_any = false;
+    try {
+      while (reader->Read(&resp)) {
+        got_any = true;
+        const std::string& blob = resp.blob();
+        on_blob(reinterpret_cast<const uint8_t*>(blob.data()), blob.size());
+      }
+    } catch (...) {
+      ctx.TryCancel();
+      while (reader->Read(&resp)) {
+      }
+      (void)reader->Finish();
+      throw;
+    }
+    grpc::Status st = reader->Finish();
+    if (st.ok()) return;
+    if (attempt == 0 && !got_any && !impl_->config.user.empty() && Impl::TokenExpired(st)) {
+      impl_->Authenticate();
+      continue;
+    }
+    throw StatusToError(st, impl_->ep.original);
+  }
+}
+
+EtcdClient::Status EtcdClient::EndpointStatus() {
+  pb::StatusResponse resp;
+  impl_->Call(
+      [&](grpc::ClientContext& ctx) {
+        return impl_->maintenance->Status(&ctx, pb::StatusRequest(), &resp);
+      },
+      impl_->config.command_timeout);
+  Status s;
+  s.version = resp.version();
+  s.db_size = resp.db_size();
+  s.db_size_in_use = resp.db_size_in_use();
+  s.leader = resp.leader();
+  s.raft_index = resp.raft_index();
+  s.raft_term = resp.raft_term();
+  s.raft_applied_index = resp.raft_applied_index();
+  s.cluster_id = resp.header().cluster_id();
+  s.member_id = resp.header().member_id();
+  s.revision = resp.header().revision();
+  s.is_learner = resp.is_learner();
+  s.errors.assign(resp.errors().begin(), resp.errors().end());
+  return s;
+}
+
+std::vector<EtcdClient::MemberInfo> EtcdClient::MemberList() {
+  pb::MemberListResponse resp;
+  impl_->Call(
+      [&](grpc::ClientContext& ctx) {
+        return impl_->cluster->MemberList(&ctx, pb::MemberListRequest(), &resp);
+      },
+      impl_->config.command_timeout);
+  std::vector<MemberInfo> out;
+  for (const auto& m : resp.members()) out.push_back(ToMember(m));
+  return out;
+}
+
+EtcdClient::MemberInfo EtcdClient::MemberAdd(const std::vector<std::string>& peer_urls,
+                                             bool is_learner,
+                                             std::vector<MemberInfo>* members) {
+  pb::MemberAddRequest req;
+  for (const auto& u : peer_urls) req.add_peer_urls(u);
+  req.set_is_learner(is_learner);
+  pb::MemberAddResponse resp;
+  impl_->Call(
+      [&](grpc::ClientContext& ctx) { return impl_->cluster->MemberAdd(&ctx, req, &resp); },
+      impl_->config.command_timeout);
+  if (members != nullptr) {
+    members->clear();
+    for (const auto& m : resp.members()) members->push_back(ToMember(m));
+  }
+  return ToMember(resp.member());
+}
+
+std::chrono::microseconds EtcdClient::Health() {
+  const milliseconds timeout = impl_->config.command_timeout.count() > 0
+                                   ? impl_->config.command_timeout
+                                   : kDefaultHealthTimeout;
+  const std::string unhealthy = impl_->ep.original + " is unhealthy: ";
+  pb::RangeRequest req;
+  req.set_key("health");  // linearizable (serializable=false): needs a quorum
+  pb::RangeResponse resp;
+  const auto start = Clock::now();
+  try {
+    impl_->Call([&](grpc::ClientContext& ctx) { return impl_->kv->Range(&ctx, req, &resp); },
+                timeout);
+  } catch (const Error& e) {
+    // A non-root user may not read "health"; the cluster still answered.
+    if (e.code() != ErrorCode::kPermissionDenied) {
+      throw Error(ErrorCode::kUnavailable,
+                  unhealthy + "failed to commit proposal: " + std::string(e.what()));
+    }
+  }
+  const auto took = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
+  pb::AlarmRequest areq;
+  areq.set_action(pb::AlarmRequest::GET);
+  pb::AlarmResponse aresp;
+  try {
+    impl_->Call(
+        [&](grpc::ClientContext& ctx) { return impl_->maintenance->Alarm(&ctx, areq, &aresp); },
+        timeout);
+  } catch (const Error& e) {
+    throw Error(ErrorCode::kUnavailable,
+                unhealthy + "Unable to fetch the alarm list: " + std::string(e.what()));
+  }
+  for (const auto& a : aresp.alarms()) {
+    if (a.alarm() == pb::NOSPACE) {
+      throw Error(ErrorCode::kUnavailable, unhealthy + "Active Alarm(s): NOSPACE");
+    }
+  }
+  return took;
+}
+
+void EtcdClient::Put(const std::string& key, const std::string& value, int64_t lease) {
+  pb::PutRequest req;
+  req.set_key(key);
+  req.set_value(value);
+  req.set_lease(lease);
+  pb::PutResponse resp;
+  impl_->Call([&](grpc::ClientContext& ctx) { return impl_->kv->Put(&ctx, req, &resp); },
+              impl_->config.command_timeout);
+}
+
+EtcdClient::RangeResult EtcdClient::Range(const std::string& key, const std::string& range_end,
+                                          int64_t limit, int64_t revision, bool keys_only) {
+  pb::RangeRequest req;
+  req.set_key(key);
+  req.set_range_end(range_end);
+  req.set_limit(limit);
+  req.set_revision(revision);
+  req.set_keys_only(keys_only);
+  pb::RangeResponse resp;
+  impl_->Call([&](grpc::ClientContext& ctx) { return impl_->kv->Range(&ctx, req, &resp); },
+              impl_->config.command_timeout);
+  RangeResult out;
+  out.revision = resp.header().revision();
+  out.count = resp.count();
+  out.more = resp.more();
+  out.kvs.reserve(static_cast<size_t>(resp.kvs_size()));
+  for (const auto& kv : resp.kvs()) {
+    out.kvs.push_back(KV{kv.key(), kv.value(), kv.create_revision(), kv.mod_revision(),
+                         kv.version(), kv.lease()});
+  }
+  return out;
+}
+
+int64_t EtcdClient::DeleteRange(const std::string& key, const std::string& range_end) {
+  pb::DeleteRangeRequest req;
+  req.set_key(key);
+  req.set_range_end(range_end);
+  pb::DeleteRangeResponse resp;
+  impl_->Call(
+      [&](grpc::ClientContext& ctx) { return impl_->kv->DeleteRange(&ctx, req, &resp); },
+      impl_->config.command_timeout);
+  return resp.deleted();
+}
+
+}  // namespace etcdsafe::client

@@ -1,0 +1,123 @@
+// EtcdClient: a small native etcd v3 gRPC client, just enough for backup and restore
+// (Maintenance.Snapshot/Status/Alarm, KV.Range/Put, Cluster.MemberList/MemberAdd,
+// Auth.Authenticate).
+//
+// Contract:
+//  * Connect() tries the endpoints in order; the first that connects (and, when a user
+//    is configured, authenticates) is used for every later call. When all fail the
+//    error is kUnavailable "<ep1>: <reason>; <ep2>: <reason>" with a specific reason
+//    ("connection refused", "dial timeout", "TLS handshake failed: ..."); when every
+//    endpoint failed the same way with a more specific code (e.g. kUnauthenticated for
+//    a rejected client certificate) that code is used.
+//  * Bad configuration (unreadable/unparsable cert or key, malformed endpoint) is
+//    kInvalidArgument naming the file or endpoint, before anything is dialled.
+//  * RPC failures map gRPC codes to etcdsafe codes: UNAVAILABLE/DEADLINE_EXCEEDED ->
+//    kUnavailable, UNAUTHENTICATED -> kUnauthenticated, PERMISSION_DENIED ->
+//    kPermissionDenied, INVALID_ARGUMENT -> kInvalidArgument. etcd's message text
+//    ("etcdserver: permission denied") is kept. Wrong password is kUnauthenticated.
+//  * command_timeout (> 0) is a deadline per RPC; for Snapshot it bounds the whole stream.
+//  * Never prints; gRPC's own logging is silenced while an EtcdClient exists.
+//
+// Thread-compatible: one EtcdClient per thread, or external locking.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace etcdsafe::client {
+
+struct ClientConfig {
+  // "https://127.0.0.1:2379", "http://host:port", or "host:port" (TLS when any of
+  // cacert/cert/key is set or insecure_skip_tls_verify, like etcdctl).
+  std::vector<std::string> endpoints;
+  std::string cacert, cert, key;  // PEM file paths; empty = not used
+  bool insecure_skip_tls_verify = false;
+  std::string user, password;  // etcd auth; empty user = none
+  std::chrono::milliseconds dial_timeout{2000};
+  std::chrono::milliseconds command_timeout{0};  // 0 = no deadline
+};
+
+// Looks up an environment variable; returns false when unset.
+using EnvLookup = std::function<bool(const std::string& name, std::string* value)>;
+
+// Fills fields that are still at their defaults from ETCDCTL_* variables, the way
+// etcdctl does: ETCDCTL_ENDPOINTS (comma separated), ETCDCTL_CACERT, ETCDCTL_CERT,
+// ETCDCTL_KEY, ETCDCTL_INSECURE_SKIP_TLS_VERIFY, ETCDCTL_USER ("name[:password]"),
+// ETCDCTL_PASSWORD, ETCDCTL_DIAL_TIMEOUT / ETCDCTL_COMMAND_TIMEOUT (Go durations such
+// as "2s", "500ms"). A malformed value is kInvalidArgument naming the variable.
+ClientConfig ApplyEnvironment(ClientConfig config, const EnvLookup& lookup);
+// The process environment (getenv).
+EnvLookup ProcessEnvironment();
+
+class EtcdClient {
+ public:
+  static std::unique_ptr<EtcdClient> Connect(const ClientConfig& config);
+  ~EtcdClient();
+  EtcdClient(const EtcdClient&) = delete;
+  EtcdClient& operator=(const EtcdClient&) = delete;
+
+  // The endpoint that won, as given in the config.
+  const std::string& endpoint() const;
+
+  // Streams Maintenance.Snapshot; on_blob gets every blob in order: the db bytes, then
+  // the 32-byte sha256 trailer, exactly as received. If on_blob throws, the stream is
+  // cancelled and the exception propagates. Needs the root role when auth is on.
+  void Snapshot(const std::function<void(const uint8_t*, size_t)>& on_blob);
+
+  struct Status {
+    std::string version;
+    int64_t db_size = 0, db_size_in_use = 0;
+    uint64_t leader = 0, raft_index = 0, raft_term = 0, raft_applied_index = 0;
+    uint64_t cluster_id = 0, member_id = 0;
+    int64_t revision = 0;
+    bool is_learner = false;
+    std::vector<std::string> errors;
+  };
+  Status EndpointStatus();
+
+  struct MemberInfo {
+    uint64_t id = 0;
+    std::string name;
+    std::vector<std::string> peer_urls, client_urls;
+    bool is_learner = false;
+  };
+  std::vector<MemberInfo> MemberList();
+  // Adds a member with the given peer URLs; returns the new member and the new list.
+  MemberInfo MemberAdd(const std::vector<std::string>& peer_urls, bool is_learner,
+                       std::vector<MemberInfo>* members = nullptr);
+
+  // Like `etcdctl endpoint health`: a linearizable Get of "health" must succeed (or fail
+  // only with permission denied) and no NOSPACE alarm may be active. Returns how long the
+  // Get took; throws kUnavailable "unhealthy: <reason>" otherwise.
+  std::chrono::microseconds Health();
+
+  void Put(const std::string& key, const std::string& value, int64_t lease = 0);
+
+  struct KV {
+    std::string key, value;
+    int64_t create_revision = 0, mod_revision = 0, version = 0, lease = 0;
+  };
+  struct RangeResult {
+    std::vector<KV> kvs;
+    int64_t revision = 0;
+    int64_t count = 0;
+    bool more = false;
+  };
+  // range_end "" = the single key; "\0" = all keys >= key (etcd convention).
+  RangeResult Range(const std::string& key, const std::string& range_end = "",
+                    int64_t limit = 0, int64_t revision = 0, bool keys_only = false);
+  // Returns how many keys were deleted.
+  int64_t DeleteRange(const std::string& key, const std::string& range_end = "");
+
+  struct Impl;
+
+ private:
+  explicit EtcdClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace etcdsafe::client
