@@ -172,6 +172,10 @@ bool Reader::HasBucket(std::string_view bucket) {
 }
 
 void Reader::ForEach(std::string_view bucket, const KvFn& fn) {
+  ForEachEntry(bucket, [&](Bytes k, Bytes v, bool is_bucket) { fn(k, is_bucket ? Bytes{} : v); });
+}
+
+void Reader::ForEachEntry(std::string_view bucket, const EntryFn& fn) {
   Tree t(*source_, meta_);
   std::optional<BucketRoot> b = FindBucket(t, bucket);
   if (!b) {
@@ -180,11 +184,7 @@ void Reader::ForEach(std::string_view bucket, const KvFn& fn) {
   CheckState cs = StrictState(*this);
   t.Walk(std::move(b->inline_root), b->root, cs, [&](const Node& leaf) {
     for (size_t i = 0; i < leaf.count; i++) {
-      if (leaf.leaf_flags(i) & kBucketLeafFlag) {
-        fn(leaf.key(i), Bytes{});
-      } else {
-        fn(leaf.key(i), leaf.value(i));
-      }
+      fn(leaf.key(i), leaf.value(i), (leaf.leaf_flags(i) & kBucketLeafFlag) != 0);
     }
   });
 }

@@ -70,6 +70,9 @@ class Reader {
   // Every key/value of `bucket` in key order. A nested bucket's entry is passed with an
   // empty value (etcd has none). Missing bucket: kNotFound.
   void ForEach(std::string_view bucket, const KvFn& fn);
+  // Like ForEach, but tells nested-bucket entries apart (value = raw bucket header).
+  using EntryFn = std::function<void(Bytes key, Bytes value, bool is_bucket)>;
+  void ForEachEntry(std::string_view bucket, const EntryFn& fn);
 
   // Absolute file offset of the value bytes of bucket/key (for an in-place patch of a
   // same-sized value), or nullopt if the bucket or key does not exist.
