@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "base/checksum.h"
 #include "bolt/builder.h"
 #include "bolt/inspect.h"
 
