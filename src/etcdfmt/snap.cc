@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <fstream>
+#include <string>
 
 #include "base/checksum.h"
 #include "base/error.h"
@@ -10,6 +12,22 @@
 #include "etcdfmt/v2store.h"
 
 namespace etcdsafe::etcdfmt {
+namespace {
+
+// The process umask without changing it (umask(2) can only set it, which would race
+// with other threads creating files): Linux reports it in /proc/self/status.
+mode_t CurrentUmask() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("Umask:", 0) == 0) return static_cast<mode_t>(std::stoul(line.substr(6), nullptr, 8));
+  }
+  mode_t mask = ::umask(0);  // old kernels: brief set-and-restore
+  ::umask(mask);
+  return mask;
+}
+
+}  // namespace
 
 std::string SnapFileName(uint64_t term, uint64_t index) {
   char buf[64];
@@ -38,8 +56,7 @@ std::string WriteRestoreSnap(const std::string& snap_dir, const RestoreCluster& 
   std::string final_path = snap_dir + "/" + SnapFileName(s.metadata.term, s.metadata.index);
   std::string tmp = final_path + ".part";
   // etcd creates the file with 0666 and lets the umask narrow it.
-  mode_t mask = ::umask(0);
-  ::umask(mask);
+  mode_t mask = CurrentUmask();
   CleanupGuard guard(tmp);
   {
     File f = File::Create(tmp, 0666 & ~mask, /*truncate=*/true);

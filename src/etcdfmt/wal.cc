@@ -195,6 +195,7 @@ void DecodeWalSegment(Bytes data, const std::string& name, WalContents* c) {
       }
       case kEntryType: {
         Entry e = DecodeOrFail(rec_data, DecodeEntry, fail_at);
+        if (e.index == 0) break;  // at or below the start snapshot {0,0}: etcd skips it
         // A re-written index replaces the tail, as raft's log does.
         while (!c->entries.empty() && c->entries.back().index >= e.index) c->entries.pop_back();
         c->entries.push_back(std::move(e));

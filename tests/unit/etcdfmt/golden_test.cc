@@ -127,8 +127,16 @@ TEST(GoldenTest, DefaultSnapFile) {
   EXPECT_EQ(Crc32c(AsBytes(raft)), 0x11e07c36u);
 
   testutil::TempDir tmp;
-  ::umask(022);
+  mode_t old = ::umask(022);
   std::string path = WriteRestoreSnap(tmp.path(), c);
+  ::umask(027);
+  std::string path2 = WriteRestoreSnap(tmp.Sub(""), c);  // same name: overwritten
+  struct stat st2;
+  ASSERT_EQ(::stat(path2.c_str(), &st2), 0);
+  EXPECT_EQ(st2.st_mode & 07777, 0640u);
+  ::umask(022);
+  path = WriteRestoreSnap(tmp.path(), c);
+  ::umask(old);
   EXPECT_EQ(path, tmp.Sub("0000000000000001-0000000000000001.snap"));
   struct stat st;
   ASSERT_EQ(::stat(path.c_str(), &st), 0);

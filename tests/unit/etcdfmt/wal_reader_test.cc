@@ -109,6 +109,27 @@ TEST(WalReaderTest, ConflictingMetadataAndCrcRecord) {
   EXPECT_NE(DataLossOf(bad).find("crc record mismatch"), std::string::npos);
 }
 
+TEST(WalReaderTest, EntryIndexesLikeEtcd) {
+  // Index 0 is at the start snapshot and skipped; a lower index replaces the tail.
+  std::string wal;
+  uint32_t crc = 0;
+  auto add = [&](uint64_t index, const std::string& payload) {
+    std::string d = Encode(Entry{1, index, kEntryNormal, payload});
+    crc = Crc32cExtend(crc, AsBytes(d));
+    wal += FrameWalRecord(WalRecord{kEntryType, crc, d});
+  };
+  add(0, "zero");
+  add(1, "a");
+  add(2, "b");
+  add(3, "c");
+  add(2, "b2");
+  WalContents c;
+  DecodeWalSegment(AsBytes(wal), "seg.wal", &c);
+  ASSERT_EQ(c.entries.size(), 2u);
+  EXPECT_EQ(*c.entries[0].data, "a");
+  EXPECT_EQ(*c.entries[1].data, "b2");
+}
+
 TEST(WalReaderTest, DirectoryChecks) {
   testutil::TempDir tmp;
   std::string dir = tmp.Sub("wal");
