@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <iostream>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "base/bytes.h"
@@ -43,6 +45,7 @@ std::string ExpectError(F&& fn, ErrorCode code, const std::string& text) {
     EXPECT_NE(std::string(e.what()).find(text), std::string::npos)
         << "message: " << e.what() << "\nexpected to contain: " << text;
     EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << "not one line: " << e.what();
+    std::cout << "[ error    ] " << ErrorCodeName(e.code()) << ": " << e.what() << "\n";
     return e.what();
   }
   ADD_FAILURE() << "no error thrown; expected " << ErrorCodeName(code) << ": " << text;
@@ -245,6 +248,130 @@ TEST(EtcdClientTest, ThreeMemberClusterAndFailover) {
   EXPECT_EQ(c2->endpoint(), members[1]->client_url());
   EXPECT_EQ(c2->Range("k").kvs.at(0).value, "v");
   c2->Health();  // 2 of 3 still have quorum
+
+  // 1 of 3: connecting works, the linearizable health read cannot commit.
+  members[1]->Stop();
+  cfg.command_timeout = std::chrono::milliseconds(1000);
+  auto c3 = EtcdClient::Connect(cfg);
+  EXPECT_EQ(c3->endpoint(), members[2]->client_url());
+  ExpectError([&] { c3->Health(); }, ErrorCode::kUnavailable,
+              members[2]->client_url() + " is unhealthy: failed to commit proposal: ");
+}
+
+TEST(EtcdClientTest, HealthReportsNoSpaceAlarm) {
+  EtcdServerOptions o;
+  o.extra_flags = {"--quota-backend-bytes=1048576"};
+  EtcdServer server(o);
+  auto c = EtcdClient::Connect(server.client_config());
+  c->Health();
+  const std::string big(200 * 1024, 'z');
+  bool full = false;
+  for (int i = 0; i < 50 && !full; ++i) {
+    // etcd's quota check reads the db size recorded at the last batch commit (every
+    // 100 ms); writing faster than that can overshoot the quota unnoticed.
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    try {
+      c->Put("big" + std::to_string(i), big);
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("database space exceeded"), std::string::npos)
+          << e.what();
+      full = true;
+    }
+  }
+  ASSERT_TRUE(full) << "db_size " << c->EndpointStatus().db_size << "\n" << server.LogTail(5);
+  ExpectError([&] { c->Health(); }, ErrorCode::kUnavailable,
+              server.client_url() + " is unhealthy: Active Alarm(s): NOSPACE");
+}
+
+TEST(EtcdClientTest, UserOnServerWithoutAuthIsIgnored) {
+  EtcdServer server;
+  auto cfg = server.client_config();
+  cfg.user = "root";
+  cfg.password = "whatever";
+  EtcdClient::Connect(cfg)->Put("k", "v");  // etcdctl also proceeds without a token
+}
+
+// ---- the harness itself: members started from restored data dirs ----
+
+void Restore(const std::string& snapshot, const std::string& data_dir, const std::string& name,
+             int peer_port, const std::string& initial_cluster) {
+  ExpectEtcdctlOk(testutil::RunEtcdctl(
+      ClientConfig{}, {"snapshot", "restore", snapshot, "--name", name, "--data-dir", data_dir,
+                       "--initial-cluster", initial_cluster, "--initial-cluster-token", "restored",
+                       "--initial-advertise-peer-urls",
+                       "http://127.0.0.1:" + std::to_string(peer_port)}));
+}
+
+std::string SaveSnapshotWithKeys(const testutil::TempDir& dir) {
+  EtcdServer source;
+  auto c = EtcdClient::Connect(source.client_config());
+  c->Put("restored/a", "1");
+  c->Put("restored/b", "2");
+  const std::string path = dir.Sub("snap.db");
+  std::string bytes = SnapshotBytes(*c);
+  testutil::WriteFile(path, bytes);
+  return path;
+}
+
+TEST(EtcdHarnessTest, StartsMemberFromRestoredDataDirWithFixedPeerPort) {
+  testutil::TempDir dir;
+  const std::string snap = SaveSnapshotWithKeys(dir);
+  const int peer = testutil::FreePort();
+  const std::string initial = "solo=http://127.0.0.1:" + std::to_string(peer);
+  Restore(snap, dir.Sub("solo.etcd"), "solo", peer, initial);
+
+  EtcdServerOptions o;
+  o.name = "solo";
+  o.data_dir = dir.Sub("solo.etcd");
+  o.peer_port = peer;
+  o.initial_cluster = initial;
+  EtcdServer server(o);
+  EXPECT_EQ(server.peer_url(), "http://127.0.0.1:" + std::to_string(peer));
+  auto c = EtcdClient::Connect(server.client_config());
+  EXPECT_EQ(c->Range("restored/", "restored0").kvs.size(), 2u);
+  auto members = c->MemberList();
+  ASSERT_EQ(members.size(), 1u);
+  EXPECT_EQ(members[0].peer_urls, std::vector<std::string>{server.peer_url()});
+}
+
+TEST(EtcdHarnessTest, StartsRestoredThreeMemberCluster) {
+  testutil::TempDir dir;
+  const std::string snap = SaveSnapshotWithKeys(dir);
+  std::vector<int> peers = {testutil::FreePort(), testutil::FreePort(), testutil::FreePort()};
+  std::string initial;
+  for (int i = 0; i < 3; ++i) {
+    initial += (i ? "," : "") + std::string("r") + std::to_string(i) +
+               "=http://127.0.0.1:" + std::to_string(peers[static_cast<size_t>(i)]);
+  }
+  std::vector<EtcdServerOptions> opts;
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = "r" + std::to_string(i);
+    Restore(snap, dir.Sub(name + ".etcd"), name, peers[static_cast<size_t>(i)], initial);
+    EtcdServerOptions o;
+    o.name = name;
+    o.data_dir = dir.Sub(name + ".etcd");
+    o.peer_port = peers[static_cast<size_t>(i)];
+    o.initial_cluster = initial;
+    opts.push_back(o);
+  }
+  auto members = EtcdServer::StartCluster(opts);
+  ClientConfig cfg;
+  for (auto& m : members) cfg.endpoints.push_back(m->client_url());
+  auto c = EtcdClient::Connect(cfg);
+  EXPECT_EQ(c->MemberList().size(), 3u);
+  EXPECT_EQ(c->Range("restored/", "restored0").kvs.size(), 2u);
+  auto r = members[2]->etcdctl({"get", "restored/b", "--print-value-only"});
+  ExpectEtcdctlOk(r);
+  EXPECT_EQ(r.out, "2\n");
+}
+
+TEST(EtcdHarnessTest, TlsClusterSharesPki) {
+  auto members = EtcdServer::StartNewCluster(3, /*tls=*/true);
+  EXPECT_EQ(members[0]->certs().ca, members[2]->certs().ca);
+  auto cfg = members[0]->client_config();
+  cfg.endpoints.clear();
+  for (auto& m : members) cfg.endpoints.push_back(m->client_url());
+  EXPECT_EQ(EtcdClient::Connect(cfg)->MemberList().size(), 3u);
 }
 
 // ---- errors ----
