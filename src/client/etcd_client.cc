@@ -264,9 +264,11 @@ std::unique_ptr<EtcdClient> EtcdClient::Connect(const ClientConfig& config_in) {
         failure = e;
       }
     } else {
+      // The probe gets what is left of the dial timeout, but at least a short window
+      // (up to 1 s) so a dial that timed out can still be explained.
       auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-      failure = DiagnoseConnect(ep, ep.tls ? &tls : nullptr,
-                                std::max(left, milliseconds(1000)));
+      auto budget = std::max(left, std::min(config.dial_timeout, milliseconds(1000)));
+      failure = DiagnoseConnect(ep, ep.tls ? &tls : nullptr, budget);
       if (!failure) {
         failure = Error(ErrorCode::kUnavailable,
                         timed_out ? "dial timeout" : "connection failed (gRPC transient failure)");

@@ -8,6 +8,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -234,7 +236,8 @@ std::optional<Error> ProbeTls(int fd, const Endpoint& ep, const TlsMaterial& tls
                    "TLS handshake failed: connection closed by server");
     }
     if (auto e = ClassifyAlert(reason, have_cert)) return e;
-    if (reason == "wrong version number" || reason == "packet length too long") {
+    if (reason == "wrong version number" || reason == "packet length too long" ||
+        reason == "unexpected eof while reading") {
       reason += " (is it a plain http:// endpoint?)";
     }
     return Error(ErrorCode::kUnavailable, "TLS handshake failed: " + reason);
@@ -288,6 +291,36 @@ std::optional<Error> ProbePlain(int fd, Clock::time_point deadline) {
   return std::nullopt;
 }
 
+// Blocks SIGPIPE on this thread while the probe writes to a socket the server may have
+// reset (OpenSSL's socket BIO uses write(2), not send(MSG_NOSIGNAL)); a SIGPIPE raised
+// meanwhile is consumed so it is never delivered to the process.
+class ScopedSigpipeBlock {
+ public:
+  ScopedSigpipeBlock() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    sigset_t pending;
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+  }
+  ~ScopedSigpipeBlock() {
+    sigset_t pending;
+    sigpending(&pending);
+    if (!was_pending_ && sigismember(&pending, SIGPIPE) == 1) {
+      timespec zero{0, 0};
+      sigtimedwait(&pipe_, nullptr, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  ScopedSigpipeBlock(const ScopedSigpipeBlock&) = delete;
+  ScopedSigpipeBlock& operator=(const ScopedSigpipeBlock&) = delete;
+
+ private:
+  sigset_t pipe_, old_;
+  bool was_pending_ = false;
+};
+
 }  // namespace
 
 TlsMaterial LoadTlsMaterial(const std::string& cacert, const std::string& cert,
@@ -327,6 +360,7 @@ std::optional<Error> DiagnoseConnect(const Endpoint& ep, const TlsMaterial* tls,
   Fd s;
   s.fd = TcpConnect(ep, deadline, &reason);
   if (s.fd < 0) return Error(ErrorCode::kUnavailable, reason);
+  ScopedSigpipeBlock no_sigpipe;
   if (tls != nullptr) return ProbeTls(s.fd, ep, *tls, deadline);
   return ProbePlain(s.fd, deadline);
 }

@@ -422,6 +422,25 @@ TEST(EtcdClientErrorTest, MissingClientCertOnClientCertAuthServer) {
               "server requires a client certificate");
 }
 
+TEST(EtcdClientErrorTest, ClientCertFromAnotherCaIsRejected) {
+  EtcdServer server(TlsOptions());
+  testutil::TempDir dir;
+  auto foreign = testutil::MakeTestCerts(dir.Sub("pki"));
+  auto cfg = server.client_config();
+  cfg.cert = foreign.client_cert;
+  cfg.key = foreign.client_key;
+  ExpectError([&] { EtcdClient::Connect(cfg); }, ErrorCode::kUnauthenticated,
+              "TLS handshake failed: server rejected the client certificate (");
+}
+
+TEST(EtcdClientErrorTest, HttpsToPlainServer) {
+  EtcdServer server;
+  ClientConfig cfg;
+  cfg.endpoints = {"https://127.0.0.1:" + std::to_string(server.client_port())};
+  ExpectError([&] { EtcdClient::Connect(cfg); }, ErrorCode::kUnavailable,
+              "TLS handshake failed: ");
+}
+
 TEST(EtcdClientErrorTest, PlainHttpToTlsServer) {
   EtcdServer server(TlsOptions());
   ClientConfig cfg;
