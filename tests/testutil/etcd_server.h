@@ -22,6 +22,8 @@
 
 namespace etcdsafe::testutil {
 
+// Set fields by assignment (`EtcdServerOptions o; o.tls = true;`): designated
+// initializers trip -Wmissing-field-initializers under our -Werror.
 struct EtcdServerOptions {
   std::string name = "default";
   bool tls = false;                // https client URL + --client-cert-auth

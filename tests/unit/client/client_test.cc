@@ -531,6 +531,21 @@ TEST(EtcdClientAuthTest, ClientCertCnRootIsRootUnderAuth) {
   EXPECT_GT(SnapshotBytes(*c).size(), 32u);
 }
 
+TEST(EtcdClientTest, CommandTimeoutBoundsWholeSnapshotStream) {
+  EtcdServer server;
+  auto cfg = server.client_config();
+  cfg.command_timeout = std::chrono::milliseconds(300);
+  auto c = EtcdClient::Connect(cfg);
+  // The deadline covers the stream, not each message: a slow consumer runs out of time.
+  ExpectError(
+      [&] {
+        c->Snapshot([](const uint8_t*, size_t) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(400));
+        });
+      },
+      ErrorCode::kUnavailable, "context deadline exceeded");
+}
+
 TEST(EtcdClientTest, CommandTimeoutBoundsRpc) {
   EtcdServer server;
   auto cfg = server.client_config();
