@@ -11,7 +11,7 @@
 namespace etcdsafe::snapshot {
 
 FileStatus ReadStatus(const std::string& path) {
-  bolt::Inspection in = bolt::Inspect(path);
+  bolt::InspectResult in = bolt::Inspect(path);
   if (!in.problems.empty()) {
     std::string msg = "snapshot file integrity check failed. " + std::to_string(in.problems.size()) +
                       " errors found: ";
@@ -26,7 +26,8 @@ FileStatus ReadStatus(const std::string& path) {
     throw Error(ErrorCode::kDataLoss, msg);
   }
   FileStatus st;
-  st.numbers = StatusNumbers{in.status.hash, in.status.revision, in.status.total_key, in.status.total_size};
+  st.numbers = StatusNumbers{in.status.hash, in.status.revision, static_cast<uint64_t>(in.status.total_key),
+                             static_cast<uint64_t>(in.status.total_size)};
   st.file_size = File::OpenRead(path).Size();
   st.has_trailer = HasTrailer(st.file_size) && st.file_size >= st.numbers.total_size + kTrailerSize;
   return st;

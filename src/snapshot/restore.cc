@@ -11,9 +11,8 @@
 #include "base/bytes.h"
 #include "base/error.h"
 #include "base/file.h"
-#include "bolt/inspect.h"
+#include "bolt/builder.h"
 #include "bolt/reader.h"
-#include "bolt/rewrite.h"
 #include "etcdfmt/membership.h"
 #include "etcdfmt/snap.h"
 #include "etcdfmt/wal.h"
@@ -134,6 +133,7 @@ std::string BigEndian8(uint64_t v) {
 // byte-for-byte what the server sent except that value. Otherwise the db is rebuilt.
 bool ModifyDb(const std::string& db_path, uint64_t consistent_index, const RestoreOptions& opts) {
   std::vector<bolt::Mutation> mutations;
+  std::optional<uint64_t> patch_offset;
   {
     bolt::Reader reader = bolt::Reader::Open(db_path);
     bool need_rewrite = opts.bump_revision > 0 || opts.mark_compacted;
@@ -143,19 +143,13 @@ bool ModifyDb(const std::string& db_path, uint64_t consistent_index, const Resto
         mutations.push_back(bolt::Mutation::CreateBucket(bucket));
       }
     }
-    std::optional<uint64_t> ci_offset = reader.ValueOffset("meta", "consistent_index");
     std::optional<std::string> ci_value = reader.Get("meta", "consistent_index");
-    if (!need_rewrite && ci_offset && ci_value && ci_value->size() == 8) {
-      reader = bolt::Reader();  // close before writing
-      File f = File::OpenReadWrite(db_path);
-      uint8_t be[8];
-      StoreBE64(be, consistent_index);
-      f.WriteAt(*ci_offset, be, 8);
-      f.Sync();
-      f.Close();
-      return false;
+    if (!need_rewrite && ci_value && ci_value->size() == 8) {
+      patch_offset = reader.ValueOffset("meta", "consistent_index");
     }
-    mutations.push_back(bolt::Mutation::Put("meta", "consistent_index", BigEndian8(consistent_index)));
+    if (!patch_offset) {
+      mutations.push_back(bolt::Mutation::Put("meta", "consistent_index", BigEndian8(consistent_index)));
+    }
     if (opts.bump_revision > 0 || opts.mark_compacted) {
       int64_t latest_main = 0;
       if (std::optional<std::string> last = reader.LastKey("key"); last && last->size() >= 8) {
@@ -166,9 +160,18 @@ bool ModifyDb(const std::string& db_path, uint64_t consistent_index, const Resto
       if (opts.mark_compacted) mutations.push_back(bolt::Mutation::Put("meta", "scheduledCompactRev", rev));
     }
   }
+  if (patch_offset) {
+    File f = File::OpenReadWrite(db_path);
+    uint8_t be[8];
+    StoreBE64(be, consistent_index);
+    f.WriteAt(*patch_offset, be, 8);
+    f.Sync();
+    f.Close();
+    return false;
+  }
   std::string rebuilt = db_path + ".rewrite";
   CleanupGuard remove_rebuilt(rebuilt);
-  bolt::Rewrite(db_path, rebuilt, mutations);
+  (void)bolt::Rewrite(db_path, rebuilt, std::move(mutations));
   RenameDurable(rebuilt, db_path);
   remove_rebuilt.Release();
   return true;
