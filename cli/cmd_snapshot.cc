@@ -84,20 +84,25 @@ void RunRestore(const snapshot::RestoreOptions& base, const std::vector<std::str
 void AddSnapshotCommands(CLI::App& app, GlobalFlags& g) {
   CLI::App* snap = app.add_subcommand("snapshot", "Save, inspect, verify and restore etcd snapshots");
   snap->require_subcommand(1);
+  // Global flags may follow the subcommand, as with etcdctl (`snapshot save f --endpoints=...`).
+  snap->fallthrough();
 
   auto save_args = std::make_shared<std::vector<std::string>>();
   CLI::App* save = snap->add_subcommand("save", "Stream a snapshot from etcd into FILE, verifying its sha256");
   save->add_option("file", *save_args, "destination file");
+  save->fallthrough();
   save->callback([&g, save_args] { RunSave(g, *save_args); });
 
   auto status_args = std::make_shared<std::vector<std::string>>();
   CLI::App* status = snap->add_subcommand("status", "Print hash, revision, key count and size of a snapshot");
   status->add_option("file", *status_args, "snapshot file");
+  status->fallthrough();
   status->callback([&g, status_args] { RunStatus(g, *status_args); });
 
   auto verify_args = std::make_shared<std::vector<std::string>>();
   CLI::App* verify = snap->add_subcommand("verify", "Check a snapshot's sha256 trailer and its bbolt structure");
   verify->add_option("file", *verify_args, "snapshot file");
+  verify->fallthrough();
   verify->callback([verify_args] { RunVerify(*verify_args); });
 
   auto restore_args = std::make_shared<std::vector<std::string>>();
@@ -119,6 +124,7 @@ void AddSnapshotCommands(CLI::App& app, GlobalFlags& g) {
                       "add N to the latest revision, so clients never see revisions go backwards");
   restore->add_flag("--mark-compacted", opts->mark_compacted,
                     "mark the bumped revision compacted, so watchers re-list (needed with --bump-revision)");
+  restore->fallthrough();
   restore->callback([restore_args, opts] { RunRestore(*opts, *restore_args); });
 }
 

@@ -73,7 +73,7 @@ PY
 for f in "$work"/txn.*; do ctl "${ports[0]}" txn < "$f" >/dev/null; done
 for i in $(seq 0 9); do ctl "${ports[0]}" put "/registry/pods/default/app-$i" '{"kind":"Pod","status":"updated"}' >/dev/null; done
 for i in $(seq 50 59); do ctl "${ports[0]}" del "/registry/pods/web/app-$i" >/dev/null; done
-echo "keys: $(ctl "${ports[0]}" get /registry --prefix --count-only -w json | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')"
+echo "keys: $(ctl "${ports[0]}" get /registry --prefix --keys-only -w json | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')"
 
 step "etcdsafe snapshot save (mTLS, sha256 recomputed and checked against the server's trailer)"
 "$etcdsafe" snapshot save "$work/backup.db" --endpoints "https://127.0.0.1:${ports[0]}" \
