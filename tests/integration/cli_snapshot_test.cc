@@ -318,6 +318,24 @@ TEST_F(SnapshotCli, ConnectionFailuresNameTheCause) {
   EXPECT_EQ(ListDir(dir_.path()), std::set<std::string>{});
 }
 
+// A real full disk: a 256 KiB tmpfs in a private mount namespace (root only, as CI is).
+TEST_F(SnapshotCli, FullDiskLeavesNothingBehind) {
+  std::string snap = Save();
+  std::string mnt = dir_.Sub("small-disk");
+  MakeDirs(mnt, 0700);
+  std::string save = std::string(ETCDSAFE_BINARY) + " snapshot save " + Quote(mnt + "/x.db");
+  for (const auto& f : TlsFlags(*server_)) save += " " + Quote(f);
+  std::string restore = std::string(ETCDSAFE_BINARY) + " snapshot restore " + Quote(snap) + " --data-dir " +
+                        Quote(mnt + "/restored");
+  std::string script = "mount -t tmpfs -o size=256k tmpfs " + Quote(mnt) + " || exit 99; " + save +
+                       "; echo save=$?; " + restore + "; echo restore=$?; ls -A " + Quote(mnt) + "; echo end";
+  CmdResult r = Exec("unshare -m sh -c " + Quote(script), {});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("save=1\nrestore=1\nend\n"), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("not enough free space"), std::string::npos) << r.err;
+}
+
 TEST(SnapshotCliAuth, PasswordAuthAndWrongPassword) {
   EtcdServer server;
   auto c = client::EtcdClient::Connect(server.client_config());
