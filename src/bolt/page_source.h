@@ -4,7 +4,8 @@
 // Contract: Read(offset, len) returns a PageRef pinning exactly those bytes; it throws
 // Error(kDataLoss) if the range is not inside the source. File-backed sources keep a
 // small LRU of read-only mmap'd windows (kWindowSize each, at most kMaxWindows cached,
-// munmap'd on eviction, so mapped RSS stays under ~24 MiB whatever the file size); a
+// munmap'd on eviction, so mapped RSS stays under ~16 MiB plus the few windows a
+// tree walk pins, whatever the file size); a
 // range that crosses a window boundary or is larger than a window is pread into a
 // buffer owned by the PageRef. A PageRef stays valid after eviction (it holds a
 // reference to its window). The file must not be truncated while it is read (a mapped
@@ -44,8 +45,8 @@ class PageRef {
 
 class PageSource {
  public:
-  static constexpr size_t kWindowSize = size_t{4} << 20;
-  static constexpr size_t kMaxWindows = 6;
+  static constexpr size_t kWindowSize = size_t{2} << 20;
+  static constexpr size_t kMaxWindows = 8;
 
   // Opens a file read-only. Missing file: kNotFound.
   static std::unique_ptr<PageSource> OpenFile(const std::string& path);
