@@ -20,6 +20,8 @@ namespace etcdsafe {
 // Continues a CRC-32C: Crc32cExtend(Crc32cExtend(0, a), b) == Crc32c(a||b), the same
 // contract as Go's crc32.Update with the Castagnoli table.
 uint32_t Crc32cExtend(uint32_t crc, const uint8_t* data, size_t n);
+// The table-driven version, whatever the CPU; for tests that compare the two.
+uint32_t Crc32cExtendPortable(uint32_t crc, const uint8_t* data, size_t n);
 inline uint32_t Crc32cExtend(uint32_t crc, Bytes b) { return Crc32cExtend(crc, b.data(), b.size()); }
 inline uint32_t Crc32c(Bytes b) { return Crc32cExtend(0, b); }
 

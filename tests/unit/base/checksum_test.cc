@@ -27,6 +27,23 @@ TEST(Crc32c, ExtendEqualsWhole) {
   }
 }
 
+TEST(Crc32c, HardwareLanesEqualPortableForManyLengths) {
+  std::string buf(20000, '\0');
+  uint64_t x = 88172645463325252ull;
+  for (char& ch : buf) {
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+    ch = static_cast<char>(x);
+  }
+  for (size_t len : {0, 1, 7, 8, 511, 512, 1535, 1536, 1537, 3072, 4095, 4096, 4097, 10000, 20000}) {
+    for (size_t off : {0, 1, 3}) {
+      if (off + len > buf.size()) continue;
+      const auto* p = reinterpret_cast<const uint8_t*>(buf.data()) + off;
+      ASSERT_EQ(Crc32cExtend(0x12345678u, p, len), Crc32cExtendPortable(0x12345678u, p, len))
+          << len << "@" << off;
+    }
+  }
+}
+
 TEST(Fnv1a64, KnownValues) {
   EXPECT_EQ(Fnv1a64(AsBytes("")), 0xcbf29ce484222325ull);
   EXPECT_EQ(Fnv1a64(AsBytes("a")), 0xaf63dc4c8601ec8cull);
