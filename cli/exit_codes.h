@@ -14,8 +14,9 @@ enum ExitCode : int {
   kExitPartial = 3,        // some repositories failed, others succeeded
   kExitUnsupported = 4,    // e.g. -w protobuf (etcdctl: ExitBadFeature)
   kExitNotFound = 10,      // file, backup or key not found
-  kExitExists = 11,        // refusing to overwrite an existing target
+  kExitLocked = 11,        // the repository is locked by another etcdsafe
   kExitAuth = 12,          // authentication or permission failure, wrong key
+  kExitExists = 13,        // refusing to overwrite an existing target
   kExitBadArgs = 128,      // invalid flags or arguments (etcdctl: ExitBadArgs)
   kExitInterrupted = 130,  // SIGINT/SIGTERM
 };
@@ -25,6 +26,7 @@ inline int ExitCodeFor(ErrorCode code) {
     case ErrorCode::kInvalidArgument: return kExitBadArgs;
     case ErrorCode::kNotFound: return kExitNotFound;
     case ErrorCode::kAlreadyExists: return kExitExists;
+    case ErrorCode::kLocked: return kExitLocked;
     case ErrorCode::kUnavailable: return kExitUnavailable;
     case ErrorCode::kUnauthenticated:
     case ErrorCode::kPermissionDenied: return kExitAuth;

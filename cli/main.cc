@@ -43,7 +43,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.footer(
       "Exit codes: 0 ok, 1 error (corrupt data, I/O), 2 endpoint unreachable, 3 partial, 4 unsupported,\n"
-      "10 not found, 11 target exists, 12 authentication/permission, 128 bad arguments, 130 interrupted.");
+      "10 not found, 11 repository locked, 12 authentication/permission/wrong key, 13 target exists,\n"
+      "128 bad arguments, 130 interrupted.");
   etcdsafe::cli::GlobalFlags globals;
   etcdsafe::cli::AddGlobalFlags(app, globals);
   etcdsafe::cli::AddSnapshotCommands(app, globals);

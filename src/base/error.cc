@@ -10,6 +10,7 @@ std::string_view ErrorCodeName(ErrorCode code) {
     case ErrorCode::kInvalidArgument: return "invalid_argument";
     case ErrorCode::kNotFound: return "not_found";
     case ErrorCode::kAlreadyExists: return "already_exists";
+    case ErrorCode::kLocked: return "locked";
     case ErrorCode::kDataLoss: return "data_loss";
     case ErrorCode::kUnavailable: return "unavailable";
     case ErrorCode::kUnauthenticated: return "unauthenticated";

@@ -17,6 +17,7 @@ enum class ErrorCode {
   kInvalidArgument,    // bad flag or input the user can fix
   kNotFound,           // file, backup or key does not exist
   kAlreadyExists,      // refusing to overwrite (data dir exists, ...)
+  kLocked,             // another etcdsafe holds the repository lock
   kDataLoss,           // corrupt or truncated bytes, hash mismatch
   kUnavailable,        // endpoint unreachable, connection dropped, timeout
   kUnauthenticated,    // wrong password, missing/invalid client cert

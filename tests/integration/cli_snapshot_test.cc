@@ -290,7 +290,7 @@ TEST_F(SnapshotCli, ExistingDataDirIsNeverTouched) {
   MakeDirs(dir_.Sub("live.etcd/member"), 0700);
   testutil::WriteFile(dir_.Sub("live.etcd/member/keep"), "precious");
   CmdResult r = Etcdsafe({"snapshot", "restore", path, "--data-dir", dir_.Sub("live.etcd")});
-  EXPECT_EQ(r.code, 11) << r.err;
+  EXPECT_EQ(r.code, 13) << r.err;
   EXPECT_TRUE(OneLineError(r)) << r.err;
   EXPECT_EQ(testutil::ReadFile(dir_.Sub("live.etcd/member/keep")), "precious");
 }
