@@ -11,7 +11,8 @@ APT_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev \
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
   libssl-dev libzstd-dev zlib1g-dev libcurl4-openssl-dev nlohmann-json3-dev libcli11-dev \
   libspdlog-dev libfmt-dev libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev \
-  etcd-server etcd-client openssl python3 procps time
+  etcd-server etcd-client openssl python3 procps time \
+  awscli python3-botocore
 
 .PHONY: all deps build test demo bench fuzz clean
 
@@ -22,6 +23,13 @@ deps:
 	if [ -n "$$missing" ]; then \
 	  echo "installing:" $$missing; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@# s3rver (local S3 for the s3:// store tests) from npm into tools/node. Debian's
+	@# nodejs+npm only when no npm is present (a NodeSource nodejs bundles its own npm).
+	@if [ ! -x tools/node/node_modules/.bin/s3rver ]; then \
+	  command -v npm >/dev/null || { $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm; }; \
+	  npm ci --prefix tools/node --no-audit --no-fund; \
 	fi
 
 $(BUILD)/CMakeCache.txt:

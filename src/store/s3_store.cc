@@ -1,0 +1,867 @@
+#include "store/s3_store.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <ctime>
+#include <exception>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "base/error.h"
+
+namespace etcdsafe::store {
+
+// ---------------------------------------------------------------- XML helpers
+
+namespace s3xml {
+
+std::string Unescape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '&') {
+      out += s[i];
+      continue;
+    }
+    size_t semi = s.find(';', i);
+    if (semi == std::string_view::npos || semi - i > 10) {
+      throw Error(ErrorCode::kDataLoss, "S3 response: malformed XML entity");
+    }
+    std::string_view ent = s.substr(i + 1, semi - i - 1);
+    if (ent == "amp") out += '&';
+    else if (ent == "lt") out += '<';
+    else if (ent == "gt") out += '>';
+    else if (ent == "quot") out += '"';
+    else if (ent == "apos") out += '\'';
+    else if (ent.size() >= 2 && ent[0] == '#') {
+      bool hex = ent[1] == 'x' || ent[1] == 'X';
+      std::string digits(ent.substr(hex ? 2 : 1));
+      if (digits.empty() || digits.size() > 8) {
+        throw Error(ErrorCode::kDataLoss, "S3 response: malformed XML character reference");
+      }
+      char* end = nullptr;
+      unsigned long cp = std::strtoul(digits.c_str(), &end, hex ? 16 : 10);
+      if (*end != '\0' || cp == 0 || cp > 0x10FFFF) {
+        throw Error(ErrorCode::kDataLoss, "S3 response: malformed XML character reference");
+      }
+      // UTF-8 encode.
+      if (cp < 0x80) {
+        out += static_cast<char>(cp);
+      } else if (cp < 0x800) {
+        out += static_cast<char>(0xC0 | (cp >> 6));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+      } else if (cp < 0x10000) {
+        out += static_cast<char>(0xE0 | (cp >> 12));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+      } else {
+        out += static_cast<char>(0xF0 | (cp >> 18));
+        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+      }
+    } else {
+      throw Error(ErrorCode::kDataLoss, "S3 response: unknown XML entity");
+    }
+    i = semi;
+  }
+  return out;
+}
+
+std::string Escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&apos;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::vector<std::string_view> FindAll(std::string_view xml, std::string_view tag) {
+  std::vector<std::string_view> out;
+  const std::string open = "<" + std::string(tag) + ">";
+  const std::string self_closing = "<" + std::string(tag) + "/>";
+  const std::string close = "</" + std::string(tag) + ">";
+  size_t pos = 0;
+  for (;;) {
+    size_t a = xml.find(open, pos);
+    size_t sc = xml.find(self_closing, pos);
+    if (sc != std::string_view::npos && (a == std::string_view::npos || sc < a)) {
+      out.emplace_back();  // <Tag/>: empty text
+      pos = sc + self_closing.size();
+      continue;
+    }
+    if (a == std::string_view::npos) break;
+    a += open.size();
+    size_t b = xml.find(close, a);
+    if (b == std::string_view::npos) break;
+    out.push_back(xml.substr(a, b - a));
+    pos = b + close.size();
+  }
+  return out;
+}
+
+std::optional<std::string> Find(std::string_view xml, std::string_view tag) {
+  auto all = FindAll(xml, tag);
+  if (all.empty()) return std::nullopt;
+  return Unescape(all[0]);
+}
+
+}  // namespace s3xml
+
+namespace {
+
+using Params = std::vector<std::pair<std::string, std::string>>;
+using Clock = std::chrono::steady_clock;
+
+// ---------------------------------------------------------------- credentials
+
+std::string Trim(std::string_view s) {
+  size_t a = s.find_first_not_of(" \t\r\n");
+  if (a == std::string_view::npos) return "";
+  size_t b = s.find_last_not_of(" \t\r\n");
+  return std::string(s.substr(a, b - a + 1));
+}
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+// ---------------------------------------------------------------- HTTP
+
+struct Request {
+  std::string method;
+  std::string key;  // full object key; empty for bucket-level requests
+  Params query;
+  Params headers;  // signed and sent
+  const uint8_t* body = nullptr;
+  size_t body_len = 0;
+  std::string payload_hash;  // empty: computed from body
+  size_t max_response = 1 << 20;
+};
+
+struct Response {
+  long status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+  std::string Header(const std::string& n) const {
+    auto it = headers.find(n);
+    return it == headers.end() ? "" : it->second;
+  }
+};
+
+struct Transfer {
+  Response* resp;
+  size_t max;
+  bool overflow = false;
+};
+
+size_t OnBody(char* p, size_t size, size_t n, void* ud) {
+  auto* t = static_cast<Transfer*>(ud);
+  size_t len = size * n;
+  if (t->resp->body.size() + len > t->max) {
+    t->overflow = true;
+    return 0;
+  }
+  t->resp->body.append(p, len);
+  return len;
+}
+
+size_t OnHeader(char* p, size_t size, size_t n, void* ud) {
+  auto* t = static_cast<Transfer*>(ud);
+  std::string_view line(p, size * n);
+  if (line.starts_with("HTTP/")) {
+    t->resp->headers.clear();  // a new response (after 100 Continue or a redirect)
+    return size * n;
+  }
+  size_t colon = line.find(':');
+  if (colon != std::string_view::npos) {
+    std::string name(line.substr(0, colon));
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    t->resp->headers[name] = Trim(line.substr(colon + 1));
+  }
+  return size * n;
+}
+
+bool Retryable(CURLcode c) {
+  switch (c) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+      return true;
+    default:
+      return false;
+  }
+}
+
+int64_t ParseIso8601(const std::string& s) {
+  std::tm tm{};
+  if (sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+             &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6) {
+    return 0;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<int64_t>(timegm(&tm));
+}
+
+uint64_t ParseU64(const std::string& s, const std::string& what) {
+  if (s.empty() || s.size() > 20 || s.find_first_not_of("0123456789") != std::string::npos) {
+    throw Error(ErrorCode::kDataLoss, what + ": bad number \"" + s + "\" in S3 response");
+  }
+  return std::stoull(s);
+}
+
+class S3Store;
+
+// ---------------------------------------------------------------- the store
+
+class S3Store : public Store {
+ public:
+  S3Store(std::string bucket, std::string prefix, StoreOptions options,
+          SigV4Credentials creds)
+      : bucket_(std::move(bucket)),
+        prefix_(std::move(prefix)),
+        opt_(std::move(options)),
+        creds_(std::move(creds)) {
+    std::string ep = opt_.s3_endpoint;
+    if (ep.empty()) ep = "https://s3." + opt_.region + ".amazonaws.com";
+    size_t sep = ep.find("://");
+    if (sep == std::string::npos || (ep.substr(0, sep) != "http" && ep.substr(0, sep) != "https")) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "S3 endpoint \"" + ep + "\": want http://host[:port] or https://host[:port]");
+    }
+    scheme_ = ep.substr(0, sep);
+    authority_ = ep.substr(sep + 3);
+    while (!authority_.empty() && authority_.back() == '/') authority_.pop_back();
+    if (authority_.empty() || authority_.find_first_of("/?#@ ") != std::string::npos) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "S3 endpoint \"" + ep + "\": want http(s)://host[:port] without a path");
+    }
+    if (!opt_.path_style) authority_ = bucket_ + "." + authority_;
+    if (opt_.part_size < (5u << 20) || opt_.part_size > (5ull << 30)) {
+      throw Error(ErrorCode::kInvalidArgument, "S3 part size must be between 5 MiB and 5 GiB");
+    }
+    if (opt_.parallel_parts < 1 || opt_.parallel_parts > 64) {
+      throw Error(ErrorCode::kInvalidArgument, "S3 parallel parts must be between 1 and 64");
+    }
+    if (opt_.read_chunk == 0) opt_.read_chunk = 8 << 20;
+    if (opt_.max_retries < 0) opt_.max_retries = 0;
+  }
+
+  ~S3Store() override {
+    for (CURL* c : idle_) curl_easy_cleanup(c);
+  }
+
+  std::string Describe() const override {
+    return "s3://" + bucket_ + (prefix_.empty() ? "" : "/" + prefix_);
+  }
+
+  std::unique_ptr<Sink> Create(const std::string& name) override;
+  std::unique_ptr<Source> Open(const std::string& name) override;
+
+  std::optional<ObjectInfo> Stat(const std::string& name) override {
+    ValidateName(Describe(), name);
+    Request r;
+    r.method = "HEAD";
+    r.key = Key(name);
+    Response resp = Do(r, Url(name));
+    if (resp.status == 404) return std::nullopt;
+    if (resp.status != 200) Fail(resp, Url(name), "HEAD");
+    ObjectInfo info;
+    info.name = name;
+    info.size = ParseU64(resp.Header("content-length"), Url(name));
+    std::string lm = resp.Header("last-modified");
+    if (!lm.empty()) {
+      time_t t = curl_getdate(lm.c_str(), nullptr);
+      if (t > 0) info.mtime_unix = t;
+    }
+    return info;
+  }
+
+  std::vector<ObjectInfo> List(const std::string& prefix) override {
+    std::vector<ObjectInfo> out;
+    const std::string root = prefix_.empty() ? "" : prefix_ + "/";
+    std::string token;
+    for (int page = 0;; ++page) {
+      Request r;
+      r.method = "GET";
+      r.query = {{"list-type", "2"}, {"prefix", root + prefix}};
+      if (!token.empty()) r.query.emplace_back("continuation-token", token);
+      r.max_response = 16 << 20;
+      Response resp = Do(r, Describe());
+      if (resp.status != 200) Fail(resp, Describe(), "LIST");
+      if (resp.body.find("<ListBucketResult") == std::string::npos) {
+        throw Error(ErrorCode::kDataLoss, Describe() + ": LIST: response is not a ListBucketResult");
+      }
+      for (std::string_view c : s3xml::FindAll(resp.body, "Contents")) {
+        auto key = s3xml::Find(c, "Key");
+        if (!key || !key->starts_with(root)) continue;
+        ObjectInfo info;
+        info.name = key->substr(root.size());
+        if (info.name.empty() || IsTempName(info.name)) continue;
+        info.size = ParseU64(s3xml::Find(c, "Size").value_or(""), Describe());
+        info.mtime_unix = ParseIso8601(s3xml::Find(c, "LastModified").value_or(""));
+        out.push_back(std::move(info));
+      }
+      if (s3xml::Find(resp.body, "IsTruncated").value_or("false") != "true") break;
+      std::string next = s3xml::Find(resp.body, "NextContinuationToken").value_or("");
+      if (next.empty() || next == token || page > 1000000) {
+        throw Error(ErrorCode::kDataLoss,
+                    Describe() + ": LIST: truncated listing without a new continuation token");
+      }
+      token = next;
+    }
+    std::sort(out.begin(), out.end(),
+              [](const ObjectInfo& a, const ObjectInfo& b) { return a.name < b.name; });
+    return out;
+  }
+
+  void Remove(const std::string& name) override {
+    ValidateName(Describe(), name);
+    Request r;
+    r.method = "DELETE";
+    r.key = Key(name);
+    Response resp = Do(r, Url(name));
+    if (resp.status == 200 || resp.status == 204) return;
+    if (resp.status == 404 && resp.body.find("NoSuchBucket") == std::string::npos) return;
+    Fail(resp, Url(name), "DELETE");
+  }
+
+  // --- used by the Sink and Source
+
+  std::string Key(const std::string& name) const {
+    return prefix_.empty() ? name : prefix_ + "/" + name;
+  }
+  std::string Url(const std::string& name) const { return Describe() + "/" + name; }
+  const StoreOptions& options() const { return opt_; }
+
+  // Sends `r` with retries. Returns any final HTTP response (callers map statuses);
+  // throws kUnavailable when retries are exhausted on 5xx/429/transport errors.
+  Response Do(Request& r, const std::string& what) {
+    std::string last;
+    for (int attempt = 0;; ++attempt) {
+      Response resp;
+      CURLcode rc = Once(r, &resp, &last);
+      bool retry = false;
+      if (rc != CURLE_OK) {
+        if (!Retryable(rc)) {
+          throw Error(ErrorCode::kUnavailable, what + ": " + r.method + ": " + last);
+        }
+        retry = true;
+      } else if (resp.status >= 500 || resp.status == 429) {
+        last = "HTTP " + std::to_string(resp.status) + S3Detail(resp);
+        retry = true;
+      } else {
+        return resp;
+      }
+      if (!retry || attempt >= opt_.max_retries) {
+        throw Error(ErrorCode::kUnavailable, what + ": " + r.method + ": " + last + " (after " +
+                                                 std::to_string(attempt + 1) + " attempts)");
+      }
+      Backoff(attempt);
+    }
+  }
+
+  [[noreturn]] void Fail(const Response& resp, const std::string& what,
+                         const std::string& op) const {
+    std::string code = s3xml::Find(resp.body, "Code").value_or("");
+    std::string msg = what + ": " + op + ": HTTP " + std::to_string(resp.status) + S3Detail(resp);
+    if (code == "NoSuchBucket") {
+      throw Error(ErrorCode::kNotFound, "bucket " + bucket_ + " does not exist (" + msg + ")");
+    }
+    switch (resp.status) {
+      case 403: throw Error(ErrorCode::kPermissionDenied, msg);
+      case 401: throw Error(ErrorCode::kUnauthenticated, msg);
+      case 404: throw Error(ErrorCode::kNotFound, what + ": not found");
+      case 400: throw Error(ErrorCode::kInvalidArgument, msg);
+      default: throw Error(ErrorCode::kUnavailable, msg);
+    }
+  }
+
+ private:
+  static std::string S3Detail(const Response& resp) {
+    std::string code = s3xml::Find(resp.body, "Code").value_or("");
+    std::string m = s3xml::Find(resp.body, "Message").value_or("");
+    std::string out;
+    if (!code.empty()) out += " " + code;
+    if (!m.empty()) out += ": " + m;
+    for (char& c : out) {
+      if (c == '\n' || c == '\r') c = ' ';  // one-line errors
+    }
+    return out.substr(0, 300);
+  }
+
+  void Backoff(int attempt) const {
+    thread_local std::mt19937 rng{std::random_device{}()};
+    double d = opt_.retry_base_ms * double(1ull << std::min(attempt, 20));
+    d = std::min(d, 10000.0);
+    d *= std::uniform_real_distribution<double>(0.5, 1.0)(rng);
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(d)));
+  }
+
+  CURL* Acquire() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (!idle_.empty()) {
+        CURL* c = idle_.back();
+        idle_.pop_back();
+        return c;
+      }
+    }
+    static std::once_flag once;
+    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+    CURL* c = curl_easy_init();
+    if (c == nullptr) throw Error(ErrorCode::kInternal, "curl_easy_init failed");
+    return c;
+  }
+  void Release(CURL* c) {
+    std::lock_guard<std::mutex> l(mu_);
+    idle_.push_back(c);
+  }
+
+  CURLcode Once(const Request& r, Response* resp, std::string* err) {
+    std::string path = opt_.path_style ? "/" + bucket_ : "";
+    if (!r.key.empty()) path += "/" + UriEncode(r.key, true);
+    if (path.empty()) path = "/";
+    SigV4Request sr;
+    sr.method = r.method;
+    sr.path = path;
+    sr.query = r.query;
+    sr.payload_hash = !r.payload_hash.empty() ? r.payload_hash
+                      : r.body_len == 0         ? std::string(kEmptySha256)
+                                                : HexSha256(r.body, r.body_len);
+    const std::string amz_date = AmzDateNow();
+    sr.headers = r.headers;
+    sr.headers.emplace_back("host", authority_);
+    sr.headers.emplace_back("x-amz-date", amz_date);
+    sr.headers.emplace_back("x-amz-content-sha256", sr.payload_hash);
+    if (!creds_.session_token.empty()) {
+      sr.headers.emplace_back("x-amz-security-token", creds_.session_token);
+    }
+    std::string auth = Authorization(sr, creds_, amz_date, opt_.region, "s3");
+
+    curl_slist* hl = nullptr;
+    for (const auto& [k, v] : sr.headers) hl = curl_slist_append(hl, (k + ": " + v).c_str());
+    hl = curl_slist_append(hl, ("Authorization: " + auth).c_str());
+    hl = curl_slist_append(hl, "Expect:");  // no 100-continue round trip
+    if (r.body != nullptr || r.method == "PUT" || r.method == "POST") {
+      hl = curl_slist_append(hl, "Content-Type: application/octet-stream");
+    }
+    std::string query = CanonicalQuery(r.query);
+    std::string url = scheme_ + "://" + authority_ + path + (query.empty() ? "" : "?" + query);
+
+    CURL* c = Acquire();
+    curl_easy_reset(c);
+    Transfer t{resp, r.max_response};
+    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");  // never route repository traffic via env proxies
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);  // stalled for a minute: give up
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+    if (!opt_.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, opt_.ca_file.c_str());
+    if (opt_.insecure_skip_tls_verify) {
+      curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+      curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (r.method == "HEAD") {
+      curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    } else if (r.method == "GET") {
+      curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    } else if (r.method == "PUT" || r.method == "POST") {
+      static const char kEmpty[] = "";
+      curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body_len));
+      curl_easy_setopt(c, CURLOPT_POSTFIELDS,
+                       r.body ? reinterpret_cast<const char*>(r.body) : kEmpty);
+      curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, r.method.c_str());
+    } else {
+      curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, r.method.c_str());
+    }
+    char errbuf[CURL_ERROR_SIZE] = {0};
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, nullptr);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);
+    curl_slist_free_all(hl);
+    if (rc != CURLE_OK) {
+      // A broken connection must not be reused: drop the handle.
+      curl_easy_cleanup(c);
+      *err = std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(" (") + errbuf + ")" : "");
+      if (t.overflow) {
+        *err = "response larger than " + std::to_string(r.max_response) + " bytes";
+      }
+    } else {
+      Release(c);
+    }
+    return rc;
+  }
+
+  std::string bucket_, prefix_;
+  StoreOptions opt_;
+  SigV4Credentials creds_;
+  std::string scheme_, authority_;
+  std::mutex mu_;
+  std::vector<CURL*> idle_;
+};
+
+// ---------------------------------------------------------------- writing
+
+class S3Sink : public Sink {
+ public:
+  S3Sink(S3Store* store, std::string name)
+      : store_(store), name_(std::move(name)), key_(store->Key(name_)), url_(store->Url(name_)) {
+    part_size_ = store_->options().part_size;
+    buf_.reserve(std::min<size_t>(part_size_, 1 << 20));
+  }
+
+  ~S3Sink() override {
+    if (!closed_) Abandon();
+  }
+
+  void Write(const uint8_t* data, size_t n) override {
+    if (closed_) throw Error(ErrorCode::kInternal, url_ + ": write after Close");
+    while (n > 0) {
+      size_t k = std::min(n, part_size_ - buf_.size());
+      buf_.append(reinterpret_cast<const char*>(data), k);
+      data += k;
+      n -= k;
+      if (buf_.size() == part_size_) HandOffPart();
+    }
+  }
+
+  void Close() override {
+    if (closed_) return;
+    try {
+      if (upload_id_.empty()) {
+        Request r;
+        r.method = "PUT";
+        r.key = key_;
+        r.body = reinterpret_cast<const uint8_t*>(buf_.data());
+        r.body_len = buf_.size();
+        Response resp = store_->Do(r, url_);
+        if (resp.status != 200) store_->Fail(resp, url_, "PUT");
+      } else {
+        if (!buf_.empty()) HandOffPart();
+        WaitAll();
+        Complete();
+      }
+      closed_ = true;
+      std::string().swap(buf_);
+    } catch (...) {
+      Abandon();
+      closed_ = true;  // nothing left to clean up
+      throw;
+    }
+  }
+
+ private:
+  void HandOffPart() {
+    if (upload_id_.empty()) Start();
+    std::unique_lock<std::mutex> l(mu_);
+    if (error_) std::rethrow_exception(error_);
+    const int part = static_cast<int>(etags_.size()) + 1;
+    if (part > 10000) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  url_ + ": object needs more than 10000 parts; raise the part size");
+    }
+    etags_.emplace_back();
+    ++in_flight_;
+    threads_.emplace_back([this, part, data = std::move(buf_)]() { UploadPart(part, data); });
+    // Bounded memory: the new buffer plus the parts in flight stay <= parallel_parts.
+    cv_.wait(l, [&] { return in_flight_ < store_->options().parallel_parts || error_; });
+    if (error_) std::rethrow_exception(error_);
+    buf_ = std::string();
+    buf_.reserve(part_size_);
+  }
+
+  void UploadPart(int part, const std::string& data) {
+    std::string etag;
+    std::exception_ptr err;
+    try {
+      if (!cancel_) {
+        Request r;
+        r.method = "PUT";
+        r.key = key_;
+        r.query = {{"partNumber", std::to_string(part)}, {"uploadId", upload_id_}};
+        r.body = reinterpret_cast<const uint8_t*>(data.data());
+        r.body_len = data.size();
+        Response resp = store_->Do(r, url_ + " part " + std::to_string(part));
+        if (resp.status != 200) store_->Fail(resp, url_ + " part " + std::to_string(part), "PUT");
+        etag = resp.Header("etag");
+        if (etag.empty()) {
+          throw Error(ErrorCode::kDataLoss,
+                      url_ + " part " + std::to_string(part) + ": no ETag in the response");
+        }
+      }
+    } catch (...) {
+      err = std::current_exception();
+    }
+    std::lock_guard<std::mutex> l(mu_);
+    etags_[static_cast<size_t>(part - 1)] = etag;
+    if (err && !error_) error_ = err;
+    --in_flight_;
+    cv_.notify_all();
+  }
+
+  void Start() {
+    Request r;
+    r.method = "POST";
+    r.key = key_;
+    r.query = {{"uploads", ""}};
+    Response resp = store_->Do(r, url_);
+    if (resp.status != 200) store_->Fail(resp, url_, "CreateMultipartUpload");
+    auto id = s3xml::Find(resp.body, "UploadId");
+    if (!id || id->empty()) {
+      throw Error(ErrorCode::kDataLoss, url_ + ": CreateMultipartUpload: no UploadId in response");
+    }
+    upload_id_ = *id;
+  }
+
+  void WaitAll() {
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait(l, [&] { return in_flight_ == 0; });
+    }
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    if (error_) std::rethrow_exception(error_);
+  }
+
+  void Complete() {
+    std::string xml = "<CompleteMultipartUpload>";
+    for (size_t i = 0; i < etags_.size(); ++i) {
+      xml += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" +
+             s3xml::Escape(etags_[i]) + "</ETag></Part>";
+    }
+    xml += "</CompleteMultipartUpload>";
+    Request r;
+    r.method = "POST";
+    r.key = key_;
+    r.query = {{"uploadId", upload_id_}};
+    r.body = reinterpret_cast<const uint8_t*>(xml.data());
+    r.body_len = xml.size();
+    Response resp = store_->Do(r, url_);
+    // S3 may answer 200 and still report an error in the body.
+    if (resp.status != 200 || resp.body.find("<Error>") != std::string::npos) {
+      if (resp.status == 200) resp.status = 500;
+      store_->Fail(resp, url_, "CompleteMultipartUpload");
+    }
+  }
+
+  // Stops uploading and aborts the multipart upload; never throws.
+  void Abandon() {
+    cancel_ = true;
+    try {
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [&] { return in_flight_ == 0; });
+      }
+      for (auto& t : threads_) t.join();
+      threads_.clear();
+      if (!upload_id_.empty()) {
+        Request r;
+        r.method = "DELETE";
+        r.key = key_;
+        r.query = {{"uploadId", upload_id_}};
+        store_->Do(r, url_);
+        upload_id_.clear();
+      }
+    } catch (...) {
+      // Best effort: a bucket lifecycle rule should clean up uploads we could not abort.
+    }
+  }
+
+  S3Store* store_;
+  std::string name_, key_, url_;
+  size_t part_size_ = 0;
+  std::string buf_;
+  std::string upload_id_;
+  bool closed_ = false;
+  std::atomic<bool> cancel_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int in_flight_ = 0;
+  std::vector<std::string> etags_;
+  std::exception_ptr error_;
+  std::vector<std::thread> threads_;
+};
+
+// ---------------------------------------------------------------- reading
+
+class S3Source : public Source {
+ public:
+  S3Source(S3Store* store, std::string name)
+      : store_(store), key_(store->Key(name)), url_(store->Url(name)) {
+    Fetch();  // a missing object fails in Open(), not on the first Read()
+  }
+
+  size_t Read(uint8_t* out, size_t n) override {
+    if (pos_ == buf_.size()) {
+      if (offset_ >= size_) return 0;
+      Fetch();
+      if (buf_.empty()) return 0;
+    }
+    size_t k = std::min(n, buf_.size() - pos_);
+    std::memcpy(out, buf_.data() + pos_, k);
+    pos_ += k;
+    return k;
+  }
+
+ private:
+  void Fetch() {
+    const size_t chunk = store_->options().read_chunk;
+    Request r;
+    r.method = "GET";
+    r.key = key_;
+    r.headers.emplace_back("range", "bytes=" + std::to_string(offset_) + "-" +
+                                        std::to_string(offset_ + chunk - 1));
+    if (!etag_.empty()) r.headers.emplace_back("if-match", etag_);
+    r.max_response = first_ ? std::max<size_t>(chunk, 1 << 20) + 4096 : chunk + 4096;
+    Response resp = store_->Do(r, url_);
+    buf_.clear();
+    pos_ = 0;
+    if (resp.status == 416 && first_) {  // Range on an empty object
+      size_ = 0;
+      first_ = false;
+      return;
+    }
+    if (resp.status == 412) {
+      throw Error(ErrorCode::kDataLoss, url_ + ": object changed while it was being read");
+    }
+    if (resp.status == 206) {
+      // "bytes a-b/total"
+      std::string cr = resp.Header("content-range");
+      size_t dash = cr.find('-'), slash = cr.find('/');
+      if (!cr.starts_with("bytes ") || dash == std::string::npos || slash == std::string::npos ||
+          dash > slash) {
+        throw Error(ErrorCode::kDataLoss, url_ + ": GET: bad Content-Range \"" + cr + "\"");
+      }
+      uint64_t a = ParseU64(cr.substr(6, dash - 6), url_);
+      uint64_t b = ParseU64(cr.substr(dash + 1, slash - dash - 1), url_);
+      uint64_t total = ParseU64(cr.substr(slash + 1), url_);
+      if (a != offset_ || b < a || b >= total || resp.body.size() != b - a + 1 ||
+          (!first_ && total != size_)) {
+        throw Error(ErrorCode::kDataLoss, url_ + ": GET: short or mismatched range (" + cr +
+                                              ", " + std::to_string(resp.body.size()) + " bytes)");
+      }
+      size_ = total;
+    } else if (resp.status == 200 && first_) {  // server ignored Range: whole object
+      size_ = resp.body.size();
+    } else if (resp.status == 200 || resp.status == 206) {
+      throw Error(ErrorCode::kDataLoss, url_ + ": GET: server ignored the Range header");
+    } else {
+      store_->Fail(resp, url_, "GET");
+    }
+    if (first_) etag_ = resp.Header("etag");
+    first_ = false;
+    buf_ = std::move(resp.body);
+    offset_ += buf_.size();
+  }
+
+  S3Store* store_;
+  std::string key_, url_;
+  std::string etag_;
+  bool first_ = true;
+  uint64_t offset_ = 0;
+  uint64_t size_ = 0;
+  std::string buf_;
+  size_t pos_ = 0;
+};
+
+std::unique_ptr<Sink> S3Store::Create(const std::string& name) {
+  ValidateName(Describe(), name);
+  return std::make_unique<S3Sink>(this, name);
+}
+
+std::unique_ptr<Source> S3Store::Open(const std::string& name) {
+  ValidateName(Describe(), name);
+  return std::make_unique<S3Source>(this, name);
+}
+
+}  // namespace
+
+SigV4Credentials ResolveCredentials(const StoreOptions& options) {
+  if (!options.access_key.empty()) {
+    return {options.access_key, options.secret_key, options.session_token};
+  }
+  std::string id = Env("AWS_ACCESS_KEY_ID"), secret = Env("AWS_SECRET_ACCESS_KEY");
+  if (!id.empty() && !secret.empty()) return {id, secret, Env("AWS_SESSION_TOKEN")};
+  std::string file = Env("AWS_SHARED_CREDENTIALS_FILE");
+  if (file.empty() && !Env("HOME").empty()) file = Env("HOME") + "/.aws/credentials";
+  std::string profile = Env("AWS_PROFILE");
+  if (profile.empty()) profile = "default";
+  SigV4Credentials c;
+  std::ifstream in(file);
+  std::string line, section;
+  while (in && std::getline(in, line)) {
+    std::string t = Trim(line);
+    if (t.empty() || t[0] == '#' || t[0] == ';') continue;
+    if (t.front() == '[' && t.back() == ']') {
+      section = Trim(t.substr(1, t.size() - 2));
+      continue;
+    }
+    if (section != profile) continue;
+    size_t eq = t.find('=');
+    if (eq == std::string::npos) continue;
+    std::string k = Trim(t.substr(0, eq)), v = Trim(t.substr(eq + 1));
+    if (k == "aws_access_key_id") c.access_key = v;
+    if (k == "aws_secret_access_key") c.secret_key = v;
+    if (k == "aws_session_token") c.session_token = v;
+  }
+  if (c.access_key.empty() || c.secret_key.empty()) {
+    throw Error(ErrorCode::kUnauthenticated,
+                "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or add "
+                "profile \"" + profile + "\" to " + (file.empty() ? "~/.aws/credentials" : file));
+  }
+  return c;
+}
+
+std::unique_ptr<Store> NewS3Store(const std::string& url, const StoreOptions& options) {
+  std::string rest = url.substr(5);  // after "s3://"
+  size_t slash = rest.find('/');
+  std::string bucket = rest.substr(0, slash);
+  std::string prefix = slash == std::string::npos ? "" : rest.substr(slash + 1);
+  while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+  bool ok = bucket.size() >= 3 && bucket.size() <= 63 &&
+            bucket.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-") == std::string::npos &&
+            bucket.front() != '-' && bucket.front() != '.';
+  if (!ok) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "repository " + url + ": bad S3 bucket name \"" + bucket + "\"");
+  }
+  if (!prefix.empty()) ValidateName(url, prefix);
+  return std::make_unique<S3Store>(bucket, prefix, options, ResolveCredentials(options));
+}
+
+}  // namespace etcdsafe::store
