@@ -1,0 +1,137 @@
+#include "pipeline/keys.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+
+#include "base/error.h"
+#include "testutil/temp_dir.h"
+
+namespace etcdsafe::pipeline {
+namespace {
+
+const std::string kHex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const std::string kB64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+MasterKey Expected() {
+  MasterKey k;
+  for (size_t i = 0; i < 32; i++) k[i] = static_cast<uint8_t>(i);
+  return k;
+}
+
+std::string Write(const testutil::TempDir& d, const std::string& name, const std::string& data, mode_t mode = 0600) {
+  std::string p = d.Sub(name);
+  testutil::WriteFile(p, data);
+  chmod(p.c_str(), mode);
+  return p;
+}
+
+Error LoadError(const std::string& path) {
+  try {
+    LoadKeyFile(path);
+  } catch (const Error& e) {
+    return e;
+  }
+  ADD_FAILURE() << "no error for " << path;
+  return Error(ErrorCode::kInternal, "");
+}
+
+TEST(Keys, Formats) {
+  testutil::TempDir d;
+  std::string raw(reinterpret_cast<const char*>(Expected().data()), 32);
+  for (const std::string& text : {raw, kHex, kHex + "\n", kHex + "\r\n", kB64, kB64 + "\n",
+                                  kB64.substr(0, 43), std::string(kHex.size(), 'x').replace(0, 64, kHex)}) {
+    KeySpec k = LoadKeyFile(Write(d, "k", text));
+    EXPECT_EQ(k.kind, KeySpec::Kind::kRawKey);
+    EXPECT_EQ(k.raw, Expected()) << text;
+    EXPECT_EQ(k.warning, "");
+  }
+  std::string upper = kHex;
+  for (char& c : upper) c = static_cast<char>(std::toupper(c));
+  EXPECT_EQ(LoadKeyFile(Write(d, "k", upper)).raw, Expected());
+  // 32 raw bytes that happen to end in a newline are still 32 raw bytes.
+  std::string nl = raw;
+  nl[31] = '\n';
+  EXPECT_EQ(LoadKeyFile(Write(d, "k", nl)).raw[31], '\n');
+}
+
+TEST(Keys, FileErrorsNameTheFile) {
+  testutil::TempDir d;
+  Error e = LoadError(d.Sub("missing.key"));
+  EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(std::string(e.what()).find("missing.key"), std::string::npos) << e.what();
+
+  e = LoadError(Write(d, "short.key", "abc\n"));
+  EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(std::string(e.what()).find("short.key"), std::string::npos);
+  EXPECT_NE(std::string(e.what()).find("got 4 bytes"), std::string::npos) << e.what();
+
+  std::string badhex = kHex;
+  badhex[10] = 'g';
+  e = LoadError(Write(d, "bad.key", badhex));
+  EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(std::string(e.what()).find("bad hex"), std::string::npos) << e.what();
+  EXPECT_EQ(std::string(e.what()).find(badhex), std::string::npos) << "must not echo key material";
+
+  std::string badb64 = kB64;
+  badb64[5] = '*';
+  e = LoadError(Write(d, "bad64.key", badb64));
+  EXPECT_NE(std::string(e.what()).find("bad base64"), std::string::npos) << e.what();
+  // base64 of 33 bytes (44 chars, no padding) is not a key either
+  e = LoadError(Write(d, "long64.key", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g"));
+  EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+  e = LoadError(Write(d, "empty.key", ""));
+  EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(Keys, GroupReadableFileWarns) {
+  testutil::TempDir d;
+  KeySpec k = LoadKeyFile(Write(d, "k", kHex, 0644));
+  EXPECT_EQ(k.raw, Expected());
+  EXPECT_NE(k.warning.find("mode 0644"), std::string::npos) << k.warning;
+  EXPECT_EQ(LoadKeyFile(Write(d, "k2", kHex, 0400)).warning, "");
+}
+
+TEST(Keys, FromEnv) {
+  setenv("ETCDSAFE_TEST_KEY", kHex.c_str(), 1);
+  EXPECT_EQ(KeyFromEnv("ETCDSAFE_TEST_KEY").raw, Expected());
+  setenv("ETCDSAFE_TEST_KEY", kB64.c_str(), 1);
+  EXPECT_EQ(KeyFromEnv("ETCDSAFE_TEST_KEY").raw, Expected());
+  setenv("ETCDSAFE_TEST_KEY", "0123456789abcdef0123456789abcdef", 1);  // 32 chars: not raw bytes here
+  try {
+    KeyFromEnv("ETCDSAFE_TEST_KEY");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("environment variable ETCDSAFE_TEST_KEY"), std::string::npos);
+  }
+  unsetenv("ETCDSAFE_TEST_KEY");
+  EXPECT_THROW(KeyFromEnv("ETCDSAFE_TEST_KEY"), Error);
+}
+
+TEST(Keys, PassphraseFile) {
+  testutil::TempDir d;
+  EXPECT_EQ(LoadPassphraseFile(Write(d, "p", "hunter2\n")).passphrase, "hunter2");
+  EXPECT_EQ(LoadPassphraseFile(Write(d, "p", "hunter2\r\n")).passphrase, "hunter2");
+  EXPECT_EQ(LoadPassphraseFile(Write(d, "p", " spaces kept \n\n")).passphrase, " spaces kept \n");
+  EXPECT_EQ(LoadPassphraseFile(Write(d, "p", "x")).kind, KeySpec::Kind::kPassphrase);
+  EXPECT_THROW(LoadPassphraseFile(Write(d, "p", "\n")), Error);
+  EXPECT_THROW(LoadPassphraseFile(d.Sub("none")), Error);
+}
+
+TEST(Keys, KeyIdIsStableAndPublic) {
+  KeySpec k;
+  k.kind = KeySpec::Kind::kRawKey;
+  k.raw = Expected();
+  std::string id = KeyId(k);
+  EXPECT_EQ(id.size(), 16u);
+  EXPECT_EQ(id, KeyIdOf(Expected()));
+  EXPECT_EQ(kHex.find(id), std::string::npos);
+  k.raw[0] ^= 1;
+  EXPECT_NE(KeyId(k), id);
+  EXPECT_THROW(KeyId(KeySpec{}), Error);
+}
+
+}  // namespace
+}  // namespace etcdsafe::pipeline
