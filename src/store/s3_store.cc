@@ -723,7 +723,15 @@ class S3Source : public Source {
  public:
   S3Source(S3Store* store, std::string name)
       : store_(store), key_(store->Key(name)), url_(store->Url(name)) {
-    Fetch();  // a missing object fails in Open(), not on the first Read()
+    // HEAD first: a missing object fails in Open(), the size and ETag are known before
+    // the first byte, and empty objects need no (Range-less) GET.
+    Request r;
+    r.method = "HEAD";
+    r.key = key_;
+    Response resp = store_->Do(r, url_);
+    if (resp.status != 200) store_->Fail(resp, url_, "HEAD");
+    size_ = ParseU64(resp.Header("content-length"), url_);
+    etag_ = resp.Header("etag");
   }
 
   size_t Read(uint8_t* out, size_t n) override {
@@ -747,15 +755,10 @@ class S3Source : public Source {
     r.headers.emplace_back("range", "bytes=" + std::to_string(offset_) + "-" +
                                         std::to_string(offset_ + chunk - 1));
     if (!etag_.empty()) r.headers.emplace_back("if-match", etag_);
-    r.max_response = first_ ? std::max<size_t>(chunk, 1 << 20) + 4096 : chunk + 4096;
+    r.max_response = chunk + 4096;
     Response resp = store_->Do(r, url_);
     buf_.clear();
     pos_ = 0;
-    if (resp.status == 416 && first_) {  // Range on an empty object
-      size_ = 0;
-      first_ = false;
-      return;
-    }
     if (resp.status == 412) {
       throw Error(ErrorCode::kDataLoss, url_ + ": object changed while it was being read");
     }
@@ -771,20 +774,17 @@ class S3Source : public Source {
       uint64_t b = ParseU64(cr.substr(dash + 1, slash - dash - 1), url_);
       uint64_t total = ParseU64(cr.substr(slash + 1), url_);
       if (a != offset_ || b < a || b >= total || resp.body.size() != b - a + 1 ||
-          (!first_ && total != size_)) {
+          total != size_) {
         throw Error(ErrorCode::kDataLoss, url_ + ": GET: short or mismatched range (" + cr +
                                               ", " + std::to_string(resp.body.size()) + " bytes)");
       }
-      size_ = total;
-    } else if (resp.status == 200 && first_) {  // server ignored Range: whole object
-      size_ = resp.body.size();
-    } else if (resp.status == 200 || resp.status == 206) {
+    } else if (resp.status == 200 && offset_ == 0 && resp.body.size() == size_) {
+      // The server ignored Range but the whole object fit in one chunk.
+    } else if (resp.status == 200) {
       throw Error(ErrorCode::kDataLoss, url_ + ": GET: server ignored the Range header");
     } else {
       store_->Fail(resp, url_, "GET");
     }
-    if (first_) etag_ = resp.Header("etag");
-    first_ = false;
     buf_ = std::move(resp.body);
     offset_ += buf_.size();
   }
@@ -792,7 +792,6 @@ class S3Source : public Source {
   S3Store* store_;
   std::string key_, url_;
   std::string etag_;
-  bool first_ = true;
   uint64_t offset_ = 0;
   uint64_t size_ = 0;
   std::string buf_;

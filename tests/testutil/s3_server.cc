@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -63,6 +64,15 @@ void S3Server::Spawn() {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  // s3rver 3.7 encrypts ListObjectsV2 continuation tokens with DES, which Node 17+ on
+  // OpenSSL 3 refuses unless the legacy provider is enabled.
+  std::vector<std::string> env_storage = {"NODE_OPTIONS=--openssl-legacy-provider"};
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!std::string_view(*e).starts_with("NODE_OPTIONS=")) env_storage.emplace_back(*e);
+  }
+  std::vector<char*> envp;
+  for (auto& e : env_storage) envp.push_back(e.data());
+  envp.push_back(nullptr);
   int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (log_fd < 0) throw std::runtime_error("open " + log_path_ + " failed");
   const pid_t parent = ::getpid();
@@ -78,7 +88,7 @@ void S3Server::Spawn() {
     ::dup2(nul, 0);
     ::dup2(log_fd, 1);
     ::dup2(log_fd, 2);
-    ::execve(argv[0], argv.data(), environ);
+    ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
   ::close(log_fd);
