@@ -2,6 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include <vector>
+
 #if defined(__x86_64__)
 #include <cpuid.h>
 #include <nmmintrin.h>
@@ -72,8 +74,14 @@ uint32_t ZerosOperator(size_t n) {
 // Appending n zero bytes is linear in the register, so it is four table lookups.
 struct ShiftTable {
   uint32_t t[4][256];
-  explicit ShiftTable(size_t n) {
-    uint32_t op = ZerosOperator(n);
+  explicit ShiftTable(size_t n) { Fill(ZerosOperator(n)); }
+  // Appends 2^k zero bytes: the operator is x^(8 * 2^k), i.e. squared k times from x^8.
+  ShiftTable(size_t, int k) {
+    uint32_t op = ZerosOperator(1);
+    for (int i = 0; i < k; i++) op = MultModP(op, op);
+    Fill(op);
+  }
+  void Fill(uint32_t op) {
     for (int k = 0; k < 4; k++) {
       for (uint32_t b = 0; b < 256; b++) t[k][b] = MultModP(op, b << (8 * k));
     }
@@ -131,7 +139,25 @@ CrcFn PickCrc() {
   return Crc32cSoftware;
 }
 
+// Shift tables for x^(8 * 2^k) mod P, k = 0..63: appending 2^k zero bytes.
+struct PowerShiftTables {
+  std::vector<ShiftTable> t;
+  PowerShiftTables() {
+    t.reserve(64);
+    for (int k = 0; k < 64; k++) t.emplace_back(ShiftTable(size_t{1}, k));
+  }
+};
+
 }  // namespace
+
+uint32_t Crc32cCombine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b) {
+  static const PowerShiftTables kPowers;
+  uint32_t r = crc_a;
+  for (int k = 0; len_b != 0; k++, len_b >>= 1) {
+    if (len_b & 1) r = kPowers.t[static_cast<size_t>(k)].Shift(r);
+  }
+  return r ^ crc_b;
+}
 
 uint32_t Crc32cExtendPortable(uint32_t crc, const uint8_t* data, size_t n) {
   return ~Crc32cSoftware(~crc, data, n);

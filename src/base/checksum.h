@@ -24,6 +24,10 @@ uint32_t Crc32cExtend(uint32_t crc, const uint8_t* data, size_t n);
 uint32_t Crc32cExtendPortable(uint32_t crc, const uint8_t* data, size_t n);
 inline uint32_t Crc32cExtend(uint32_t crc, Bytes b) { return Crc32cExtend(crc, b.data(), b.size()); }
 inline uint32_t Crc32c(Bytes b) { return Crc32cExtend(0, b); }
+// CRC-32C is linear, so the CRC of A||B follows from crc(A), crc(B) and len(B) alone:
+// Crc32cCombine(Crc32c(a), Crc32c(b), b.size()) == Crc32c(a||b). A few table lookups per
+// set bit of len_b (the tables are built once, on first use, thread-safely).
+uint32_t Crc32cCombine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
 
 uint64_t Fnv1a64(Bytes b);
 

@@ -35,12 +35,11 @@ void CheckState::Problem(std::string msg) {
   if (problems.size() < kMaxStoredProblems) problems.push_back(std::move(msg));
 }
 
-void Tree::ValidateNode(Node& n) {
+std::optional<std::string> ValidateNodeBytes(Node& n) {
   uint64_t table = kPageHeaderSize + uint64_t{16} * n.count;
   if (table > n.size) {
-    Corrupt(src_, n.id, std::string(n.is_inline ? "inline bucket page: " : "") +
-                            std::to_string(n.count) + " elements do not fit in " +
-                            std::to_string(n.size) + " bytes");
+    return std::string(n.is_inline ? "inline bucket page: " : "") + std::to_string(n.count) +
+           " elements do not fit in " + std::to_string(n.size) + " bytes";
   }
   if (n.is_leaf()) {
     bool contiguous = true;
@@ -52,8 +51,8 @@ void Tree::ValidateNode(Node& n) {
       uint64_t start = off + LoadLE32(e + 4);
       uint64_t end = start + LoadLE32(e + 8) + LoadLE32(e + 12);
       if (end > n.size) {
-        Corrupt(src_, n.id, std::string(n.is_inline ? "inline bucket page: " : "") +
-                                "leaf element " + std::to_string(i) + " is out of page bounds");
+        return std::string(n.is_inline ? "inline bucket page: " : "") + "leaf element " +
+               std::to_string(i) + " is out of page bounds";
       }
       if (i == 0) {
         first = start;
@@ -74,10 +73,15 @@ void Tree::ValidateNode(Node& n) {
       uint64_t off = kPageHeaderSize + 16 * i;
       uint64_t end = off + LoadLE32(e) + uint64_t{LoadLE32(e + 4)};
       if (end > n.size) {
-        Corrupt(src_, n.id, "branch element " + std::to_string(i) + " is out of page bounds");
+        return "branch element " + std::to_string(i) + " is out of page bounds";
       }
     }
   }
+  return std::nullopt;
+}
+
+void Tree::ValidateNode(Node& n) {
+  if (auto e = ValidateNodeBytes(n)) Corrupt(src_, n.id, *e);
 }
 
 Node Tree::LoadPage(Pgid id) {
@@ -180,26 +184,32 @@ std::optional<Node> Tree::Visit(Pgid id, CheckState& cs) {
   return n;
 }
 
-void Tree::CheckOrder(const Node& n, const Bytes* lo, const Bytes* hi, CheckState& cs) {
+std::string KeyBelowParentProblem(Pgid id, bool leaf) {
+  return "page " + std::to_string(id) + ": first key of " + (leaf ? "leaf" : "branch") +
+         " page is below its key in the parent branch page";
+}
+
+std::string KeyNotGreaterProblem(Pgid id, bool leaf, size_t i) {
+  return "page " + std::to_string(id) + ": key[" + std::to_string(i) + "] of " +
+         (leaf ? "leaf" : "branch") + " page is not greater than key[" + std::to_string(i - 1) +
+         "]";
+}
+
+std::string KeyNotBelowNextProblem(Pgid id, bool leaf) {
+  return "page " + std::to_string(id) + ": last key of " + (leaf ? "leaf" : "branch") +
+         " page is not below the next key in the parent branch page";
+}
+
+void CheckOrder(const Node& n, const Bytes* lo, const Bytes* hi, CheckState& cs) {
   if (!cs.check_order || n.count == 0) return;
-  const char* kind = n.is_leaf() ? "leaf" : "branch";
   Bytes prev = n.key(0);
-  if (lo != nullptr && CompareBytes(prev, *lo) < 0) {
-    cs.Problem("page " + std::to_string(n.id) + ": first key of " + kind +
-               " page is below its key in the parent branch page");
-  }
+  if (lo != nullptr && CompareBytes(prev, *lo) < 0) cs.Problem(KeyBelowParentProblem(n.id, n.is_leaf()));
   for (size_t i = 1; i < n.count; i++) {
     Bytes k = n.key(i);
-    if (CompareBytes(k, prev) <= 0) {
-      cs.Problem("page " + std::to_string(n.id) + ": key[" + std::to_string(i) + "] of " + kind +
-                 " page is not greater than key[" + std::to_string(i - 1) + "]");
-    }
+    if (CompareBytes(k, prev) <= 0) cs.Problem(KeyNotGreaterProblem(n.id, n.is_leaf(), i));
     prev = k;
   }
-  if (hi != nullptr && CompareBytes(prev, *hi) >= 0) {
-    cs.Problem("page " + std::to_string(n.id) + ": last key of " + kind +
-               " page is not below the next key in the parent branch page");
-  }
+  if (hi != nullptr && CompareBytes(prev, *hi) >= 0) cs.Problem(KeyNotBelowNextProblem(n.id, n.is_leaf()));
 }
 
 }  // namespace etcdsafe::bolt::internal

@@ -77,6 +77,20 @@ struct CheckState {
   static void Set(std::vector<uint64_t>& bm, Pgid id) { bm[id >> 6] |= uint64_t{1} << (id & 63); }
 };
 
+// Checks n's element table and key/value ranges against n.size and sets contiguous /
+// data_begin / data_end. Returns the problem text (without "name: page N: "), e.g.
+// "leaf element 3 is out of page bounds", or nullopt when the node is well formed.
+// Shared by Tree and the StreamInspector.
+std::optional<std::string> ValidateNodeBytes(Node& n);
+
+// bbolt >= 1.3.7 key-order messages (shared with the StreamInspector).
+std::string KeyBelowParentProblem(Pgid id, bool leaf);
+std::string KeyNotGreaterProblem(Pgid id, bool leaf, size_t i);
+std::string KeyNotBelowNextProblem(Pgid id, bool leaf);
+
+// Key-order check of one node against its parent's bounds (lo/hi may be null).
+void CheckOrder(const Node& n, const Bytes* lo, const Bytes* hi, CheckState& cs);
+
 class Tree {
  public:
   Tree(PageSource& src, const Meta& meta) : src_(src), meta_(meta) {}
@@ -103,7 +117,6 @@ class Tree {
 
  private:
   void ValidateNode(Node& n);
-  void CheckOrder(const Node& n, const Bytes* lo, const Bytes* hi, CheckState& cs);
 
   PageSource& src_;
   const Meta& meta_;

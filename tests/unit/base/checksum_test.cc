@@ -27,6 +27,25 @@ TEST(Crc32c, ExtendEqualsWhole) {
   }
 }
 
+TEST(Crc32c, CombineEqualsWhole) {
+  std::string s;
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  for (int i = 0; i < 9000; i++) {
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+    s.push_back(static_cast<char>(x));
+  }
+  for (size_t cut : {0, 1, 2, 7, 8, 100, 4095, 4096, 4097, 8999, 9000}) {
+    auto a = AsBytes(std::string_view(s).substr(0, cut));
+    auto b = AsBytes(std::string_view(s).substr(cut));
+    ASSERT_EQ(Crc32cCombine(Crc32c(a), Crc32c(b), b.size()), Crc32c(AsBytes(s))) << cut;
+  }
+  // Empty second part is the identity; a wrong length gives a different CRC.
+  EXPECT_EQ(Crc32cCombine(0x12345678u, 0, 0), 0x12345678u);
+  auto a = AsBytes(std::string_view(s).substr(0, 10));
+  auto b = AsBytes(std::string_view(s).substr(10, 20));
+  EXPECT_NE(Crc32cCombine(Crc32c(a), Crc32c(b), 21), Crc32c(AsBytes(std::string_view(s).substr(0, 30))));
+}
+
 TEST(Crc32c, HardwareLanesEqualPortableForManyLengths) {
   std::string buf(20000, '\0');
   uint64_t x = 88172645463325252ull;
