@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <optional>
 #include <vector>
@@ -30,7 +31,7 @@ struct PageInfo {
   uint16_t flags;
   uint16_t count;
   uint32_t overflow;
-  uint64_t record;  // offset in the arena, kNoRecord when not summarised
+  uint64_t record;  // Arena ref, kNoRecord when not summarised
 };
 static_assert(sizeof(PageInfo) == 24);
 
@@ -70,6 +71,30 @@ void PutBytes(std::vector<uint8_t>& a, Bytes b) {
   a.insert(a.end(), b.begin(), b.end());
 }
 
+// Append-only record store in 1 MiB chunks: no doubling slack and no reallocation copy
+// (a record never moves, so pointers into it stay valid). Ref = chunk << 32 | offset.
+class Arena {
+ public:
+  static constexpr size_t kChunk = size_t{1} << 20;
+  uint64_t Append(const std::vector<uint8_t>& rec) {
+    if (chunks_.empty() || chunks_.back().capacity() - chunks_.back().size() < rec.size()) {
+      chunks_.emplace_back();
+      chunks_.back().reserve(std::max(kChunk, rec.size()));
+      capacity_ += chunks_.back().capacity();
+    }
+    std::vector<uint8_t>& c = chunks_.back();
+    uint64_t ref = (uint64_t{chunks_.size() - 1} << 32) | c.size();
+    c.insert(c.end(), rec.begin(), rec.end());
+    return ref;
+  }
+  const uint8_t* At(uint64_t ref) const { return chunks_[ref >> 32].data() + (ref & 0xFFFFFFFFu); }
+  size_t capacity() const { return capacity_; }
+
+ private:
+  std::vector<std::vector<uint8_t>> chunks_;
+  size_t capacity_ = 0;
+};
+
 }  // namespace
 
 struct StreamInspector::Impl {
@@ -85,8 +110,9 @@ struct StreamInspector::Impl {
   bool have_meta = false;
   Meta meta;
 
-  std::vector<PageInfo> info;   // one per page < pgid
-  std::vector<uint8_t> arena;  // records
+  std::deque<PageInfo> info;  // one per page < pgid (deque: no doubling slack)
+  Arena arena;                // records
+  std::vector<uint8_t> scratch;
 
   // Logical pages still being assembled: start page -> end page (exclusive).
   std::map<Pgid, Pgid> open;
@@ -136,8 +162,12 @@ struct StreamInspector::Impl {
   }
 
   void Summarize(Pgid p, const uint8_t* d, size_t size) {
-    uint64_t& rec = info[p].record;
-    rec = arena.size();
+    scratch.clear();
+    BuildRecord(p, d, size, scratch);
+    info[p].record = arena.Append(scratch);
+  }
+
+  void BuildRecord(Pgid p, const uint8_t* d, size_t size, std::vector<uint8_t>& rec) {
     Node n;
     n.base = d;
     n.size = size;
@@ -145,8 +175,8 @@ struct StreamInspector::Impl {
     n.flags = LoadLE16(d + kPageFlagsOffset);
     n.count = LoadLE16(d + kPageCountOffset);
     if (std::optional<std::string> err = internal::ValidateNodeBytes(n)) {
-      arena.push_back(kError);
-      PutBytes(arena, AsBytes(*err));
+      rec.push_back(kError);
+      PutBytes(rec, AsBytes(*err));
       return;
     }
     const size_t table = kPageHeaderSize + size_t{16} * n.count;
@@ -159,8 +189,8 @@ struct StreamInspector::Impl {
         image_end = std::max<uint64_t>(image_end, static_cast<uint64_t>(v.data() + v.size() - d));
       }
       if (has_bucket) {
-        arena.push_back(kImage);
-        PutBytes(arena, Bytes{d, static_cast<size_t>(image_end)});
+        rec.push_back(kImage);
+        PutBytes(rec, Bytes{d, static_cast<size_t>(image_end)});
         return;
       }
       uint32_t kv_crc = 0;
@@ -182,15 +212,15 @@ struct StreamInspector::Impl {
         if (short_size == kNoShortKey && k.size() < 17) short_size = static_cast<uint32_t>(k.size());
         if (i > 0 && CompareBytes(k, n.key(i - 1)) <= 0) bad.push_back(static_cast<uint32_t>(i));
       }
-      arena.push_back(kPlainLeaf);
-      PutU32(arena, kv_crc);
-      PutU64(arena, kvlen);
-      PutU32(arena, short_size);
-      PutU32(arena, static_cast<uint32_t>(bad.size()));
-      for (uint32_t b : bad) PutU32(arena, b);
+      rec.push_back(kPlainLeaf);
+      PutU32(rec, kv_crc);
+      PutU64(rec, kvlen);
+      PutU32(rec, short_size);
+      PutU32(rec, static_cast<uint32_t>(bad.size()));
+      for (uint32_t b : bad) PutU32(rec, b);
       if (n.count > 0) {
-        PutBytes(arena, n.key(0));
-        PutBytes(arena, n.key(n.count - 1));
+        PutBytes(rec, n.key(0));
+        PutBytes(rec, n.key(n.count - 1));
       }
       return;
     }
@@ -198,11 +228,11 @@ struct StreamInspector::Impl {
     // the keys packed after the element table.
     uint64_t total = table;
     for (size_t i = 0; i < n.count; i++) total += n.key(i).size();
-    arena.push_back(kImage);
-    PutU32(arena, static_cast<uint32_t>(total));
-    size_t base = arena.size();
-    arena.resize(base + total);
-    uint8_t* out = arena.data() + base;
+    rec.push_back(kImage);
+    PutU32(rec, static_cast<uint32_t>(total));
+    size_t base = rec.size();
+    rec.resize(base + total);
+    uint8_t* out = rec.data() + base;
     std::memcpy(out, d, kPageHeaderSize);
     size_t data = table;
     for (size_t i = 0; i < n.count; i++) {
@@ -306,8 +336,7 @@ struct StreamInspector::Impl {
         }
       }
       if (info[start].record == kNoRecord && WantsNode(start)) {
-        info[start].record = arena.size();
-        arena.push_back(kTooLarge);
+        info[start].record = arena.Append(std::vector<uint8_t>{kTooLarge});
       }
       if (start == meta.freelist && fl_error.empty() && !fl_done) {
         fl_error = PageMsg(start, "stored freelist is too large to check from a stream");
@@ -379,7 +408,7 @@ struct StreamInspector::Impl {
     if (off == kNoRecord) {
       throw Error(ErrorCode::kInternal, PageMsg(id, "stream inspector kept no summary"));
     }
-    const uint8_t* r = arena.data() + off;
+    const uint8_t* r = arena.At(off);
     Item it;
     switch (r[0]) {
       case kError:
@@ -689,7 +718,7 @@ uint64_t StreamInspector::bytes() const { return impl_->bytes; }
 
 size_t StreamInspector::memory_bytes() const {
   const Impl& m = *impl_;
-  return m.info.capacity() * sizeof(PageInfo) + m.arena.capacity() + m.window.capacity() +
+  return m.info.size() * sizeof(PageInfo) + m.arena.capacity() + m.window.capacity() +
          m.fl_ids.capacity() * sizeof(Pgid) + m.page_buf.capacity() + m.metas.capacity() +
          m.open.size() * 64 + m.open_by_end.size() * 64;
 }
