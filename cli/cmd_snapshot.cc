@@ -67,11 +67,17 @@ void RunRestore(const snapshot::RestoreOptions& base, const std::vector<std::str
     if (stage == "copy") line.Update(bytes);
   });
   line.Done();
+  PrintRestoreSummary(opts.snapshot_path, r);
+}
+
+}  // namespace
+
+void PrintRestoreSummary(const std::string& source, const snapshot::RestoreResult& r) {
   // etcdctl prints nothing on stdout for a restore; keep stdout clean for scripts.
   std::fprintf(stderr,
                "etcdsafe: restored %s into %s (member %s, cluster %s, %zu member%s; revision %lld, "
                "%llu keys, hash %s%s)\n",
-               opts.snapshot_path.c_str(), r.data_dir.c_str(), HexNoPad(r.member_id).c_str(),
+               source.c_str(), r.data_dir.c_str(), HexNoPad(r.member_id).c_str(),
                HexNoPad(r.cluster_id).c_str(), r.member_count, r.member_count == 1 ? "" : "s",
                static_cast<long long>(r.restored.revision),
                static_cast<unsigned long long>(r.restored.total_key),
@@ -79,7 +85,24 @@ void RunRestore(const snapshot::RestoreOptions& base, const std::vector<std::str
                r.hash_checked ? ", sha256 verified" : ", sha256 NOT checked");
 }
 
-}  // namespace
+void AddRestoreFlags(CLI::App& restore, snapshot::RestoreOptions& opts) {
+  restore.add_option("--data-dir", opts.data_dir, "path to the data directory (default <name>.etcd)");
+  restore.add_option("--wal-dir", opts.wal_dir, "path to the WAL directory (default <data-dir>/member/wal)");
+  restore.add_option("--name", opts.name, "human-readable name for this member")->capture_default_str();
+  restore.add_option("--initial-cluster", opts.initial_cluster, "initial cluster configuration for restore bootstrap")
+      ->capture_default_str();
+  restore.add_option("--initial-cluster-token", opts.initial_cluster_token, "initial cluster token")
+      ->capture_default_str();
+  restore.add_option("--initial-advertise-peer-urls", opts.initial_advertise_peer_urls,
+                      "this member's peer URLs")
+      ->capture_default_str();
+  restore.add_flag("--skip-hash-check", opts.skip_hash_check, "ignore a missing or wrong sha256 trailer");
+  restore.add_option("--bump-revision", opts.bump_revision,
+                      "add N to the latest revision, so clients never see revisions go backwards");
+  restore.add_flag("--mark-compacted", opts.mark_compacted,
+                    "mark the bumped revision compacted, so watchers re-list (needed with --bump-revision)");
+  restore.fallthrough();
+}
 
 void AddSnapshotCommands(CLI::App& app, GlobalFlags& g) {
   CLI::App* snap = app.add_subcommand("snapshot", "Save, inspect, verify and restore etcd snapshots");
@@ -109,22 +132,7 @@ void AddSnapshotCommands(CLI::App& app, GlobalFlags& g) {
   auto opts = std::make_shared<snapshot::RestoreOptions>();
   CLI::App* restore = snap->add_subcommand("restore", "Create an etcd data directory from a snapshot");
   restore->add_option("file", *restore_args, "snapshot file");
-  restore->add_option("--data-dir", opts->data_dir, "path to the data directory (default <name>.etcd)");
-  restore->add_option("--wal-dir", opts->wal_dir, "path to the WAL directory (default <data-dir>/member/wal)");
-  restore->add_option("--name", opts->name, "human-readable name for this member")->capture_default_str();
-  restore->add_option("--initial-cluster", opts->initial_cluster, "initial cluster configuration for restore bootstrap")
-      ->capture_default_str();
-  restore->add_option("--initial-cluster-token", opts->initial_cluster_token, "initial cluster token")
-      ->capture_default_str();
-  restore->add_option("--initial-advertise-peer-urls", opts->initial_advertise_peer_urls,
-                      "this member's peer URLs")
-      ->capture_default_str();
-  restore->add_flag("--skip-hash-check", opts->skip_hash_check, "ignore a missing or wrong sha256 trailer");
-  restore->add_option("--bump-revision", opts->bump_revision,
-                      "add N to the latest revision, so clients never see revisions go backwards");
-  restore->add_flag("--mark-compacted", opts->mark_compacted,
-                    "mark the bumped revision compacted, so watchers re-list (needed with --bump-revision)");
-  restore->fallthrough();
+  AddRestoreFlags(*restore, *opts);
   restore->callback([restore_args, opts] { RunRestore(*opts, *restore_args); });
 }
 

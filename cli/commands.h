@@ -5,9 +5,15 @@
 #include <CLI/CLI.hpp>
 
 #include "global_flags.h"
+#include "snapshot/restore.h"
 
 namespace etcdsafe::cli {
 
 void AddSnapshotCommands(CLI::App& app, GlobalFlags& globals);
+void AddBackupCommands(CLI::App& app, GlobalFlags& globals);
+
+// The flags of `snapshot restore`, shared with `restore --repo`.
+void AddRestoreFlags(CLI::App& restore, snapshot::RestoreOptions& opts);
+void PrintRestoreSummary(const std::string& source, const snapshot::RestoreResult& r);
 
 }  // namespace etcdsafe::cli

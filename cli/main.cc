@@ -42,12 +42,13 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "etcdsafe 0.1.0");
   app.require_subcommand(1);
   app.footer(
-      "Exit codes: 0 ok, 1 error (corrupt data, I/O), 2 endpoint unreachable, 3 partial, 4 unsupported,\n"
-      "10 not found, 11 repository locked, 12 authentication/permission/wrong key, 13 target exists,\n"
+      "Exit codes: 0 ok, 1 error (corrupt data, I/O), 2 endpoint unreachable, 4 unsupported,\n"
+      "3 partial (some repositories failed), 10 not found, 11 repository locked, 12 authentication/permission/wrong key, 13 target exists,\n"
       "128 bad arguments, 130 interrupted.");
   etcdsafe::cli::GlobalFlags globals;
   etcdsafe::cli::AddGlobalFlags(app, globals);
   etcdsafe::cli::AddSnapshotCommands(app, globals);
+  etcdsafe::cli::AddBackupCommands(app, globals);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

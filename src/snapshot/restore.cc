@@ -179,61 +179,36 @@ bool ModifyDb(const std::string& db_path, uint64_t consistent_index, const Resto
 
 }  // namespace
 
-RestoreResult Restore(const RestoreOptions& in_opts, const RestoreProgress& progress) {
-  RestoreOptions opts = in_opts;
+namespace {
+
+// Everything restore does once the db bytes are known to be what the snapshot said:
+// validate flags and targets, build the data dir in a temporary sibling (filled by
+// `write_db`, which must leave a verified db at the path it is given), patch or rewrite
+// the db, write WAL and .snap, rename into place.
+RestoreResult RestoreCore(RestoreOptions opts, uint64_t db_size_hint, const DbWriter& write_db,
+                          const RestoreProgress& progress) {
   auto stage = [&](const char* name, uint64_t bytes) {
     if (progress) progress(name, bytes);
   };
-  stage("validate", 0);
-  if (opts.bump_revision > 0 && !opts.mark_compacted) {
-    // etcdutl 3.5.10+: a bumped revision without a compaction mark would let watchers
-    // resume from revisions that never existed on the new cluster.
-    throw Error(ErrorCode::kInvalidArgument, "--mark-compacted required if --bump-revision > 0");
-  }
-  etcdfmt::RestoreCluster cluster = etcdfmt::BuildRestoreCluster(
-      opts.name, opts.initial_cluster, opts.initial_cluster_token, opts.initial_advertise_peer_urls);
-
-  if (opts.data_dir.empty()) opts.data_dir = opts.name + ".etcd";
-  const bool separate_wal = !opts.wal_dir.empty();
-  CheckTarget(opts.data_dir, "data-dir");
-  if (separate_wal) CheckTarget(opts.wal_dir, "wal-dir");
-
-  File snap_file = File::OpenRead(opts.snapshot_path);
-  const uint64_t file_size = snap_file.Size();
-  snap_file.Close();
-  if (file_size == 0) throw Error(ErrorCode::kDataLoss, opts.snapshot_path + ": empty file");
-  const bool has_trailer = HasTrailer(file_size);
-  if (!has_trailer && !opts.skip_hash_check) {
-    throw Error(ErrorCode::kDataLoss, "snapshot missing hash but --skip-hash-check=false");
-  }
-  const uint64_t db_size = has_trailer ? file_size - kTrailerSize : file_size;
-
   std::string tmp_data = MakeTempSibling(opts.data_dir);
   CleanupGuard remove_tmp_data(tmp_data);
-  uint64_t need = db_size + kWalAndSlackBytes;
+  uint64_t need = db_size_hint + kWalAndSlackBytes;
   if (uint64_t free = FreeSpace(tmp_data); free < need) {
     throw Error(ErrorCode::kIo, "not enough free space in " + ParentDir(opts.data_dir) + ": need " +
                                     HumanizeBytes(need) + ", have " + HumanizeBytes(free));
   }
+  etcdfmt::RestoreCluster cluster = ValidateRestore(opts);
+  const bool separate_wal = !opts.wal_dir.empty();
 
   const std::string snap_dir = tmp_data + "/member/snap";
   MakeDirs(snap_dir, 0700);
   const std::string db_path = snap_dir + "/db";
-  Sha256Digest digest = CopyAndHash(opts.snapshot_path, db_path, db_size, progress);
-  if (has_trailer && !opts.skip_hash_check) {
-    Sha256Digest trailer{};
-    File::OpenRead(opts.snapshot_path).ReadAt(db_size, trailer.data(), kTrailerSize);
-    if (trailer != digest) {
-      throw Error(ErrorCode::kDataLoss,
-                  "expected sha256 " + GoByteSlice(trailer) + ", got " + GoByteSlice(digest));
-    }
-  }
+  write_db(db_path);
 
   stage("check", 0);
-  // Refuse a structurally broken db before building anything on it.
-  (void)ReadStatus(db_path);
   RestoreResult result;
   result.db_rewritten = ModifyDb(db_path, cluster.members.size(), opts);
+  // Also the structural check: a corrupt db is refused before anything is committed.
   result.restored = ReadStatus(db_path).numbers;
 
   stage("wal", 0);
@@ -271,8 +246,61 @@ RestoreResult Restore(const RestoreOptions& in_opts, const RestoreProgress& prog
   result.member_id = cluster.local_id;
   result.cluster_id = cluster.cluster_id;
   result.member_count = cluster.members.size();
+  stage("done", db_size_hint);
+  return result;
+}
+
+}  // namespace
+
+etcdfmt::RestoreCluster ValidateRestore(RestoreOptions& opts) {
+  if (opts.bump_revision > 0 && !opts.mark_compacted) {
+    // etcdutl 3.5.10+: a bumped revision without a compaction mark would let watchers
+    // resume from revisions that never existed on the new cluster.
+    throw Error(ErrorCode::kInvalidArgument, "--mark-compacted required if --bump-revision > 0");
+  }
+  etcdfmt::RestoreCluster cluster = etcdfmt::BuildRestoreCluster(
+      opts.name, opts.initial_cluster, opts.initial_cluster_token, opts.initial_advertise_peer_urls);
+  if (opts.data_dir.empty()) opts.data_dir = opts.name + ".etcd";
+  CheckTarget(opts.data_dir, "data-dir");
+  if (!opts.wal_dir.empty()) CheckTarget(opts.wal_dir, "wal-dir");
+  return cluster;
+}
+
+RestoreResult Restore(const RestoreOptions& in_opts, const RestoreProgress& progress) {
+  RestoreOptions opts = in_opts;
+  if (progress) progress("validate", 0);
+  (void)ValidateRestore(opts);  // before touching the snapshot: flag errors come first
+  File snap_file = File::OpenRead(opts.snapshot_path);
+  const uint64_t file_size = snap_file.Size();
+  snap_file.Close();
+  if (file_size == 0) throw Error(ErrorCode::kDataLoss, opts.snapshot_path + ": empty file");
+  const bool has_trailer = HasTrailer(file_size);
+  if (!has_trailer && !opts.skip_hash_check) {
+    throw Error(ErrorCode::kDataLoss, "snapshot missing hash but --skip-hash-check=false");
+  }
+  const uint64_t db_size = has_trailer ? file_size - kTrailerSize : file_size;
+  RestoreResult result = RestoreCore(opts, db_size, [&](const std::string& db_path) {
+    Sha256Digest digest = CopyAndHash(opts.snapshot_path, db_path, db_size, progress);
+    if (has_trailer && !opts.skip_hash_check) {
+      Sha256Digest trailer{};
+      File::OpenRead(opts.snapshot_path).ReadAt(db_size, trailer.data(), kTrailerSize);
+      if (trailer != digest) {
+        throw Error(ErrorCode::kDataLoss,
+                    "expected sha256 " + GoByteSlice(trailer) + ", got " + GoByteSlice(digest));
+      }
+    }
+  }, progress);
   result.hash_checked = has_trailer && !opts.skip_hash_check;
-  stage("done", db_size);
+  return result;
+}
+
+RestoreResult RestoreFromDb(const RestoreOptions& in_opts, uint64_t db_size_hint, const DbWriter& write_db,
+                            const RestoreProgress& progress) {
+  RestoreOptions opts = in_opts;
+  if (progress) progress("validate", 0);
+  (void)ValidateRestore(opts);
+  RestoreResult result = RestoreCore(opts, db_size_hint, write_db, progress);
+  result.hash_checked = true;
   return result;
 }
 

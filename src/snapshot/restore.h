@@ -14,6 +14,7 @@
 #include <functional>
 #include <string>
 
+#include "etcdfmt/membership.h"
 #include "snapshot/status_format.h"
 
 namespace etcdsafe::snapshot {
@@ -49,5 +50,17 @@ using RestoreProgress = std::function<void(const std::string& stage, uint64_t by
 // kAlreadyExists for a non-empty data or WAL dir, kNotFound for a missing snapshot,
 // kDataLoss for a missing/mismatching trailer or a corrupt db, kIo for disk problems.
 RestoreResult Restore(const RestoreOptions& opts, const RestoreProgress& progress = {});
+
+// Restore from db bytes that come from elsewhere (a backup repository): `write_db` must
+// create the file it is given (mode 0600) holding exactly the db bytes, verified by the
+// caller (it throws on a mismatch). opts.snapshot_path is unused. `db_size_hint` is used
+// for the free-space check. Same guarantees and errors as Restore.
+using DbWriter = std::function<void(const std::string& db_path)>;
+RestoreResult RestoreFromDb(const RestoreOptions& opts, uint64_t db_size_hint, const DbWriter& write_db,
+                            const RestoreProgress& progress = {});
+
+// Checks flags and targets without writing anything (fills in the default data dir):
+// what a restore would refuse, it refuses here first. Returns the cluster to create.
+etcdfmt::RestoreCluster ValidateRestore(RestoreOptions& opts);
 
 }  // namespace etcdsafe::snapshot

@@ -15,48 +15,51 @@ namespace {
 // Enough to ride out disk hiccups without letting memory grow with the snapshot.
 constexpr size_t kQueueBytes = 8 << 20;
 
-// Thrown into the stream when the writer thread has already failed, to stop receiving.
-struct WriterFailed {};
+// Thrown into the stream when the consumer thread has already failed, to stop receiving.
+struct ConsumerFailed {};
 
 }  // namespace
+
+void PumpStream(const SnapshotStream& stream, const BlobSink& consume) {
+  BoundedQueue queue(kQueueBytes);
+  std::exception_ptr consumer_error;
+  std::thread consumer([&] {
+    try {
+      while (auto chunk = queue.Pop()) {
+        consume(reinterpret_cast<const uint8_t*>(chunk->data()), chunk->size());
+      }
+    } catch (...) {
+      consumer_error = std::current_exception();
+      queue.Close();
+    }
+  });
+  std::exception_ptr stream_error;
+  try {
+    stream([&](const uint8_t* data, size_t n) {
+      if (!queue.Push(std::string(reinterpret_cast<const char*>(data), n))) throw ConsumerFailed{};
+    });
+  } catch (const ConsumerFailed&) {
+    // The consumer's own error is the one to report.
+  } catch (...) {
+    stream_error = std::current_exception();
+  }
+  queue.Close();
+  consumer.join();
+  if (consumer_error) std::rethrow_exception(consumer_error);
+  if (stream_error) std::rethrow_exception(stream_error);
+}
 
 SaveResult SaveSnapshot(const SnapshotStream& stream, const std::string& path,
                         const std::function<void(uint64_t)>& progress) {
   const std::string part = path + ".part";
   CleanupGuard remove_part(part);
   File out = File::Create(part, 0600, /*truncate=*/true);
-
-  BoundedQueue queue(kQueueBytes);
   TrailerVerifier verifier;
-  std::exception_ptr writer_error;
-  std::thread writer([&] {
-    try {
-      while (auto chunk = queue.Pop()) {
-        const auto* p = reinterpret_cast<const uint8_t*>(chunk->data());
-        verifier.Update(p, chunk->size());
-        out.WriteAll(p, chunk->size());
-        if (progress) progress(verifier.bytes_seen());
-      }
-    } catch (...) {
-      writer_error = std::current_exception();
-      queue.Close();
-    }
+  PumpStream(stream, [&](const uint8_t* p, size_t n) {
+    verifier.Update(p, n);
+    out.WriteAll(p, n);
+    if (progress) progress(verifier.bytes_seen());
   });
-
-  std::exception_ptr stream_error;
-  try {
-    stream([&](const uint8_t* data, size_t n) {
-      if (!queue.Push(std::string(reinterpret_cast<const char*>(data), n))) throw WriterFailed{};
-    });
-  } catch (const WriterFailed&) {
-    // The writer's own error is the one to report.
-  } catch (...) {
-    stream_error = std::current_exception();
-  }
-  queue.Close();
-  writer.join();
-  if (writer_error) std::rethrow_exception(writer_error);
-  if (stream_error) std::rethrow_exception(stream_error);
 
   TrailerVerifier::Result v = verifier.Finish();
   if (!v.has_trailer) {

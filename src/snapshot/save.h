@@ -21,6 +21,12 @@ using BlobSink = std::function<void(const uint8_t* data, size_t n)>;
 // by the sink must abort the stream and propagate.
 using SnapshotStream = std::function<void(const BlobSink&)>;
 
+// Runs `stream` on the calling thread and hands every blob, in order, to `consume` on a
+// second thread through a bounded queue (8 MiB), so receiving overlaps with hashing,
+// compressing and writing. The first error from either side propagates and stops the
+// other side.
+void PumpStream(const SnapshotStream& stream, const BlobSink& consume);
+
 struct SaveResult {
   uint64_t db_size = 0;        // bytes of bbolt data (file size minus the trailer)
   uint64_t file_size = 0;      // what was written: db + 32-byte trailer, like etcdctl

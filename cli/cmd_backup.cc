@@ -1,0 +1,262 @@
+// etcdsafe backup | backups list | backups verify | prune | restore --repo: the
+// repository workflow that replaces the seeds' backup scripts (etcdctl save, gzip,
+// sha256sum, gpg, aws s3 cp, find -mtime +30 -delete, lock file, disk-space check).
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "backup/backup.h"
+#include "backup/repo_ops.h"
+#include "backup/repository.h"
+#include "base/error.h"
+#include "commands.h"
+#include "exit_codes.h"
+#include "pipeline/keys.h"
+#include "progress.h"
+#include "snapshot/status_format.h"
+
+namespace etcdsafe::cli {
+namespace {
+
+// Flags every repository command shares.
+struct RepoFlags {
+  std::vector<std::string> repos;
+  std::string s3_endpoint, s3_region = "us-east-1", s3_ca_file;
+  bool s3_path_style = false, s3_insecure = false;
+  int s3_parallel_parts = 4;
+  std::string key_file, key_env, passphrase_file;
+
+  store::StoreOptions StoreOptions() const {
+    store::StoreOptions o;
+    o.s3_endpoint = s3_endpoint;
+    o.region = s3_region;
+    o.path_style = s3_path_style;
+    o.ca_file = s3_ca_file;
+    o.insecure_skip_tls_verify = s3_insecure;
+    o.parallel_parts = s3_parallel_parts;
+    return o;
+  }
+  // The key never comes from argv: a file, an environment variable or a passphrase file.
+  std::optional<pipeline::KeySpec> Key() const {
+    int given = !key_file.empty() + !key_env.empty() + !passphrase_file.empty();
+    if (given > 1) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "give only one of --encryption-key-file, --encryption-key-env, --passphrase-file");
+    }
+    if (!key_file.empty()) return pipeline::LoadKeyFile(key_file);
+    if (!key_env.empty()) return pipeline::KeyFromEnv(key_env);
+    if (!passphrase_file.empty()) return pipeline::LoadPassphraseFile(passphrase_file);
+    return std::nullopt;
+  }
+  std::unique_ptr<backup::Repository> OpenOne() const {
+    if (repos.size() != 1) throw Error(ErrorCode::kInvalidArgument, "give exactly one --repo");
+    return backup::OpenRepository(repos[0], StoreOptions());
+  }
+};
+
+void AddRepoFlags(CLI::App& cmd, RepoFlags& f, bool multiple) {
+  cmd.add_option("--repo", f.repos,
+                 multiple ? "repository URL: file:///path or s3://bucket/prefix (repeatable: every repo gets the backup)"
+                          : "repository URL: file:///path or s3://bucket/prefix")
+      ->envname("ETCDSAFE_REPO");
+  cmd.add_option("--s3-endpoint", f.s3_endpoint, "S3-compatible endpoint URL (default: AWS for --s3-region)");
+  cmd.add_option("--s3-region", f.s3_region, "S3 region")->capture_default_str();
+  cmd.add_flag("--s3-path-style", f.s3_path_style, "path-style bucket addressing (most S3-compatible servers)");
+  cmd.add_option("--s3-ca-file", f.s3_ca_file, "CA bundle for the S3 endpoint");
+  cmd.add_flag("--s3-insecure-skip-tls-verify", f.s3_insecure, "accept any S3 server certificate (testing only)");
+  cmd.add_option("--s3-parallel-parts", f.s3_parallel_parts, "multipart uploads in flight")->capture_default_str();
+  cmd.add_option("--encryption-key-file", f.key_file, "file holding a 32-byte key (raw, hex or base64)");
+  cmd.add_option("--encryption-key-env", f.key_env, "name of an environment variable holding the key");
+  cmd.add_option("--passphrase-file", f.passphrase_file, "file holding a passphrase (stretched with scrypt)");
+  cmd.fallthrough();
+}
+
+std::string Size(uint64_t bytes) { return snapshot::HumanizeBytes(bytes); }
+
+void RunBackup(const GlobalFlags& g, const RepoFlags& rf, const std::string& compression, int level) {
+  backup::BackupOptions opts;
+  opts.repos = rf.repos;
+  opts.store_options = rf.StoreOptions();
+  opts.compression = pipeline::ParseCompression(compression);
+  opts.compression_level = level;
+  opts.key = rf.Key();
+  if (opts.repos.empty()) throw Error(ErrorCode::kInvalidArgument, "--repo is required");
+  std::unique_ptr<client::EtcdClient> client = client::EtcdClient::Connect(ToClientConfig(g));
+  ProgressLine line("backing up " + client->endpoint());
+  backup::BackupReport r = backup::RunBackup(*client, opts, [&](uint64_t b) { line.Update(b); });
+  line.Done();
+  for (const auto& n : r.notes) std::fprintf(stderr, "etcdsafe: %s\n", n.c_str());
+  const backup::Manifest& m = r.manifest;
+  std::printf("backup %s: revision %lld, %llu keys, hash %s, db %s -> stored %s (%s%s)\n", m.id.c_str(),
+              static_cast<long long>(m.revision), static_cast<unsigned long long>(m.total_keys),
+              HexNoPad(m.status_hash).c_str(), Size(m.db_size).c_str(), Size(m.stored_size).c_str(),
+              m.compression.c_str(), m.encryption == "none" ? "" : (", encrypted, key " + m.key_id).c_str());
+  for (const auto& o : r.repos) {
+    if (o.ok) {
+      std::printf("  ok      %s\n", o.repo.c_str());
+    } else {
+      std::printf("  FAILED  %s: %s\n", o.repo.c_str(), o.error.c_str());
+    }
+  }
+  if (!r.all_ok()) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "Error: backup written to only some repositories (partial)\n");
+    std::exit(kExitPartial);
+  }
+}
+
+void RunList(const GlobalFlags& g, const RepoFlags& rf) {
+  auto repo = rf.OpenOne();
+  std::vector<std::string> damaged;
+  std::vector<backup::Manifest> all = repo->ListBackups(&damaged);
+  if (g.write_out == "json") {
+    nlohmann::ordered_json arr = nlohmann::json::array();
+    for (const auto& m : all) arr.push_back(nlohmann::ordered_json::parse(backup::ManifestToJson(m)));
+    std::printf("%s\n", arr.dump().c_str());
+  } else if (g.write_out == "table" || g.write_out == "simple") {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& m : all) {
+      rows.push_back({m.id, backup::FormatUtc(m.time_unix), std::to_string(m.revision), std::to_string(m.total_keys),
+                      Size(m.db_size), Size(m.stored_size), m.compression,
+                      m.encryption == "none" ? "-" : m.key_id});
+    }
+    if (g.write_out == "table") {
+      std::fputs(snapshot::RenderTable({"id", "time", "revision", "keys", "db size", "stored", "compression", "key"}, rows)
+                     .c_str(),
+                 stdout);
+    } else {
+      for (const auto& r : rows) {
+        std::string line;
+        for (size_t i = 0; i < r.size(); i++) line += (i ? ", " : "") + r[i];
+        std::printf("%s\n", line.c_str());
+      }
+    }
+  } else {
+    throw Error(ErrorCode::kUnsupported, "unsupported output format");
+  }
+  for (const auto& d : damaged) std::fprintf(stderr, "etcdsafe: unreadable manifest %s\n", d.c_str());
+}
+
+void RunVerify(const RepoFlags& rf, const std::string& id) {
+  auto repo = rf.OpenOne();
+  std::optional<std::string> which;
+  if (!id.empty()) which = id;
+  ProgressLine line("verifying");
+  auto outcomes = backup::VerifyBackups(*repo, which, rf.Key(), [&](uint64_t b) { line.Update(b); });
+  line.Done();
+  size_t bad = 0;
+  for (const auto& o : outcomes) {
+    if (o.ok) {
+      std::printf("ok       %s (revision %lld, %s)\n", o.manifest.id.c_str(),
+                  static_cast<long long>(o.manifest.revision), Size(o.manifest.db_size).c_str());
+    } else {
+      bad++;
+      std::printf("DAMAGED  %s: %s\n", o.manifest.id.c_str(), o.problem.c_str());
+    }
+  }
+  if (bad > 0) {
+    throw Error(ErrorCode::kDataLoss, std::to_string(bad) + " of " + std::to_string(outcomes.size()) +
+                                          " backups in " + repo->Describe() + " are damaged");
+  }
+  std::printf("%zu backups verified in %s\n", outcomes.size(), repo->Describe().c_str());
+}
+
+struct PruneFlags {
+  catalog::RetentionPolicy policy;
+  std::string keep_within, utc_offset;
+  bool dry_run = false;
+};
+
+void RunPrune(const RepoFlags& rf, PruneFlags pf) {
+  if (!pf.keep_within.empty()) pf.policy.keep_within = catalog::ParseKeepWithin(pf.keep_within);
+  if (!pf.utc_offset.empty()) pf.policy.utc_offset = catalog::ParseUtcOffset(pf.utc_offset);
+  catalog::ValidatePolicy(pf.policy);
+  auto repo = rf.OpenOne();
+  backup::PruneReport r = backup::Prune(*repo, pf.policy, pf.dry_run);
+  for (const auto& n : r.notes) std::fprintf(stderr, "etcdsafe: %s\n", n.c_str());
+  size_t removed = 0;
+  for (const auto& d : r.decisions) {
+    std::string reasons;
+    for (size_t i = 0; i < d.reasons.size(); i++) reasons += (i ? ", " : "") + d.reasons[i];
+    if (d.keep) {
+      std::printf("keep    %s  (%s)\n", d.backup.id.c_str(), reasons.c_str());
+    } else {
+      removed++;
+      std::printf("%s  %s\n", pf.dry_run ? "would remove" : "remove ", d.backup.id.c_str());
+    }
+  }
+  for (const auto& o : r.orphans_removed) {
+    std::printf("%s  %s  (left by an interrupted backup)\n", pf.dry_run ? "would remove" : "remove ", o.c_str());
+  }
+  std::printf("%s%zu of %zu backups removed, %zu kept%s\n", pf.dry_run ? "dry run: " : "", removed,
+              r.decisions.size(), r.decisions.size() - removed, pf.dry_run ? " (nothing was deleted)" : "");
+}
+
+void RunRepoRestore(const RepoFlags& rf, const std::string& id, const snapshot::RestoreOptions& opts) {
+  auto repo = rf.OpenOne();
+  ProgressLine line("restoring from " + repo->Describe());
+  snapshot::RestoreResult r =
+      backup::RestoreFromRepository(*repo, id, opts, rf.Key(), [&](uint64_t b) { line.Update(b); });
+  line.Done();
+  PrintRestoreSummary(repo->Describe() + " backup " + id, r);
+}
+
+}  // namespace
+
+void AddBackupCommands(CLI::App& app, GlobalFlags& g) {
+  {
+    auto rf = std::make_shared<RepoFlags>();
+    auto compression = std::make_shared<std::string>("zstd");
+    auto level = std::make_shared<int>(0);
+    CLI::App* cmd = app.add_subcommand("backup", "Snapshot etcd into one or more repositories: verified, compressed, encrypted");
+    AddRepoFlags(*cmd, *rf, true);
+    cmd->add_option("--compression", *compression, "zstd, gzip or none")->capture_default_str();
+    cmd->add_option("--compression-level", *level, "codec level (0: default, zstd 3 / gzip 6)");
+    cmd->callback([&g, rf, compression, level] { RunBackup(g, *rf, *compression, *level); });
+  }
+  CLI::App* backups = app.add_subcommand("backups", "List and verify the backups of a repository");
+  backups->require_subcommand(1);
+  backups->fallthrough();
+  {
+    auto rf = std::make_shared<RepoFlags>();
+    CLI::App* cmd = backups->add_subcommand("list", "List complete backups, oldest first (-w table|simple|json)");
+    AddRepoFlags(*cmd, *rf, false);
+    cmd->callback([&g, rf] { RunList(g, *rf); });
+  }
+  {
+    auto rf = std::make_shared<RepoFlags>();
+    auto id = std::make_shared<std::string>();
+    CLI::App* cmd = backups->add_subcommand("verify", "Re-download backups and check every hash and the db itself");
+    AddRepoFlags(*cmd, *rf, false);
+    cmd->add_option("--backup", *id, "only this backup (id or latest)");
+    cmd->callback([rf, id] { RunVerify(*rf, *id); });
+  }
+  {
+    auto rf = std::make_shared<RepoFlags>();
+    auto pf = std::make_shared<PruneFlags>();
+    CLI::App* cmd = app.add_subcommand("prune", "Delete backups the retention policy does not keep");
+    AddRepoFlags(*cmd, *rf, false);
+    cmd->add_option("--keep-last", pf->policy.keep_last, "keep the N newest backups");
+    cmd->add_option("--keep-hourly", pf->policy.keep_hourly, "keep the newest backup of each of the last N hours");
+    cmd->add_option("--keep-daily", pf->policy.keep_daily, "... of each of the last N days");
+    cmd->add_option("--keep-weekly", pf->policy.keep_weekly, "... of each of the last N ISO weeks");
+    cmd->add_option("--keep-monthly", pf->policy.keep_monthly, "... of each of the last N months");
+    cmd->add_option("--keep-yearly", pf->policy.keep_yearly, "... of each of the last N years");
+    cmd->add_option("--keep-within", pf->keep_within, "keep everything newer than this, e.g. 7d, 36h, 1y2m");
+    cmd->add_option("--utc-offset", pf->utc_offset, "calendar buckets in this fixed offset, e.g. +02:00 (default UTC)");
+    cmd->add_flag("--dry-run", pf->dry_run, "print what would be removed, remove nothing");
+    cmd->callback([rf, pf] { RunPrune(*rf, *pf); });
+  }
+  {
+    auto rf = std::make_shared<RepoFlags>();
+    auto id = std::make_shared<std::string>("latest");
+    auto opts = std::make_shared<snapshot::RestoreOptions>();
+    CLI::App* cmd = app.add_subcommand("restore", "Restore a backup from a repository into a new etcd data dir");
+    AddRepoFlags(*cmd, *rf, false);
+    cmd->add_option("--backup", *id, "backup id, or latest")->capture_default_str();
+    AddRestoreFlags(*cmd, *opts);
+    cmd->callback([rf, id, opts] { RunRepoRestore(*rf, *id, *opts); });
+  }
+}
+
+}  // namespace etcdsafe::cli

@@ -1,0 +1,269 @@
+#include "backup/backup.h"
+
+#include <ctime>
+
+#include "backup/repository.h"
+#include "base/file.h"
+#include "bolt/stream_inspect.h"
+#include "pipeline/encrypt.h"
+#include "pipeline/hash.h"
+#include "snapshot/save.h"
+#include "snapshot/trailer.h"
+
+namespace etcdsafe::backup {
+namespace {
+
+// Forwards every byte but the last 32 (etcd's sha256 trailer) to `next`: the repository
+// stores the db, not the trailer, and the manifest carries the verified sha256 instead.
+class HoldBackTrailer {
+ public:
+  explicit HoldBackTrailer(std::function<void(const uint8_t*, size_t)> next) : next_(std::move(next)) {}
+  void Write(const uint8_t* p, size_t n) {
+    if (n >= snapshot::kTrailerSize) {
+      if (!tail_.empty()) next_(reinterpret_cast<const uint8_t*>(tail_.data()), tail_.size());
+      next_(p, n - snapshot::kTrailerSize);
+      tail_.assign(reinterpret_cast<const char*>(p + n - snapshot::kTrailerSize), snapshot::kTrailerSize);
+      return;
+    }
+    tail_.append(reinterpret_cast<const char*>(p), n);
+    if (tail_.size() > snapshot::kTrailerSize) {
+      size_t extra = tail_.size() - snapshot::kTrailerSize;
+      next_(reinterpret_cast<const uint8_t*>(tail_.data()), extra);
+      tail_.erase(0, extra);
+    }
+  }
+
+ private:
+  std::function<void(const uint8_t*, size_t)> next_;
+  std::string tail_;
+};
+
+// Writes to every live repository; a repository that fails is dropped (its object
+// aborted) and recorded, the others go on. Throws only when none is left.
+class FanoutSink : public Sink {
+ public:
+  struct Target {
+    size_t index;  // into the report's repos
+    std::unique_ptr<Sink> sink;
+  };
+  FanoutSink(std::vector<Target> targets, std::vector<RepoOutcome>& outcomes)
+      : targets_(std::move(targets)), outcomes_(outcomes) {}
+
+  void Write(const uint8_t* data, size_t n) override {
+    ForEach([&](Sink& s) { s.Write(data, n); });
+  }
+  void Close() override {
+    ForEach([](Sink& s) { s.Close(); });
+  }
+  std::vector<size_t> live() const {
+    std::vector<size_t> out;
+    for (const auto& t : targets_) out.push_back(t.index);
+    return out;
+  }
+
+ private:
+  template <typename Fn>
+  void ForEach(Fn fn) {
+    for (auto it = targets_.begin(); it != targets_.end();) {
+      try {
+        fn(*it->sink);
+        ++it;
+      } catch (const Error& e) {
+        RepoOutcome& o = outcomes_[it->index];
+        o.ok = false;
+        o.error = e.what();
+        o.code = e.code();
+        it = targets_.erase(it);  // destroying the sink aborts the upload
+      }
+    }
+    if (targets_.empty()) {
+      // Report the first repository's error as the error of the whole backup.
+      for (const auto& o : outcomes_) {
+        if (!o.error.empty()) throw Error(o.code, o.repo + ": " + o.error);
+      }
+      throw Error(ErrorCode::kInternal, "no repository left");
+    }
+  }
+
+  std::vector<Target> targets_;
+  std::vector<RepoOutcome>& outcomes_;
+};
+
+std::string UtcStamp(int64_t t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
+  return buf;
+}
+
+std::string DataExtension(pipeline::Compression c, bool encrypted) {
+  std::string ext = ".db";
+  if (c == pipeline::Compression::kZstd) ext += ".zst";
+  if (c == pipeline::Compression::kGzip) ext += ".gz";
+  if (encrypted) ext += ".enc";
+  return ext;
+}
+
+// file:// repositories live on a local filesystem whose free space we can check first.
+void CheckLocalFreeSpace(const std::string& url, uint64_t need) {
+  const std::string scheme = "file://";
+  if (url.rfind(scheme, 0) != 0) return;
+  std::string path = url.substr(scheme.size());
+  while (!path.empty() && !PathExists(path)) path = ParentDir(path);
+  if (path.empty()) return;
+  uint64_t free = FreeSpace(path);
+  if (free < need) {
+    throw Error(ErrorCode::kIo, "not enough free space for the backup in " + path + ": need up to " +
+                                    std::to_string(need >> 20) + " MiB, have " + std::to_string(free >> 20) + " MiB");
+  }
+}
+
+}  // namespace
+
+bool BackupReport::all_ok() const {
+  for (const auto& r : repos) {
+    if (!r.ok) return false;
+  }
+  return !repos.empty();
+}
+
+bool BackupReport::any_ok() const {
+  for (const auto& r : repos) {
+    if (r.ok) return true;
+  }
+  return false;
+}
+
+std::unique_ptr<Repository> OpenRepository(const std::string& url, const store::StoreOptions& options) {
+  return std::make_unique<Repository>(store::OpenStore(url, options));
+}
+
+BackupReport RunBackup(client::EtcdClient& client, const BackupOptions& opts, const ProgressFn& progress,
+                       std::chrono::system_clock::time_point now) {
+  if (opts.repos.empty()) throw Error(ErrorCode::kInvalidArgument, "no --repo given");
+  BackupReport report;
+  if (opts.key && !opts.key->warning.empty()) report.notes.push_back(opts.key->warning);
+
+  // 1. The endpoint must be healthy before anything is written anywhere.
+  client.Health();
+  client::EtcdClient::Status status = client.EndpointStatus();
+
+  Manifest m;
+  m.time_unix = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  m.cluster_id = HexNoPad(status.cluster_id);
+  m.member_id = HexNoPad(status.member_id);
+  m.etcd_version = status.version;
+  m.source_endpoint = client.endpoint();
+  m.compression = std::string(pipeline::CompressionName(opts.compression));
+  m.compression_level = opts.compression_level;
+  m.encryption = opts.key ? "aes-256-gcm-chunked" : "none";
+  m.key_id = opts.key ? pipeline::KeyId(*opts.key) : "";
+  m.tool_version = kToolVersion;
+  const std::string ext = DataExtension(opts.compression, opts.key.has_value());
+  const std::string stem = opts.name_prefix + "-" + UtcStamp(m.time_unix);
+
+  // 2. Open, lock and prepare every repository; a failing one is recorded, not fatal.
+  struct Prepared {
+    std::unique_ptr<Repository> repo;
+    std::unique_ptr<RepositoryLock> lock;
+    std::string data_object;
+  };
+  std::vector<Prepared> prepared(opts.repos.size());
+  std::vector<FanoutSink::Target> targets;
+  for (size_t i = 0; i < opts.repos.size(); i++) {
+    report.repos.push_back(RepoOutcome{opts.repos[i], false, "", ErrorCode::kInternal});
+    try {
+      CheckLocalFreeSpace(opts.repos[i], static_cast<uint64_t>(std::max<int64_t>(status.db_size, 0)) + (64 << 20));
+      Prepared& p = prepared[i];
+      p.repo = OpenRepository(opts.repos[i], opts.store_options);
+      p.lock = p.repo->Lock("backup", &report.notes);
+      p.data_object = p.repo->FreshStem(stem) + ext;
+      targets.push_back({i, p.repo->store().Create(p.data_object)});
+    } catch (const Error& e) {
+      report.repos[i].error = e.what();
+      report.repos[i].code = e.code();
+      prepared[i] = Prepared{};
+    }
+  }
+  if (targets.empty()) {
+    const RepoOutcome& first = report.repos.front();
+    throw Error(first.code, first.repo + ": " + first.error);
+  }
+
+  // 3. One pass: stream → (trailer check, status, consistency check) → compress →
+  //    encrypt → hash of the stored bytes → every repository.
+  FanoutSink fanout(std::move(targets), report.repos);
+  pipeline::HashSink stored_hash(fanout);
+  std::unique_ptr<pipeline::EncryptSink> encrypt;
+  Sink* after_compress = &stored_hash;
+  if (opts.key) {
+    encrypt = pipeline::NewEncryptSink(*opts.key, stored_hash);
+    after_compress = encrypt.get();
+  }
+  std::unique_ptr<Sink> compress =
+      pipeline::NewCompressSink(opts.compression, opts.compression_level, *after_compress);
+  snapshot::TrailerVerifier verifier;
+  bolt::StreamInspector inspector("snapshot from " + client.endpoint());
+  HoldBackTrailer db_bytes([&](const uint8_t* p, size_t n) {
+    inspector.Write(p, n);
+    compress->Write(p, n);
+  });
+  snapshot::PumpStream([&](const snapshot::BlobSink& sink) { client.Snapshot(sink); },
+                       [&](const uint8_t* p, size_t n) {
+                         verifier.Update(p, n);
+                         db_bytes.Write(p, n);
+                         if (progress) progress(verifier.bytes_seen());
+                       });
+
+  // 4. Nothing is committed unless the snapshot is exactly what etcd sent and sound.
+  snapshot::TrailerVerifier::Result v = verifier.Finish();
+  if (!v.has_trailer) {
+    throw Error(ErrorCode::kDataLoss, "sha256 checksum not found [bytes: " + std::to_string(verifier.bytes_seen()) + "]");
+  }
+  if (!v.matches) {
+    throw Error(ErrorCode::kDataLoss, "snapshot sha256 mismatch: server sent " + HexBytes(v.trailer) +
+                                          ", received db hashes to " + HexBytes(v.computed));
+  }
+  bolt::InspectResult inspected = inspector.Finish();
+  if (!inspected.problems.empty()) {
+    throw Error(ErrorCode::kDataLoss, "snapshot failed the integrity check (" + std::to_string(inspected.problem_count) +
+                                          " problems), first: " + inspected.problems.front());
+  }
+  compress->Close();  // flushes through encryption and hashing, then commits every data object
+
+  m.revision = inspected.status.revision;
+  m.total_keys = static_cast<uint64_t>(inspected.status.total_key);
+  m.status_hash = inspected.status.hash;
+  m.db_size = v.db_size;
+  m.db_sha256 = HexBytes(v.computed);
+  m.stored_size = stored_hash.bytes();
+  m.stored_sha256 = HexBytes(stored_hash.digest());
+  m.id = stem + "-r" + std::to_string(m.revision);
+
+  // 5. Sidecar, then the manifest: the commit point, per repository.
+  for (size_t i : fanout.live()) {
+    Prepared& p = prepared[i];
+    try {
+      Manifest mine = m;
+      mine.data_object = p.data_object;
+      const std::string data_stem = p.data_object.substr(0, p.data_object.size() - ext.size());
+      mine.id = data_stem + "-r" + std::to_string(m.revision);
+      p.repo->WriteSidecar(p.data_object, m.stored_sha256);
+      p.repo->WriteManifest(mine);
+      report.repos[i].ok = true;
+      report.manifest = mine;
+    } catch (const Error& e) {
+      report.repos[i].error = e.what();
+      report.repos[i].code = e.code();
+    }
+  }
+  if (!report.any_ok()) {
+    const RepoOutcome& first = report.repos.front();
+    throw Error(first.code, first.repo + ": " + first.error);
+  }
+  return report;
+}
+
+}  // namespace etcdsafe::backup

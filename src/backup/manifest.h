@@ -1,0 +1,42 @@
+// The backup manifest: one small JSON object per backup, written LAST, after the data
+// object and its .sha256 sidecar are stored. Its existence is the commit point: a data
+// object without a manifest is not a backup (list/restore ignore it, prune deletes it).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace etcdsafe::backup {
+
+struct Manifest {
+  int format = 1;
+  std::string id;           // "etcd-snapshot-20261122-020000-r105106": sorts by time
+  int64_t time_unix = 0;    // when the snapshot was taken (UTC seconds)
+  std::string data_object;  // "etcd-snapshot-20261122-020000.db.zst.enc", same repository
+  // Where it came from.
+  std::string cluster_id, member_id;  // hex, as etcdctl prints them
+  std::string etcd_version, source_endpoint;
+  // What it holds: identical to `etcdctl snapshot status` of the snapshot.
+  int64_t revision = 0;
+  uint64_t total_keys = 0;
+  uint32_t status_hash = 0;
+  uint64_t db_size = 0;       // bytes of the bbolt db (the snapshot without its trailer)
+  std::string db_sha256;      // of the db bytes (what etcd's trailer said, verified)
+  uint64_t stored_size = 0;   // bytes of the data object
+  std::string stored_sha256;  // of the data object, also in the .sha256 sidecar
+  // How it is stored.
+  std::string compression = "none";  // none | zstd | gzip
+  int compression_level = 0;
+  std::string encryption = "none";   // none | aes-256-gcm-chunked
+  std::string key_id;                // public id of the key; never the key
+  std::string tool_version;
+};
+
+std::string ManifestToJson(const Manifest& m);
+// Untrusted input: a malformed manifest is kDataLoss naming `what`.
+Manifest ManifestFromJson(const std::string& json, const std::string& what);
+
+// "2026-11-22T02:00:00Z"
+std::string FormatUtc(int64_t unix_seconds);
+
+}  // namespace etcdsafe::backup

@@ -1,0 +1,323 @@
+// End-to-end tests of the repository workflow: `etcdsafe backup | backups list | backups
+// verify | prune | restore --repo` against a real etcd 3.4 and file:// repositories,
+// cross-checked with sha256sum, zstd and gzip, and restored dirs started as real etcd.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "backup/manifest.h"
+#include "base/file.h"
+#include "client/etcd_client.h"
+#include "testutil/etcd_server.h"
+#include "testutil/temp_dir.h"
+
+namespace etcdsafe {
+namespace {
+
+using testutil::EtcdServer;
+using testutil::EtcdServerOptions;
+using testutil::TempDir;
+
+struct CmdResult {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string Quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+CmdResult Sh(const std::string& cmd) {
+  TempDir tmp;
+  // Grouped, so the redirections apply to the whole pipeline, not its last command.
+  int status = std::system(("{ " + cmd + "; } >" + tmp.Sub("out") + " 2>" + tmp.Sub("err") + " </dev/null").c_str());
+  CmdResult r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = testutil::ReadFile(tmp.Sub("out"));
+  r.err = testutil::ReadFile(tmp.Sub("err"));
+  return r;
+}
+
+CmdResult Etcdsafe(const std::vector<std::string>& args, const std::string& env = "") {
+  std::string cmd = env + " " + ETCDSAFE_BINARY;
+  for (const auto& a : args) cmd += " " + Quote(a);
+  return Sh(cmd);
+}
+
+std::vector<std::string> Cat(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+std::vector<std::string> ListFiles(const std::string& dir) {
+  CmdResult r = Sh("cd " + Quote(dir) + " && find . -type f | sed 's|^./||' | sort");
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < r.out.size()) {
+    size_t nl = r.out.find('\n', start);
+    out.push_back(r.out.substr(start, nl - start));
+    start = nl + 1;
+  }
+  return out;
+}
+
+size_t CountSuffix(const std::vector<std::string>& files, const std::string& suffix) {
+  size_t n = 0;
+  for (const auto& f : files) n += f.size() >= suffix.size() && f.compare(f.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return n;
+}
+
+std::vector<std::tuple<std::string, std::string, int64_t>> Dump(client::EtcdClient& c) {
+  std::vector<std::tuple<std::string, std::string, int64_t>> out;
+  for (const auto& kv : c.Range("/", std::string(1, '\0')).kvs) out.emplace_back(kv.key, kv.value, kv.mod_revision);
+  return out;
+}
+
+bool OneLineError(const CmdResult& r) {
+  size_t pos = r.err.rfind("Error: ");
+  return pos != std::string::npos && r.err.find('\n', pos) == r.err.size() - 1;
+}
+
+class BackupCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    EtcdServerOptions o;
+    o.tls = true;
+    server_ = new EtcdServer(o);
+    auto c = client::EtcdClient::Connect(server_->client_config());
+    for (int i = 0; i < 300; i++) {
+      c->Put("/registry/pods/ns" + std::to_string(i % 5) + "/pod-" + std::to_string(i),
+             "{\"kind\":\"Pod\",\"spec\":\"" + std::string(500 + (i * 131) % 4000, 'a' + i % 26) + "\"}");
+    }
+    for (int i = 0; i < 20; i++) c->DeleteRange("/registry/pods/ns0/pod-" + std::to_string(i * 5));
+    dump_ = new auto(Dump(*c));
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    delete dump_;
+  }
+  std::vector<std::string> Etcd() const {
+    return {"--endpoints", server_->client_url(), "--cacert", server_->certs().ca, "--cert",
+            server_->certs().client_cert, "--key", server_->certs().client_key};
+  }
+  std::string Repo(const std::string& name) { return "file://" + dir_.Sub(name); }
+  std::string Key() {
+    std::string path = dir_.Sub("backup.key");
+    if (!PathExists(path)) {
+      testutil::WriteFile(path, std::string(
+          "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"));
+      ::chmod(path.c_str(), 0600);
+    }
+    return path;
+  }
+  // Restores `backup` from `repo` into a fresh dir, starts etcd on it, returns its data.
+  std::vector<std::tuple<std::string, std::string, int64_t>> RestoreAndRead(const std::vector<std::string>& extra) {
+    int peer = testutil::FreePort();
+    std::string url = "http://127.0.0.1:" + std::to_string(peer);
+    std::string data = dir_.Sub("restored-" + std::to_string(peer));
+    CmdResult r = Etcdsafe(Cat({"restore", "--data-dir", data, "--name", "r", "--initial-cluster", "r=" + url,
+                                "--initial-advertise-peer-urls", url}, extra));
+    EXPECT_EQ(r.code, 0) << r.err;
+    if (r.code != 0) return {};
+    EtcdServerOptions o;
+    o.name = "r";
+    o.data_dir = data;
+    o.peer_port = peer;
+    EtcdServer restored(o);
+    auto c = client::EtcdClient::Connect(restored.client_config());
+    return Dump(*c);
+  }
+
+  static EtcdServer* server_;
+  static std::vector<std::tuple<std::string, std::string, int64_t>>* dump_;
+  TempDir dir_;
+};
+EtcdServer* BackupCli::server_ = nullptr;
+std::vector<std::tuple<std::string, std::string, int64_t>>* BackupCli::dump_ = nullptr;
+
+TEST_F(BackupCli, EncryptedBackupToTwoRepositoriesRestoresExactly) {
+  CmdResult r = Etcdsafe(Cat({"backup", "--repo", Repo("a"), "--repo", Repo("b"), "--encryption-key-file", Key()}, Etcd()));
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
+  for (const char* repo : {"a", "b"}) {
+    std::vector<std::string> files = ListFiles(dir_.Sub(repo));
+    EXPECT_EQ(CountSuffix(files, ".manifest.json"), 1u) << repo;
+    EXPECT_EQ(CountSuffix(files, ".db.zst.enc"), 1u) << repo;
+    EXPECT_EQ(CountSuffix(files, ".sha256"), 1u) << repo;
+    // The seeds' check still works on our repository.
+    CmdResult sum = Sh("cd " + Quote(dir_.Sub(repo)) + " && sha256sum -c *.sha256");
+    EXPECT_EQ(sum.code, 0) << sum.out << sum.err;
+  }
+  // The manifest carries etcdctl's status numbers of the same data.
+  CmdResult list = Etcdsafe({"backups", "list", "--repo", Repo("a"), "-w", "json"});
+  ASSERT_EQ(list.code, 0) << list.err;
+  auto arr = nlohmann::json::parse(list.out);
+  ASSERT_EQ(arr.size(), 1u);
+  EXPECT_EQ(arr[0]["encryption"], "aes-256-gcm-chunked");
+  EXPECT_EQ(arr[0]["compression"], "zstd");
+  EXPECT_GT(arr[0]["revision"].get<int64_t>(), 300);
+  EXPECT_EQ(RestoreAndRead({"--repo", Repo("b"), "--backup", "latest", "--encryption-key-file", Key()}), *dump_);
+}
+
+TEST_F(BackupCli, GzipBackupIsReadableByGzipAndEqualsTheSnapshot) {
+  CmdResult r = Etcdsafe(Cat({"backup", "--repo", Repo("g"), "--compression", "gzip"}, Etcd()));
+  ASSERT_EQ(r.code, 0) << r.err;
+  CmdResult status = Sh("cd " + Quote(dir_.Sub("g")) + " && gzip -dc *.db.gz > " + Quote(dir_.Sub("plain.db")) +
+                        " && ETCDCTL_API=3 etcdctl snapshot status -w json " + Quote(dir_.Sub("plain.db")));
+  ASSERT_EQ(status.code, 0) << status.err;
+  auto st = nlohmann::json::parse(status.out);
+  CmdResult list = Etcdsafe({"backups", "list", "--repo", Repo("g"), "-w", "json"});
+  auto m = nlohmann::json::parse(list.out)[0];
+  EXPECT_EQ(m["status_hash"], st["hash"]);
+  EXPECT_EQ(m["revision"], st["revision"]);
+  EXPECT_EQ(m["total_keys"], st["totalKey"]);
+  EXPECT_EQ(m["db_size"], st["totalSize"]);
+}
+
+TEST_F(BackupCli, BackupsInTheSameSecondNeverOverwriteEachOther) {
+  for (const char* c : {"zstd", "gzip", "none"}) {
+    CmdResult r = Etcdsafe(Cat({"backup", "--repo", Repo("same"), "--compression", c}, Etcd()));
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  CmdResult list = Etcdsafe({"backups", "list", "--repo", Repo("same"), "-w", "json"});
+  auto arr = nlohmann::json::parse(list.out);
+  EXPECT_EQ(arr.size(), 3u) << list.out;
+  CmdResult verify = Etcdsafe({"backups", "verify", "--repo", Repo("same")});
+  EXPECT_EQ(verify.code, 0) << verify.out << verify.err;
+}
+
+TEST_F(BackupCli, OneBrokenRepositoryIsAPartialSuccess) {
+  testutil::WriteFile(dir_.Sub("not-a-dir"), "x");
+  CmdResult r = Etcdsafe(Cat({"backup", "--repo", Repo("good"), "--repo", Repo("not-a-dir/sub")}, Etcd()));
+  EXPECT_EQ(r.code, 3) << r.err << r.out;
+  EXPECT_NE(r.out.find("FAILED  " + Repo("not-a-dir/sub")), std::string::npos) << r.out;
+  EXPECT_EQ(CountSuffix(ListFiles(dir_.Sub("good")), ".manifest.json"), 1u);
+}
+
+TEST_F(BackupCli, WrongKeyTamperingAndMissingKeyAreCaught) {
+  ASSERT_EQ(Etcdsafe(Cat({"backup", "--repo", Repo("k"), "--encryption-key-file", Key()}, Etcd())).code, 0);
+  std::string other = dir_.Sub("other.key");
+  testutil::WriteFile(other, std::string(64, 'a') + "\n");
+  ::chmod(other.c_str(), 0600);
+  std::string target = dir_.Sub("never");
+  CmdResult wrong = Etcdsafe({"restore", "--repo", Repo("k"), "--data-dir", target, "--encryption-key-file", other});
+  EXPECT_EQ(wrong.code, 12) << wrong.err;
+  EXPECT_TRUE(OneLineError(wrong)) << wrong.err;
+  CmdResult none = Etcdsafe({"restore", "--repo", Repo("k"), "--data-dir", target});
+  EXPECT_EQ(none.code, 128) << none.err;
+  EXPECT_NE(none.err.find("is encrypted"), std::string::npos) << none.err;
+  // Flip one byte in the middle of the stored object.
+  std::string data;
+  for (const auto& f : ListFiles(dir_.Sub("k"))) {
+    if (f.size() > 4 && f.substr(f.size() - 4) == ".enc") data = dir_.Sub("k/" + f);
+  }
+  ASSERT_FALSE(data.empty());
+  std::string bytes = testutil::ReadFile(data);
+  bytes[bytes.size() / 2] ^= 0x01;
+  testutil::WriteFile(data, bytes);
+  CmdResult tampered = Etcdsafe({"restore", "--repo", Repo("k"), "--data-dir", target, "--encryption-key-file", Key()});
+  EXPECT_EQ(tampered.code, 1) << tampered.err;
+  EXPECT_TRUE(OneLineError(tampered)) << tampered.err;
+  CmdResult verify = Etcdsafe({"backups", "verify", "--repo", Repo("k"), "--encryption-key-file", Key()});
+  EXPECT_EQ(verify.code, 1);
+  EXPECT_NE(verify.out.find("DAMAGED"), std::string::npos) << verify.out;
+  EXPECT_FALSE(PathExists(target));
+  // A truncated object is damaged too.
+  testutil::WriteFile(data, bytes.substr(0, bytes.size() / 3));
+  CmdResult truncated = Etcdsafe({"restore", "--repo", Repo("k"), "--data-dir", target, "--encryption-key-file", Key()});
+  EXPECT_EQ(truncated.code, 1) << truncated.err;
+  EXPECT_FALSE(PathExists(target));
+}
+
+TEST_F(BackupCli, WithoutAManifestThereIsNoBackup) {
+  ASSERT_EQ(Etcdsafe(Cat({"backup", "--repo", Repo("m")}, Etcd())).code, 0);
+  for (const auto& f : ListFiles(dir_.Sub("m"))) {
+    if (f.find(".manifest.json") != std::string::npos) RemoveAll(dir_.Sub("m/" + f));
+  }
+  CmdResult list = Etcdsafe({"backups", "list", "--repo", Repo("m"), "-w", "json"});
+  EXPECT_EQ(list.out, "[]\n");
+  CmdResult restore = Etcdsafe({"restore", "--repo", Repo("m"), "--data-dir", dir_.Sub("x")});
+  EXPECT_EQ(restore.code, 10) << restore.err;
+  // The next prune removes the leftovers.
+  CmdResult prune = Etcdsafe({"prune", "--repo", Repo("m"), "--keep-last", "3"});
+  EXPECT_EQ(prune.code, 0) << prune.err;
+  EXPECT_EQ(ListFiles(dir_.Sub("m")), std::vector<std::string>{});
+}
+
+TEST_F(BackupCli, LocksAreRespectedAndStaleOnesRemoved) {
+  MakeDirs(dir_.Sub("l/locks"), 0700);
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  // A live owner: this test process.
+  std::string live = "{\"host\":\"" + std::string(host) + "\",\"pid\":" + std::to_string(::getpid()) +
+                     ",\"operation\":\"backup\",\"since_unix\":1,\"refreshed_unix\":" +
+                     std::to_string(::time(nullptr)) + "}";
+  testutil::WriteFile(dir_.Sub("l/locks/other.json"), live);
+  CmdResult locked = Etcdsafe(Cat({"backup", "--repo", Repo("l")}, Etcd()));
+  EXPECT_EQ(locked.code, 11) << locked.err;
+  EXPECT_NE(locked.err.find("is locked by backup"), std::string::npos) << locked.err;
+  CmdResult prune_locked = Etcdsafe({"prune", "--repo", Repo("l"), "--keep-last", "1"});
+  EXPECT_EQ(prune_locked.code, 11) << prune_locked.err;
+  // A dead owner on this host: the lock is stale, removed, and said so.
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ::waitpid(child, nullptr, 0);
+  std::string dead = live;
+  dead.replace(dead.find(std::to_string(::getpid())), std::to_string(::getpid()).size(), std::to_string(child));
+  testutil::WriteFile(dir_.Sub("l/locks/other.json"), dead);
+  CmdResult ok = Etcdsafe(Cat({"backup", "--repo", Repo("l")}, Etcd()));
+  EXPECT_EQ(ok.code, 0) << ok.err;
+  EXPECT_NE(ok.err.find("removed stale lock"), std::string::npos) << ok.err;
+  EXPECT_EQ(ListFiles(dir_.Sub("l/locks")), std::vector<std::string>{});
+}
+
+TEST_F(BackupCli, PruneKeepsByPolicyAndNeverTheNewest) {
+  // Five backups a day apart: real objects, manifests with shifted times.
+  MakeDirs(dir_.Sub("p"), 0700);
+  for (int day = 0; day < 5; day++) {
+    std::string stem = "etcd-snapshot-2026110" + std::to_string(day + 1) + "-020000";
+    testutil::WriteFile(dir_.Sub("p/" + stem + ".db"), "data" + std::to_string(day));
+    backup::Manifest m;
+    m.id = stem + "-r" + std::to_string(100 + day);
+    m.time_unix = 1793498400 + day * 86400;  // 2026-11-01T02:00:00Z + day
+    m.data_object = stem + ".db";
+    m.db_sha256 = m.stored_sha256 = std::string(64, '0');
+    testutil::WriteFile(dir_.Sub("p/" + m.id + ".manifest.json"), backup::ManifestToJson(m));
+  }
+  CmdResult dry = Etcdsafe({"prune", "--repo", Repo("p"), "--keep-last", "2", "--dry-run"});
+  ASSERT_EQ(dry.code, 0) << dry.err;
+  EXPECT_NE(dry.out.find("would remove  etcd-snapshot-20261101-020000-r100"), std::string::npos) << dry.out;
+  EXPECT_EQ(ListFiles(dir_.Sub("p")).size(), 10u);
+  CmdResult prune = Etcdsafe({"prune", "--repo", Repo("p"), "--keep-last", "2"});
+  ASSERT_EQ(prune.code, 0) << prune.err;
+  EXPECT_NE(prune.out.find("keep    etcd-snapshot-20261105-020000-r104  (last snapshot, newest backup)"),
+            std::string::npos) << prune.out;
+  std::vector<std::string> left = ListFiles(dir_.Sub("p"));
+  EXPECT_EQ(left, (std::vector<std::string>{"etcd-snapshot-20261104-020000-r103.manifest.json",
+                                            "etcd-snapshot-20261104-020000.db",
+                                            "etcd-snapshot-20261105-020000-r104.manifest.json",
+                                            "etcd-snapshot-20261105-020000.db"}));
+  CmdResult no_policy = Etcdsafe({"prune", "--repo", Repo("p")});
+  EXPECT_EQ(no_policy.code, 128);
+  EXPECT_NE(no_policy.err.find("no retention policy given"), std::string::npos) << no_policy.err;
+}
+
+TEST_F(BackupCli, BadInputGetsOneLineAndTheRightCode) {
+  CmdResult scheme = Etcdsafe(Cat({"backup", "--repo", "ftp://x/y"}, Etcd()));
+  EXPECT_EQ(scheme.code, 128) << scheme.err;
+  EXPECT_TRUE(OneLineError(scheme)) << scheme.err;
+  CmdResult unreachable = Etcdsafe({"backup", "--repo", Repo("u"), "--endpoints",
+                                    "127.0.0.1:" + std::to_string(testutil::FreePort())});
+  EXPECT_EQ(unreachable.code, 2) << unreachable.err;
+  EXPECT_FALSE(PathExists(dir_.Sub("u")));
+  CmdResult keyargv = Etcdsafe(Cat({"backup", "--repo", Repo("u"), "--encryption-key-file", dir_.Sub("missing.key")}, Etcd()));
+  EXPECT_NE(keyargv.code, 0);
+  EXPECT_TRUE(OneLineError(keyargv)) << keyargv.err;
+}
+
+}  // namespace
+}  // namespace etcdsafe
