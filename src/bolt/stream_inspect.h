@@ -28,13 +28,15 @@
 // live pages. Finish() walks from meta.root through these summaries exactly as Inspect
 // walks the file, joining leaf CRCs in tree order with Crc32cCombine.
 //
-// Memory bound: O(pages): 24 bytes per page of header/index, plus per leaf page ~30
-// bytes + its first and last key, plus per branch page 16 bytes + the key for each child,
-// plus the full image of leaves that hold buckets (a few pages in etcd), plus the stored
-// freelist ids (8 bytes each) — for etcd (17-byte revision keys) ~80 bytes per page,
-// i.e. ~20 MB per GiB of snapshot — plus a window of the last logical page being
-// assembled (<= kMaxWindowBytes, normally one 4 KiB page), plus 2 bitmaps of pgid bits
-// in Finish(). It does not depend on value sizes.
+// Memory bound: O(pages), independent of value sizes: 24 bytes per page (header + record
+// ref), plus per leaf page ~30 bytes + its first and last key, plus per branch page 16
+// bytes + the key for each child, plus the full image of leaves that hold buckets (the
+// root bucket's few pages in etcd), plus the stored freelist ids (8 bytes each), held in
+// 1 MiB arena chunks (no doubling slack); plus a window holding the logical page being
+// assembled (<= kMaxWindowBytes, normally nothing beyond one 4 KiB page); plus 2 bitmaps
+// of pgid bits in Finish(). Measured for etcd-shaped data (17-byte revision keys, 220-byte
+// values): ~120 bytes per page, i.e. ~33 MB RSS growth for a 1.1 GB snapshot (~8 MB per
+// 256 MiB; an 8 GiB db would need ~250 MB — the key-order check needs the keys).
 // Thread-compatible: one instance per stream.
 #pragma once
 
