@@ -194,7 +194,7 @@ TEST_F(SnapshotCli, RestoredSingleMemberServesExactlyTheSnapshot) {
   o.peer_port = peer;
   EtcdServer restored(o);
   auto c = client::EtcdClient::Connect(restored.client_config());
-  EXPECT_EQ(Dump(*c), *source_dump_);
+  EXPECT_TRUE(Dump(*c) == *source_dump_) << "restored data differs from the source";
   EXPECT_EQ(c->EndpointStatus().revision, source_rev_);
   EXPECT_EQ(c->MemberList().size(), 1u);
   c->Put("/registry/after-restore", "writable");
@@ -226,7 +226,7 @@ TEST_F(SnapshotCli, RestoredThreeMemberClusterIsHealthyWithSameDataEverywhere) {
     auto c = client::EtcdClient::Connect(s->client_config());
     c->Health();
     EXPECT_EQ(c->MemberList().size(), 3u);
-    EXPECT_EQ(Dump(*c), *source_dump_) << s->name();
+    EXPECT_TRUE(Dump(*c) == *source_dump_) << s->name() << "restored data differs from the source";
   }
   // The cluster replicates new writes.
   auto c0 = client::EtcdClient::Connect(servers[0]->client_config());
@@ -248,7 +248,7 @@ TEST_F(SnapshotCli, BumpRevisionKeepsRevisionsMovingForward) {
   o.peer_port = peer;
   EtcdServer restored(o);
   auto c = client::EtcdClient::Connect(restored.client_config());
-  EXPECT_EQ(Dump(*c), *source_dump_);
+  EXPECT_TRUE(Dump(*c) == *source_dump_) << "restored data differs from the source";
   c->Put("/registry/after-bump", "x");
   EXPECT_GT(c->Range("/registry/after-bump").kvs.at(0).mod_revision, source_rev_ + 1000000);
 }
