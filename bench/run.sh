@@ -71,7 +71,41 @@ for i in $(seq "$runs"); do
 done
 echo "etcdctl status: $(ETCDCTL_API=3 etcdctl snapshot status ctl.db -w table 2>/dev/null | sed -n 4p)"
 echo "etcdsafe status: $("$etcdsafe" snapshot status ctl.db -w table 2>/dev/null | sed -n 4p)"
-rm -rf r-ctl r-safe ctl.db safe.db
+rm -rf r-ctl r-safe
+
+# The seeds' backup pipeline (etcdctl snapshot save, gzip -6, sha256sum) against
+# `etcdsafe backup` with zstd and AES-256-GCM into a local repository.
+head -c 32 /dev/urandom > bench.key && chmod 600 bench.key
+seed_pipeline() {
+  ETCDCTL_API=3 etcdctl "${tls[@]}" snapshot save seed.db >/dev/null 2>&1 &&
+    gzip -6 -c seed.db > seed.db.gz && sha256sum seed.db.gz > seed.db.gz.sha256 && rm -f seed.db
+}
+for i in $(seq "$runs"); do
+  rm -rf seed.db* repo
+  measure pipeline_seed bash -c "$(declare -p tls); $(declare -f seed_pipeline); seed_pipeline"
+  echo "seed_size $(stat -c %s seed.db.gz) 0" >> results.txt
+  measure pipeline_etcdsafe "$etcdsafe" "${tls[@]}" backup --repo "file://$dir/repo" --encryption-key-file bench.key
+  echo "etcdsafe_size $(stat -c %s repo/*.enc) 0" >> results.txt
+done
+
+# S3 upload of the same object: etcdsafe backup to s3rver vs aws s3 cp.
+s3rver="$here/tools/node/node_modules/.bin/s3rver"
+if [ -x "$s3rver" ]; then
+  s3port=$("$here/tools/free-port.py")
+  rm -rf s3data && mkdir s3data
+  NODE_OPTIONS=--openssl-legacy-provider "$s3rver" --directory s3data --port "$s3port" --address 127.0.0.1 --silent >/dev/null 2>&1 &
+  s3pid=$!
+  export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_DEFAULT_REGION=us-east-1
+  for _ in $(seq 50); do /usr/bin/aws --endpoint-url "http://127.0.0.1:$s3port" s3 mb s3://bench >/dev/null 2>&1 && break; sleep 0.2; done
+  obj=$(ls repo/*.enc)
+  for i in $(seq "$runs"); do
+    measure s3_awscli /usr/bin/aws --endpoint-url "http://127.0.0.1:$s3port" s3 cp "$obj" "s3://bench/aws-$i.enc"
+    measure s3_etcdsafe "$etcdsafe" "${tls[@]}" backup --repo "s3://bench/etcdsafe-$i" --s3-endpoint "http://127.0.0.1:$s3port" \
+      --s3-path-style --encryption-key-file bench.key
+  done
+  kill $s3pid 2>/dev/null || true
+fi
+rm -rf seed.db* repo s3data
 
 python3 - "$dir/results.txt" "$here/bench/RESULTS.md" "$mb" <<'PY'
 import statistics, sys, collections, subprocess, datetime
@@ -90,6 +124,22 @@ out = [f"Measured {datetime.date.today()} on a 2-core Debian 12 machine, ~{sys.a
 for op in ["save", "status", "restore"]:
     ct, cr = med(f"{op}_etcdctl"); st, sr = med(f"{op}_etcdsafe")
     out.append(f"| {op} | {ct:.2f} s | {st:.2f} s | {ct/st:.2f}x | {cr:.0f} MiB | {sr:.0f} MiB |")
+if rows.get("pipeline_seed"):
+    pt, pr = med("pipeline_seed"); et, er = med("pipeline_etcdsafe")
+    save_t, _ = med("save_etcdctl")
+    seed_size = statistics.median(s for s, _ in rows["seed_size"]); our_size = statistics.median(s for s, _ in rows["etcdsafe_size"])
+    out += ["", "Backup pipeline: the seeds' `etcdctl snapshot save` + `gzip -6` + `sha256sum` vs "
+            "`etcdsafe backup` (zstd-3 + AES-256-GCM, status and integrity check, local repository).", "",
+            "| pipeline | wall time | x etcdctl save alone | output size | peak RSS |", "|---|---|---|---|---|",
+            f"| seed script | {pt:.2f} s | {pt/save_t:.2f}x | {seed_size/1e6:.0f} MB | {pr:.0f} MiB |",
+            f"| etcdsafe backup | {et:.2f} s | {et/save_t:.2f}x | {our_size/1e6:.0f} MB ({our_size/seed_size:.2f}x gzip) | {er:.0f} MiB |"]
+if rows.get("s3_awscli"):
+    at, ar = med("s3_awscli"); bt, br = med("s3_etcdsafe")
+    out += ["", "S3 upload to a local s3rver: `aws s3 cp` of the finished backup object vs a whole `etcdsafe backup` "
+            "(snapshot + compress + encrypt + multipart upload).", "",
+            "| upload | wall time | peak RSS |", "|---|---|---|",
+            f"| aws s3 cp (object only) | {at:.2f} s | {ar:.0f} MiB |",
+            f"| etcdsafe backup to s3:// | {bt:.2f} s | {br:.0f} MiB |"]
 text = "\n".join(out) + "\n"
 print(text)
 open(sys.argv[2], "w").write("# Benchmark results (bench/run.sh)\n\n" + text)
