@@ -16,6 +16,7 @@ namespace {
 // Largest zstd window we agree to allocate when reading: level 19 uses 2^23; 2^24 leaves
 // room for other writers' settings while keeping restore memory bounded (and fuzzing sane).
 constexpr int kZstdMaxWindowLog = 24;
+constexpr int kZstdJobSize = 4 << 20;
 
 [[noreturn]] void Corrupt(const std::string& msg) { throw Error(ErrorCode::kDataLoss, msg); }
 
@@ -48,6 +49,9 @@ class ZstdSink : public Sink {
     if (workers > 0) {
       // Fails on a libzstd built without threads; compressing in the caller is still correct.
       (void)ZSTD_CCtx_setParameter(cctx_, ZSTD_c_nbWorkers, workers);
+      // Default jobs are 4x the window (8 MiB at level 3) and cost ~40 MiB of buffers;
+      // 4 MiB jobs measured the same ratio on an etcd db at about half the memory.
+      (void)ZSTD_CCtx_setParameter(cctx_, ZSTD_c_jobSize, kZstdJobSize);
     }
   }
   ~ZstdSink() override { ZSTD_freeCCtx(cctx_); }

@@ -129,7 +129,7 @@ void CheckBounded(Compression c) {
   ASSERT_EQ(std::sscanf(buf, "%ld %d", &growth_kib, &ok), 2) << buf;
   EXPECT_EQ(ok, 1) << "round trip of 512 MiB did not reproduce the input: " << buf;
   EXPECT_GE(growth_kib, 0) << buf;
-  EXPECT_LT(growth_kib, 64 * 1024) << "peak RSS grew by " << growth_kib / 1024 << " MiB";
+  EXPECT_LT(growth_kib, 48 * 1024) << "peak RSS grew by " << growth_kib / 1024 << " MiB";
   std::printf("[ info ] %s: 512 MiB through compress+encrypt+decrypt+decompress, peak RSS +%ld MiB\n",
               std::string(CompressionName(c)).c_str(), growth_kib / 1024);
 }
