@@ -284,6 +284,17 @@ std::string_view CompressionName(Compression c) {
   return "unknown";
 }
 
+Compression SniffCompression(Bytes p) {
+  if (p.size() >= 4) {
+    uint32_t magic = LoadLE32(p.data());
+    if (magic == ZSTD_MAGICNUMBER || (magic & ZSTD_MAGIC_SKIPPABLE_MASK) == ZSTD_MAGIC_SKIPPABLE_START) {
+      return Compression::kZstd;
+    }
+  }
+  if (p.size() >= 3 && p[0] == 0x1f && p[1] == 0x8b && p[2] == 0x08) return Compression::kGzip;
+  return Compression::kNone;
+}
+
 std::unique_ptr<Sink> NewCompressSink(Compression c, const CompressOptions& opts, Sink& next) {
   int level = opts.level;
   auto bad_level = [&](std::string_view range) {

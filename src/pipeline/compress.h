@@ -40,4 +40,9 @@ inline std::unique_ptr<Sink> NewCompressSink(Compression c, int level, Sink& nex
 
 std::unique_ptr<Source> NewDecompressSource(Compression c, Source& in);
 
+// Guesses the compression of a stream from its first bytes (zstd frame magic, including
+// skippable frames, or gzip's 1f 8b 08); kNone when neither matches. For restoring
+// objects that have no manifest; an encrypted archive must be decrypted first.
+Compression SniffCompression(Bytes prefix);
+
 }  // namespace etcdsafe::pipeline

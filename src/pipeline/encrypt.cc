@@ -231,10 +231,10 @@ EncryptSink::EncryptSink(const KeySpec& spec, Sink& next, const EncryptOptions& 
       throw Error(ErrorCode::kInvalidArgument, "encryption requested without a key");
   }
   if (RAND_bytes(h + kOffFileSalt, kFileSaltSize) != 1) throw Error(ErrorCode::kInternal, "RAND_bytes failed");
+  auto id = KeyIdBytes(master);
+  static_assert(sizeof id == kKeyIdSize);
+  std::memcpy(h + kOffKeyId, id.data(), kKeyIdSize);
   impl_->key_id = KeyIdOf(master);
-  for (size_t i = 0; i < kKeyIdSize; i++) {
-    h[kOffKeyId + i] = static_cast<uint8_t>(std::stoi(impl_->key_id.substr(2 * i, 2), nullptr, 16));
-  }
   StoreLE32(h + kOffCrc, Crc32c(Bytes{h, kOffCrc}));
   MasterKey file_key = DeriveFileKey(master, h + kOffFileSalt);
   OPENSSL_cleanse(master.data(), master.size());

@@ -131,7 +131,7 @@ KeySpec LoadPassphraseFile(const std::string& path) {
   return spec;
 }
 
-std::string KeyIdOf(const MasterKey& key) {
+std::array<uint8_t, 8> KeyIdBytes(const MasterKey& key) {
   static constexpr std::string_view kLabel = "etcdsafe key id v1";
   uint8_t mac[32];
   unsigned int len = 0;
@@ -139,7 +139,14 @@ std::string KeyIdOf(const MasterKey& key) {
            reinterpret_cast<const uint8_t*>(kLabel.data()), kLabel.size(), mac, &len) == nullptr) {
     throw Error(ErrorCode::kInternal, "HMAC-SHA256 failed");
   }
-  return HexBytes(Bytes{mac, 8});
+  std::array<uint8_t, 8> id;
+  std::copy(mac, mac + 8, id.begin());
+  return id;
+}
+
+std::string KeyIdOf(const MasterKey& key) {
+  auto id = KeyIdBytes(key);
+  return HexBytes(Bytes{id.data(), id.size()});
 }
 
 std::string KeyId(const KeySpec& spec) {

@@ -44,6 +44,8 @@ KeySpec LoadPassphraseFile(const std::string& path);
 // Public id of a master key, safe to store in manifests and print: lowercase hex of the
 // first 8 bytes of HMAC-SHA256(key, "etcdsafe key id v1").
 std::string KeyIdOf(const MasterKey& key);
+// The same 8 bytes, as stored in archive headers.
+std::array<uint8_t, 8> KeyIdBytes(const MasterKey& key);
 // KeyIdOf(spec.raw) for a raw key. A passphrase's key is salted per backup, so its id
 // exists only per archive (EncryptSink::key_id()); kPassphrase/kNone: kInvalidArgument.
 std::string KeyId(const KeySpec& spec);

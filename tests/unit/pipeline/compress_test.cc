@@ -55,6 +55,16 @@ TEST(Compression, ParseAndName) {
   }
 }
 
+TEST(Compression, Sniff) {
+  std::string data = EtcdLike(5000, 1);
+  EXPECT_EQ(SniffCompression(AsBytes(Compress(Compression::kZstd, data))), Compression::kZstd);
+  EXPECT_EQ(SniffCompression(AsBytes(Compress(Compression::kGzip, data))), Compression::kGzip);
+  EXPECT_EQ(SniffCompression(AsBytes(data)), Compression::kNone);
+  EXPECT_EQ(SniffCompression(AsBytes(std::string("\x50\x2a\x4d\x18", 4))), Compression::kZstd);  // skippable
+  EXPECT_EQ(SniffCompression(AsBytes(std::string("\x1f"))), Compression::kNone);
+  EXPECT_EQ(SniffCompression(Bytes{}), Compression::kNone);
+}
+
 TEST(Compression, LevelValidation) {
   StringSink out;
   EXPECT_THROW(NewCompressSink(Compression::kZstd, 20, out), Error);
