@@ -1,7 +1,5 @@
 #include "backup/backup.h"
 
-#include <ctime>
-
 #include "backup/repository.h"
 #include "base/file.h"
 #include "bolt/stream_inspect.h"
@@ -89,15 +87,6 @@ class FanoutSink : public Sink {
   std::vector<RepoOutcome>& outcomes_;
 };
 
-std::string UtcStamp(int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
-  return buf;
-}
-
 std::string DataExtension(pipeline::Compression c, bool encrypted) {
   std::string ext = ".db";
   if (c == pipeline::Compression::kZstd) ext += ".zst";
@@ -162,7 +151,7 @@ BackupReport RunBackup(client::EtcdClient& client, const BackupOptions& opts, co
   m.key_id = opts.key ? pipeline::KeyId(*opts.key) : "";
   m.tool_version = kToolVersion;
   const std::string ext = DataExtension(opts.compression, opts.key.has_value());
-  const std::string stem = opts.name_prefix + "-" + UtcStamp(m.time_unix);
+  const std::string stem = opts.name_prefix + "-" + FormatUtc(m.time_unix, "%Y%m%d-%H%M%S");
 
   // 2. Open, lock and prepare every repository; a failing one is recorded, not fatal.
   struct Prepared {

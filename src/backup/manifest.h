@@ -36,7 +36,7 @@ std::string ManifestToJson(const Manifest& m);
 // Untrusted input: a malformed manifest is kDataLoss naming `what`.
 Manifest ManifestFromJson(const std::string& json, const std::string& what);
 
-// "2026-11-22T02:00:00Z"
-std::string FormatUtc(int64_t unix_seconds);
+// strftime of a UTC time; the default gives "2026-11-22T02:00:00Z".
+std::string FormatUtc(int64_t unix_seconds, const char* format = "%Y-%m-%dT%H:%M:%SZ");
 
 }  // namespace etcdsafe::backup

@@ -11,6 +11,7 @@
 #include "backup/manifest.h"
 #include "base/file.h"
 #include "client/etcd_client.h"
+#include "testutil/cli.h"
 #include "testutil/etcd_server.h"
 #include "testutil/s3_server.h"
 #include "testutil/temp_dir.h"
@@ -21,42 +22,21 @@ namespace {
 using testutil::EtcdServer;
 using testutil::EtcdServerOptions;
 using testutil::TempDir;
-
-struct CmdResult {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string Quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-CmdResult Sh(const std::string& cmd) {
-  TempDir tmp;
-  // Grouped, so the redirections apply to the whole pipeline, not its last command.
-  int status = std::system(("{ " + cmd + "; } >" + tmp.Sub("out") + " 2>" + tmp.Sub("err") + " </dev/null").c_str());
-  CmdResult r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = testutil::ReadFile(tmp.Sub("out"));
-  r.err = testutil::ReadFile(tmp.Sub("err"));
-  return r;
-}
+using testutil::CmdResult;
+using testutil::Exec;
+using testutil::KvDump;
+using testutil::Concat;
+using testutil::ShellQuote;
+using testutil::Shell;
+using testutil::DumpAll;
+using testutil::IsOneLineError;
 
 CmdResult Etcdsafe(const std::vector<std::string>& args, const std::string& env = "") {
-  std::string cmd = env + " " + ETCDSAFE_BINARY;
-  for (const auto& a : args) cmd += " " + Quote(a);
-  return Sh(cmd);
-}
-
-std::vector<std::string> Cat(std::vector<std::string> a, const std::vector<std::string>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
+  return Exec(ETCDSAFE_BINARY, args, env);
 }
 
 std::vector<std::string> ListFiles(const std::string& dir) {
-  CmdResult r = Sh("cd " + Quote(dir) + " && find . -type f | sed 's|^./||' | sort");
+  CmdResult r = Shell("cd " + ShellQuote(dir) + " && find . -type f | sed 's|^./||' | sort");
   std::vector<std::string> out;
   size_t start = 0;
   while (start < r.out.size()) {
@@ -73,17 +53,6 @@ size_t CountSuffix(const std::vector<std::string>& files, const std::string& suf
   return n;
 }
 
-std::vector<std::tuple<std::string, std::string, int64_t>> Dump(client::EtcdClient& c) {
-  std::vector<std::tuple<std::string, std::string, int64_t>> out;
-  for (const auto& kv : c.Range("/", std::string(1, '\0')).kvs) out.emplace_back(kv.key, kv.value, kv.mod_revision);
-  return out;
-}
-
-bool OneLineError(const CmdResult& r) {
-  size_t pos = r.err.rfind("Error: ");
-  return pos != std::string::npos && r.err.find('\n', pos) == r.err.size() - 1;
-}
-
 class BackupCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -96,7 +65,7 @@ class BackupCli : public ::testing::Test {
              "{\"kind\":\"Pod\",\"spec\":\"" + std::string(500 + (i * 131) % 4000, 'a' + i % 26) + "\"}");
     }
     for (int i = 0; i < 20; i++) c->DeleteRange("/registry/pods/ns0/pod-" + std::to_string(i * 5));
-    dump_ = new auto(Dump(*c));
+    dump_ = new auto(DumpAll(*c));
   }
   static void TearDownTestSuite() {
     delete server_;
@@ -117,12 +86,12 @@ class BackupCli : public ::testing::Test {
     return path;
   }
   // Restores `backup` from `repo` into a fresh dir, starts etcd on it, returns its data.
-  std::vector<std::tuple<std::string, std::string, int64_t>> RestoreAndRead(const std::vector<std::string>& extra,
+  KvDump RestoreAndRead(const std::vector<std::string>& extra,
                                                                         const std::string& env = "") {
     int peer = testutil::FreePort();
     std::string url = "http://127.0.0.1:" + std::to_string(peer);
     std::string data = dir_.Sub("restored-" + std::to_string(peer));
-    CmdResult r = Etcdsafe(Cat({"restore", "--data-dir", data, "--name", "r", "--initial-cluster", "r=" + url,
+    CmdResult r = Etcdsafe(Concat({"restore", "--data-dir", data, "--name", "r", "--initial-cluster", "r=" + url,
                                 "--initial-advertise-peer-urls", url}, extra), env);
     EXPECT_EQ(r.code, 0) << r.err;
     if (r.code != 0) return {};
@@ -132,18 +101,18 @@ class BackupCli : public ::testing::Test {
     o.peer_port = peer;
     EtcdServer restored(o);
     auto c = client::EtcdClient::Connect(restored.client_config());
-    return Dump(*c);
+    return DumpAll(*c);
   }
 
   static EtcdServer* server_;
-  static std::vector<std::tuple<std::string, std::string, int64_t>>* dump_;
+  static KvDump* dump_;
   TempDir dir_;
 };
 EtcdServer* BackupCli::server_ = nullptr;
-std::vector<std::tuple<std::string, std::string, int64_t>>* BackupCli::dump_ = nullptr;
+KvDump* BackupCli::dump_ = nullptr;
 
 TEST_F(BackupCli, EncryptedBackupToTwoRepositoriesRestoresExactly) {
-  CmdResult r = Etcdsafe(Cat({"backup", "--repo", Repo("a"), "--repo", Repo("b"), "--encryption-key-file", Key()}, Etcd()));
+  CmdResult r = Etcdsafe(Concat({"backup", "--repo", Repo("a"), "--repo", Repo("b"), "--encryption-key-file", Key()}, Etcd()));
   ASSERT_EQ(r.code, 0) << r.err << r.out;
   for (const char* repo : {"a", "b"}) {
     std::vector<std::string> files = ListFiles(dir_.Sub(repo));
@@ -151,7 +120,7 @@ TEST_F(BackupCli, EncryptedBackupToTwoRepositoriesRestoresExactly) {
     EXPECT_EQ(CountSuffix(files, ".db.zst.enc"), 1u) << repo;
     EXPECT_EQ(CountSuffix(files, ".sha256"), 1u) << repo;
     // The seeds' check still works on our repository.
-    CmdResult sum = Sh("cd " + Quote(dir_.Sub(repo)) + " && sha256sum -c *.sha256");
+    CmdResult sum = Shell("cd " + ShellQuote(dir_.Sub(repo)) + " && sha256sum -c *.sha256");
     EXPECT_EQ(sum.code, 0) << sum.out << sum.err;
   }
   // The manifest carries etcdctl's status numbers of the same data.
@@ -166,10 +135,10 @@ TEST_F(BackupCli, EncryptedBackupToTwoRepositoriesRestoresExactly) {
 }
 
 TEST_F(BackupCli, GzipBackupIsReadableByGzipAndEqualsTheSnapshot) {
-  CmdResult r = Etcdsafe(Cat({"backup", "--repo", Repo("g"), "--compression", "gzip"}, Etcd()));
+  CmdResult r = Etcdsafe(Concat({"backup", "--repo", Repo("g"), "--compression", "gzip"}, Etcd()));
   ASSERT_EQ(r.code, 0) << r.err;
-  CmdResult status = Sh("cd " + Quote(dir_.Sub("g")) + " && gzip -dc *.db.gz > " + Quote(dir_.Sub("plain.db")) +
-                        " && ETCDCTL_API=3 etcdctl snapshot status -w json " + Quote(dir_.Sub("plain.db")));
+  CmdResult status = Shell("cd " + ShellQuote(dir_.Sub("g")) + " && gzip -dc *.db.gz > " + ShellQuote(dir_.Sub("plain.db")) +
+                        " && ETCDCTL_API=3 etcdctl snapshot status -w json " + ShellQuote(dir_.Sub("plain.db")));
   ASSERT_EQ(status.code, 0) << status.err;
   auto st = nlohmann::json::parse(status.out);
   CmdResult list = Etcdsafe({"backups", "list", "--repo", Repo("g"), "-w", "json"});
@@ -182,7 +151,7 @@ TEST_F(BackupCli, GzipBackupIsReadableByGzipAndEqualsTheSnapshot) {
 
 TEST_F(BackupCli, BackupsInTheSameSecondNeverOverwriteEachOther) {
   for (const char* c : {"zstd", "gzip", "none"}) {
-    CmdResult r = Etcdsafe(Cat({"backup", "--repo", Repo("same"), "--compression", c}, Etcd()));
+    CmdResult r = Etcdsafe(Concat({"backup", "--repo", Repo("same"), "--compression", c}, Etcd()));
     ASSERT_EQ(r.code, 0) << r.err;
   }
   CmdResult list = Etcdsafe({"backups", "list", "--repo", Repo("same"), "-w", "json"});
@@ -194,21 +163,21 @@ TEST_F(BackupCli, BackupsInTheSameSecondNeverOverwriteEachOther) {
 
 TEST_F(BackupCli, OneBrokenRepositoryIsAPartialSuccess) {
   testutil::WriteFile(dir_.Sub("not-a-dir"), "x");
-  CmdResult r = Etcdsafe(Cat({"backup", "--repo", Repo("good"), "--repo", Repo("not-a-dir/sub")}, Etcd()));
+  CmdResult r = Etcdsafe(Concat({"backup", "--repo", Repo("good"), "--repo", Repo("not-a-dir/sub")}, Etcd()));
   EXPECT_EQ(r.code, 3) << r.err << r.out;
   EXPECT_NE(r.out.find("FAILED  " + Repo("not-a-dir/sub")), std::string::npos) << r.out;
   EXPECT_EQ(CountSuffix(ListFiles(dir_.Sub("good")), ".manifest.json"), 1u);
 }
 
 TEST_F(BackupCli, WrongKeyTamperingAndMissingKeyAreCaught) {
-  ASSERT_EQ(Etcdsafe(Cat({"backup", "--repo", Repo("k"), "--encryption-key-file", Key()}, Etcd())).code, 0);
+  ASSERT_EQ(Etcdsafe(Concat({"backup", "--repo", Repo("k"), "--encryption-key-file", Key()}, Etcd())).code, 0);
   std::string other = dir_.Sub("other.key");
   testutil::WriteFile(other, std::string(64, 'a') + "\n");
   ::chmod(other.c_str(), 0600);
   std::string target = dir_.Sub("never");
   CmdResult wrong = Etcdsafe({"restore", "--repo", Repo("k"), "--data-dir", target, "--encryption-key-file", other});
   EXPECT_EQ(wrong.code, 12) << wrong.err;
-  EXPECT_TRUE(OneLineError(wrong)) << wrong.err;
+  EXPECT_TRUE(IsOneLineError(wrong)) << wrong.err;
   CmdResult none = Etcdsafe({"restore", "--repo", Repo("k"), "--data-dir", target});
   EXPECT_EQ(none.code, 128) << none.err;
   EXPECT_NE(none.err.find("is encrypted"), std::string::npos) << none.err;
@@ -223,7 +192,7 @@ TEST_F(BackupCli, WrongKeyTamperingAndMissingKeyAreCaught) {
   testutil::WriteFile(data, bytes);
   CmdResult tampered = Etcdsafe({"restore", "--repo", Repo("k"), "--data-dir", target, "--encryption-key-file", Key()});
   EXPECT_EQ(tampered.code, 1) << tampered.err;
-  EXPECT_TRUE(OneLineError(tampered)) << tampered.err;
+  EXPECT_TRUE(IsOneLineError(tampered)) << tampered.err;
   CmdResult verify = Etcdsafe({"backups", "verify", "--repo", Repo("k"), "--encryption-key-file", Key()});
   EXPECT_EQ(verify.code, 1);
   EXPECT_NE(verify.out.find("DAMAGED"), std::string::npos) << verify.out;
@@ -236,7 +205,7 @@ TEST_F(BackupCli, WrongKeyTamperingAndMissingKeyAreCaught) {
 }
 
 TEST_F(BackupCli, WithoutAManifestThereIsNoBackup) {
-  ASSERT_EQ(Etcdsafe(Cat({"backup", "--repo", Repo("m")}, Etcd())).code, 0);
+  ASSERT_EQ(Etcdsafe(Concat({"backup", "--repo", Repo("m")}, Etcd())).code, 0);
   for (const auto& f : ListFiles(dir_.Sub("m"))) {
     if (f.find(".manifest.json") != std::string::npos) RemoveAll(dir_.Sub("m/" + f));
   }
@@ -259,7 +228,7 @@ TEST_F(BackupCli, LocksAreRespectedAndStaleOnesRemoved) {
                      ",\"operation\":\"backup\",\"since_unix\":1,\"refreshed_unix\":" +
                      std::to_string(::time(nullptr)) + "}";
   testutil::WriteFile(dir_.Sub("l/locks/other.json"), live);
-  CmdResult locked = Etcdsafe(Cat({"backup", "--repo", Repo("l")}, Etcd()));
+  CmdResult locked = Etcdsafe(Concat({"backup", "--repo", Repo("l")}, Etcd()));
   EXPECT_EQ(locked.code, 11) << locked.err;
   EXPECT_NE(locked.err.find("is locked by backup"), std::string::npos) << locked.err;
   CmdResult prune_locked = Etcdsafe({"prune", "--repo", Repo("l"), "--keep-last", "1"});
@@ -271,7 +240,7 @@ TEST_F(BackupCli, LocksAreRespectedAndStaleOnesRemoved) {
   std::string dead = live;
   dead.replace(dead.find(std::to_string(::getpid())), std::to_string(::getpid()).size(), std::to_string(child));
   testutil::WriteFile(dir_.Sub("l/locks/other.json"), dead);
-  CmdResult ok = Etcdsafe(Cat({"backup", "--repo", Repo("l")}, Etcd()));
+  CmdResult ok = Etcdsafe(Concat({"backup", "--repo", Repo("l")}, Etcd()));
   EXPECT_EQ(ok.code, 0) << ok.err;
   EXPECT_NE(ok.err.find("removed stale lock"), std::string::npos) << ok.err;
   EXPECT_EQ(ListFiles(dir_.Sub("l/locks")), std::vector<std::string>{});
@@ -315,15 +284,15 @@ TEST_F(BackupCli, S3AndLocalRepositoriesInOnePassCrossCheckedWithAwsCli) {
   s3.CreateBucket("etcd-backups");
   const std::string env = "AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER";
   std::vector<std::string> s3flags = {"--s3-endpoint", s3.endpoint(), "--s3-path-style"};
-  CmdResult r = Etcdsafe(Cat(Cat({"backup", "--repo", "s3://etcd-backups/prod", "--repo", Repo("local"),
+  CmdResult r = Etcdsafe(Concat(Concat({"backup", "--repo", "s3://etcd-backups/prod", "--repo", Repo("local"),
                                   "--encryption-key-file", Key()}, s3flags), Etcd()), env);
   ASSERT_EQ(r.code, 0) << r.err << r.out;
   // Download the data object and its sidecar with the aws CLI; sha256sum -c is clean.
   std::string dl = dir_.Sub("dl");
   MakeDirs(dl, 0700);
   std::string listing;
-  ASSERT_EQ(s3.Aws("s3 cp --recursive s3://etcd-backups/prod " + Quote(dl), &listing), 0) << listing;
-  CmdResult sum = Sh("cd " + Quote(dl) + " && sha256sum -c *.sha256");
+  ASSERT_EQ(s3.Aws("s3 cp --recursive s3://etcd-backups/prod " + ShellQuote(dl), &listing), 0) << listing;
+  CmdResult sum = Shell("cd " + ShellQuote(dl) + " && sha256sum -c *.sha256");
   EXPECT_EQ(sum.code, 0) << sum.out << sum.err;
   // Byte-identical to the copy in the local repository's data object.
   std::vector<std::string> files = ListFiles(dl);
@@ -333,30 +302,30 @@ TEST_F(BackupCli, S3AndLocalRepositoriesInOnePassCrossCheckedWithAwsCli) {
       EXPECT_EQ(testutil::ReadFile(dl + "/" + f), testutil::ReadFile(dir_.Sub("local/" + f))) << f;
     }
   }
-  CmdResult list = Etcdsafe(Cat({"backups", "list", "--repo", "s3://etcd-backups/prod", "-w", "table"}, s3flags), env);
+  CmdResult list = Etcdsafe(Concat({"backups", "list", "--repo", "s3://etcd-backups/prod", "-w", "table"}, s3flags), env);
   EXPECT_EQ(list.code, 0) << list.err;
-  CmdResult verify = Etcdsafe(Cat({"backups", "verify", "--repo", "s3://etcd-backups/prod", "--encryption-key-file", Key()}, s3flags), env);
+  CmdResult verify = Etcdsafe(Concat({"backups", "verify", "--repo", "s3://etcd-backups/prod", "--encryption-key-file", Key()}, s3flags), env);
   EXPECT_EQ(verify.code, 0) << verify.out << verify.err;
   // Restored from S3 (download → decrypt → decompress → verify), etcd serves the data.
-  EXPECT_TRUE(RestoreAndRead(Cat({"--repo", "s3://etcd-backups/prod", "--encryption-key-file", Key()}, s3flags), env) == *dump_) << "restored data differs from the source";
+  EXPECT_TRUE(RestoreAndRead(Concat({"--repo", "s3://etcd-backups/prod", "--encryption-key-file", Key()}, s3flags), env) == *dump_) << "restored data differs from the source";
   // A missing bucket is a clear error, and the local repository still gets its backup.
-  CmdResult partial = Etcdsafe(Cat(Cat({"backup", "--repo", "s3://no-such-bucket/x", "--repo", Repo("local2")}, s3flags), Etcd()), env);
+  CmdResult partial = Etcdsafe(Concat(Concat({"backup", "--repo", "s3://no-such-bucket/x", "--repo", Repo("local2")}, s3flags), Etcd()), env);
   EXPECT_EQ(partial.code, 3) << partial.err << partial.out;
   EXPECT_NE(partial.out.find("no-such-bucket"), std::string::npos) << partial.out;
   EXPECT_EQ(CountSuffix(ListFiles(dir_.Sub("local2")), ".manifest.json"), 1u);
 }
 
 TEST_F(BackupCli, BadInputGetsOneLineAndTheRightCode) {
-  CmdResult scheme = Etcdsafe(Cat({"backup", "--repo", "ftp://x/y"}, Etcd()));
+  CmdResult scheme = Etcdsafe(Concat({"backup", "--repo", "ftp://x/y"}, Etcd()));
   EXPECT_EQ(scheme.code, 128) << scheme.err;
-  EXPECT_TRUE(OneLineError(scheme)) << scheme.err;
+  EXPECT_TRUE(IsOneLineError(scheme)) << scheme.err;
   CmdResult unreachable = Etcdsafe({"backup", "--repo", Repo("u"), "--endpoints",
                                     "127.0.0.1:" + std::to_string(testutil::FreePort())});
   EXPECT_EQ(unreachable.code, 2) << unreachable.err;
   EXPECT_FALSE(PathExists(dir_.Sub("u")));
-  CmdResult keyargv = Etcdsafe(Cat({"backup", "--repo", Repo("u"), "--encryption-key-file", dir_.Sub("missing.key")}, Etcd()));
+  CmdResult keyargv = Etcdsafe(Concat({"backup", "--repo", Repo("u"), "--encryption-key-file", dir_.Sub("missing.key")}, Etcd()));
   EXPECT_NE(keyargv.code, 0);
-  EXPECT_TRUE(OneLineError(keyargv)) << keyargv.err;
+  EXPECT_TRUE(IsOneLineError(keyargv)) << keyargv.err;
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include "base/file.h"
 #include "client/etcd_client.h"
+#include "testutil/cli.h"
 #include "testutil/etcd_server.h"
 #include "testutil/temp_dir.h"
 
@@ -20,31 +21,15 @@ namespace {
 using testutil::EtcdServer;
 using testutil::EtcdServerOptions;
 using testutil::TempDir;
+using testutil::CmdResult;
+using testutil::Exec;
+using testutil::KvDump;
+using testutil::Concat;
+using testutil::ShellQuote;
+using testutil::Shell;
+using testutil::DumpAll;
+using testutil::IsOneLineError;
 
-struct CmdResult {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string Quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-// Runs the etcdsafe binary (or etcdctl) with stdout and stderr kept apart.
-CmdResult Exec(const std::string& program, const std::vector<std::string>& args, const std::string& env = "") {
-  TempDir tmp;
-  std::string cmd = env + " " + program;
-  for (const auto& a : args) cmd += " " + Quote(a);
-  cmd += " >" + tmp.Sub("out") + " 2>" + tmp.Sub("err") + " </dev/null";
-  int status = std::system(cmd.c_str());
-  CmdResult r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = testutil::ReadFile(tmp.Sub("out"));
-  r.err = testutil::ReadFile(tmp.Sub("err"));
-  return r;
-}
 CmdResult Etcdsafe(const std::vector<std::string>& args, const std::string& env = "") {
   return Exec(ETCDSAFE_BINARY, args, env);
 }
@@ -54,11 +39,6 @@ std::vector<std::string> TlsFlags(const EtcdServer& s) {
   return {"--endpoints", s.client_url(), "--cacert", s.certs().ca, "--cert", s.certs().client_cert,
           "--key", s.certs().client_key};
 }
-std::vector<std::string> Cat(std::vector<std::string> a, const std::vector<std::string>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-
 std::set<std::string> ListDir(const std::string& path) {
   std::set<std::string> out;
   if (DIR* d = ::opendir(path.c_str())) {
@@ -83,17 +63,6 @@ void Populate(client::EtcdClient& c) {
   c.Put("/registry/big/blob", std::string(150000, 'b'));
 }
 
-// Every key, value and mod revision under "/", as one comparable list.
-std::vector<std::tuple<std::string, std::string, int64_t>> Dump(client::EtcdClient& c) {
-  std::vector<std::tuple<std::string, std::string, int64_t>> out;
-  for (const auto& kv : c.Range("/", std::string(1, '\0')).kvs) out.emplace_back(kv.key, kv.value, kv.mod_revision);
-  return out;
-}
-
-bool OneLineError(const CmdResult& r) {
-  return r.err.rfind("Error: ", 0) == 0 && r.err.find('\n') == r.err.size() - 1;
-}
-
 class SnapshotCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -103,7 +72,7 @@ class SnapshotCli : public ::testing::Test {
     server_ = new EtcdServer(o);
     auto c = client::EtcdClient::Connect(server_->client_config());
     Populate(*c);
-    source_dump_ = new auto(Dump(*c));
+    source_dump_ = new auto(DumpAll(*c));
     source_rev_ = c->EndpointStatus().revision;
   }
   static void TearDownTestSuite() {
@@ -113,28 +82,28 @@ class SnapshotCli : public ::testing::Test {
   // A fresh snapshot of the source server saved by etcdsafe.
   std::string Save() {
     std::string path = dir_.Sub("snap-" + std::to_string(counter_++) + ".db");
-    CmdResult r = Etcdsafe(Cat({"snapshot", "save", path}, TlsFlags(*server_)));
+    CmdResult r = Etcdsafe(Concat({"snapshot", "save", path}, TlsFlags(*server_)));
     EXPECT_EQ(r.code, 0) << r.err;
     return path;
   }
 
   static EtcdServer* server_;
-  static std::vector<std::tuple<std::string, std::string, int64_t>>* source_dump_;
+  static KvDump* source_dump_;
   static int64_t source_rev_;
   TempDir dir_;
   int counter_ = 0;
 };
 EtcdServer* SnapshotCli::server_ = nullptr;
-std::vector<std::tuple<std::string, std::string, int64_t>>* SnapshotCli::source_dump_ = nullptr;
+KvDump* SnapshotCli::source_dump_ = nullptr;
 int64_t SnapshotCli::source_rev_ = 0;
 
 TEST_F(SnapshotCli, SaveOverMutualTlsEqualsEtcdctlSave) {
   std::string ours = dir_.Sub("ours.db"), theirs = dir_.Sub("theirs.db");
-  CmdResult r = Etcdsafe(Cat({"snapshot", "save", ours}, TlsFlags(*server_)));
+  CmdResult r = Etcdsafe(Concat({"snapshot", "save", ours}, TlsFlags(*server_)));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "Snapshot saved at " + ours + "\n");
   EXPECT_NE(r.err.find("verified"), std::string::npos) << r.err;
-  CmdResult c = Etcdctl(Cat({"snapshot", "save", theirs}, TlsFlags(*server_)));
+  CmdResult c = Etcdctl(Concat({"snapshot", "save", theirs}, TlsFlags(*server_)));
   ASSERT_EQ(c.code, 0) << c.err;
   // Quiescent server: both streams are the same bytes, trailer included.
   EXPECT_EQ(testutil::ReadFile(ours), testutil::ReadFile(theirs));
@@ -146,9 +115,9 @@ TEST_F(SnapshotCli, SaveOverMutualTlsEqualsEtcdctlSave) {
 
 TEST_F(SnapshotCli, EnvironmentVariablesLikeEtcdctl) {
   std::string path = dir_.Sub("env.db");
-  std::string env = "ETCDCTL_API=3 ETCDCTL_ENDPOINTS=" + Quote(server_->client_url()) +
-                    " ETCDCTL_CACERT=" + Quote(server_->certs().ca) + " ETCDCTL_CERT=" +
-                    Quote(server_->certs().client_cert) + " ETCDCTL_KEY=" + Quote(server_->certs().client_key);
+  std::string env = "ETCDCTL_API=3 ETCDCTL_ENDPOINTS=" + ShellQuote(server_->client_url()) +
+                    " ETCDCTL_CACERT=" + ShellQuote(server_->certs().ca) + " ETCDCTL_CERT=" +
+                    ShellQuote(server_->certs().client_cert) + " ETCDCTL_KEY=" + ShellQuote(server_->certs().client_key);
   CmdResult r = Etcdsafe({"snapshot", "save", path}, env);
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(PathExists(path));
@@ -194,7 +163,7 @@ TEST_F(SnapshotCli, RestoredSingleMemberServesExactlyTheSnapshot) {
   o.peer_port = peer;
   EtcdServer restored(o);
   auto c = client::EtcdClient::Connect(restored.client_config());
-  EXPECT_TRUE(Dump(*c) == *source_dump_) << "restored data differs from the source";
+  EXPECT_TRUE(DumpAll(*c) == *source_dump_) << "restored data differs from the source";
   EXPECT_EQ(c->EndpointStatus().revision, source_rev_);
   EXPECT_EQ(c->MemberList().size(), 1u);
   c->Put("/registry/after-restore", "writable");
@@ -226,7 +195,7 @@ TEST_F(SnapshotCli, RestoredThreeMemberClusterIsHealthyWithSameDataEverywhere) {
     auto c = client::EtcdClient::Connect(s->client_config());
     c->Health();
     EXPECT_EQ(c->MemberList().size(), 3u);
-    EXPECT_TRUE(Dump(*c) == *source_dump_) << s->name() << "restored data differs from the source";
+    EXPECT_TRUE(DumpAll(*c) == *source_dump_) << s->name() << "restored data differs from the source";
   }
   // The cluster replicates new writes.
   auto c0 = client::EtcdClient::Connect(servers[0]->client_config());
@@ -248,7 +217,7 @@ TEST_F(SnapshotCli, BumpRevisionKeepsRevisionsMovingForward) {
   o.peer_port = peer;
   EtcdServer restored(o);
   auto c = client::EtcdClient::Connect(restored.client_config());
-  EXPECT_TRUE(Dump(*c) == *source_dump_) << "restored data differs from the source";
+  EXPECT_TRUE(DumpAll(*c) == *source_dump_) << "restored data differs from the source";
   c->Put("/registry/after-bump", "x");
   EXPECT_GT(c->Range("/registry/after-bump").kvs.at(0).mod_revision, source_rev_ + 1000000);
 }
@@ -275,12 +244,12 @@ TEST_F(SnapshotCli, BadSnapshotFilesAreRejectedCleanly) {
     testutil::WriteFile(d.Sub("in.db"), c.bytes);
     CmdResult r = Etcdsafe({"snapshot", "restore", d.Sub("in.db"), "--data-dir", d.Sub("out.etcd")});
     EXPECT_EQ(r.code, c.code) << c.name << ": " << r.err;
-    EXPECT_TRUE(OneLineError(r)) << c.name << ": " << r.err;
+    EXPECT_TRUE(IsOneLineError(r)) << c.name << ": " << r.err;
     EXPECT_EQ(ListDir(d.path()), std::set<std::string>{"in.db"}) << c.name;
     if (c.name != "flipped" && c.name != "notrailer") {
       CmdResult s = Etcdsafe({"snapshot", "status", d.Sub("in.db")});
       EXPECT_EQ(s.code, 1) << c.name;
-      EXPECT_TRUE(OneLineError(s)) << c.name << ": " << s.err;
+      EXPECT_TRUE(IsOneLineError(s)) << c.name << ": " << s.err;
     }
   }
 }
@@ -291,7 +260,7 @@ TEST_F(SnapshotCli, ExistingDataDirIsNeverTouched) {
   testutil::WriteFile(dir_.Sub("live.etcd/member/keep"), "precious");
   CmdResult r = Etcdsafe({"snapshot", "restore", path, "--data-dir", dir_.Sub("live.etcd")});
   EXPECT_EQ(r.code, 13) << r.err;
-  EXPECT_TRUE(OneLineError(r)) << r.err;
+  EXPECT_TRUE(IsOneLineError(r)) << r.err;
   EXPECT_EQ(testutil::ReadFile(dir_.Sub("live.etcd/member/keep")), "precious");
 }
 
@@ -301,7 +270,7 @@ TEST_F(SnapshotCli, ConnectionFailuresNameTheCause) {
   CmdResult r = Etcdsafe({"snapshot", "save", out, "--endpoints", "127.0.0.1:" + std::to_string(testutil::FreePort())});
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_NE(r.err.find("connection refused"), std::string::npos) << r.err;
-  EXPECT_TRUE(OneLineError(r)) << r.err;
+  EXPECT_TRUE(IsOneLineError(r)) << r.err;
   // Wrong CA.
   r = Etcdsafe({"snapshot", "save", out, "--endpoints", server_->client_url(), "--cacert", server_->certs().other_ca,
                 "--cert", server_->certs().client_cert, "--key", server_->certs().client_key});
@@ -323,13 +292,13 @@ TEST_F(SnapshotCli, FullDiskLeavesNothingBehind) {
   std::string snap = Save();
   std::string mnt = dir_.Sub("small-disk");
   MakeDirs(mnt, 0700);
-  std::string save = std::string(ETCDSAFE_BINARY) + " snapshot save " + Quote(mnt + "/x.db");
-  for (const auto& f : TlsFlags(*server_)) save += " " + Quote(f);
-  std::string restore = std::string(ETCDSAFE_BINARY) + " snapshot restore " + Quote(snap) + " --data-dir " +
-                        Quote(mnt + "/restored");
-  std::string script = "mount -t tmpfs -o size=256k tmpfs " + Quote(mnt) + " || exit 99; " + save +
-                       "; echo save=$?; " + restore + "; echo restore=$?; ls -A " + Quote(mnt) + "; echo end";
-  CmdResult r = Exec("unshare -m sh -c " + Quote(script), {});
+  std::string save = std::string(ETCDSAFE_BINARY) + " snapshot save " + ShellQuote(mnt + "/x.db");
+  for (const auto& f : TlsFlags(*server_)) save += " " + ShellQuote(f);
+  std::string restore = std::string(ETCDSAFE_BINARY) + " snapshot restore " + ShellQuote(snap) + " --data-dir " +
+                        ShellQuote(mnt + "/restored");
+  std::string script = "mount -t tmpfs -o size=256k tmpfs " + ShellQuote(mnt) + " || exit 99; " + save +
+                       "; echo save=$?; " + restore + "; echo restore=$?; ls -A " + ShellQuote(mnt) + "; echo end";
+  CmdResult r = Exec("unshare -m sh -c " + ShellQuote(script), {});
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("save=1\nrestore=1\nend\n"), std::string::npos) << r.out << r.err;
   EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << r.err;

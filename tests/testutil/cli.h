@@ -1,0 +1,36 @@
+// Helpers for tests that drive the etcdsafe binary (or etcdctl, sha256sum, ...) as a user
+// would: run a shell command with stdout and stderr kept apart, quote arguments, and
+// read back everything an etcd serves for comparisons.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "client/etcd_client.h"
+
+namespace etcdsafe::testutil {
+
+struct CmdResult {
+  int code = -1;  // exit code, or 128 + signal
+  std::string out, err;
+};
+
+// Single-quotes a word for /bin/sh.
+std::string ShellQuote(const std::string& s);
+// Runs `cmd` with sh (redirections apply to the whole pipeline), stdin from /dev/null.
+CmdResult Shell(const std::string& cmd);
+// Runs `env program args...` with every argument quoted.
+CmdResult Exec(const std::string& program, const std::vector<std::string>& args, const std::string& env = "");
+
+std::vector<std::string> Concat(std::vector<std::string> a, const std::vector<std::string>& b);
+
+// Errors are printed as one "Error: ..." line, last on stderr.
+bool IsOneLineError(const CmdResult& r);
+
+// Every key, value and mod revision an etcd serves, in key order.
+using KvDump = std::vector<std::tuple<std::string, std::string, int64_t>>;
+KvDump DumpAll(client::EtcdClient& c);
+
+}  // namespace etcdsafe::testutil
