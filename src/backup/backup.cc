@@ -148,7 +148,6 @@ BackupReport RunBackup(client::EtcdClient& client, const BackupOptions& opts, co
   m.compression = std::string(pipeline::CompressionName(opts.compression));
   m.compression_level = opts.compression_level;
   m.encryption = opts.key ? "aes-256-gcm-chunked" : "none";
-  m.key_id = opts.key ? pipeline::KeyId(*opts.key) : "";
   m.tool_version = kToolVersion;
   const std::string ext = DataExtension(opts.compression, opts.key.has_value());
   const std::string stem = opts.name_prefix + "-" + FormatUtc(m.time_unix, "%Y%m%d-%H%M%S");
@@ -190,6 +189,8 @@ BackupReport RunBackup(client::EtcdClient& client, const BackupOptions& opts, co
   if (opts.key) {
     encrypt = pipeline::NewEncryptSink(*opts.key, stored_hash);
     after_compress = encrypt.get();
+    // From the sink: a passphrase's key id depends on this backup's scrypt salt.
+    m.key_id = encrypt->key_id();
   }
   std::unique_ptr<Sink> compress =
       pipeline::NewCompressSink(opts.compression, opts.compression_level, *after_compress);

@@ -204,6 +204,21 @@ TEST_F(BackupCli, WrongKeyTamperingAndMissingKeyAreCaught) {
   EXPECT_FALSE(PathExists(target));
 }
 
+TEST_F(BackupCli, PassphraseProtectedBackup) {
+  std::string pass = dir_.Sub("pass"), wrong = dir_.Sub("wrong");
+  testutil::WriteFile(pass, "correct horse battery staple\n");
+  testutil::WriteFile(wrong, "incorrect horse\n");
+  ::chmod(pass.c_str(), 0600);
+  ::chmod(wrong.c_str(), 0600);
+  CmdResult r = Etcdsafe(Concat({"backup", "--repo", Repo("pp"), "--passphrase-file", pass}, Etcd()));
+  ASSERT_EQ(r.code, 0) << r.err;
+  CmdResult bad = Etcdsafe({"restore", "--repo", Repo("pp"), "--data-dir", dir_.Sub("x"), "--passphrase-file", wrong});
+  EXPECT_EQ(bad.code, 12) << bad.err;
+  EXPECT_FALSE(PathExists(dir_.Sub("x")));
+  CmdResult verify = Etcdsafe({"backups", "verify", "--repo", Repo("pp"), "--passphrase-file", pass});
+  EXPECT_EQ(verify.code, 0) << verify.out << verify.err;
+}
+
 TEST_F(BackupCli, WithoutAManifestThereIsNoBackup) {
   ASSERT_EQ(Etcdsafe(Concat({"backup", "--repo", Repo("m")}, Etcd())).code, 0);
   for (const auto& f : ListFiles(dir_.Sub("m"))) {
