@@ -41,11 +41,15 @@ class PassSource : public Source {
 
 class ZstdSink : public Sink {
  public:
-  ZstdSink(int level, int workers, Sink& next)
+  ZstdSink(int level, int workers, bool long_matching, Sink& next)
       : next_(next), cctx_(ZSTD_createCCtx()), out_(ZSTD_CStreamOutSize()) {
     if (cctx_ == nullptr) throw Error(ErrorCode::kInternal, "zstd: out of memory");
     Check(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, level));
     Check(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_checksumFlag, 1));
+    if (long_matching) {
+      Check(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_enableLongDistanceMatching, 1));
+      Check(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_windowLog, kZstdMaxWindowLog));
+    }
     if (workers > 0) {
       // Fails on a libzstd built without threads; compressing in the caller is still correct.
       (void)ZSTD_CCtx_setParameter(cctx_, ZSTD_c_nbWorkers, workers);
@@ -312,7 +316,7 @@ std::unique_ptr<Sink> NewCompressSink(Compression c, const CompressOptions& opts
       if (opts.zstd_workers < 0 || opts.zstd_workers > 64) {
         throw Error(ErrorCode::kInvalidArgument, "zstd workers out of range (0..64)");
       }
-      return std::make_unique<ZstdSink>(level, opts.zstd_workers, next);
+      return std::make_unique<ZstdSink>(level, opts.zstd_workers, opts.zstd_long, next);
     case Compression::kGzip:
       if (level == 0) level = 6;
       if (level < 1 || level > 9) throw bad_level("1..9");
