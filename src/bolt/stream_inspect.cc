@@ -315,6 +315,7 @@ struct StreamInspector::Impl {
     }
     if (open.empty()) return;
     if (window.empty()) win_base = p;
+    if (window.capacity() < kMaxWindowBytes + kPageSize) window.reserve(kMaxWindowBytes + kPageSize);
     window.insert(window.end(), d, d + kPageSize);
     // Logical pages that end with this page.
     while (!open_by_end.empty() && open_by_end.begin()->first == p + 1) {
@@ -347,14 +348,15 @@ struct StreamInspector::Impl {
 
   void Trim() {
     if (open.empty()) {
-      window.clear();
+      window.clear();  // keeps the reserved capacity: no reallocation next time
       win_base = pages;
-      if (window.capacity() > (size_t{4} << 20)) window.shrink_to_fit();
       return;
     }
     Pgid keep = open.begin()->first;
     size_t dead = static_cast<size_t>(keep - win_base) * kPageSize;
-    if (dead > 0 && dead >= window.size() / 2) {
+    // Erase the dead prefix when it is half the window, and always before the window
+    // would outgrow its reserved capacity.
+    if (dead > 0 && (dead >= window.size() / 2 || window.size() + kPageSize > window.capacity())) {
       window.erase(window.begin(), window.begin() + static_cast<ptrdiff_t>(dead));
       win_base = keep;
     }

@@ -33,7 +33,7 @@
 // bytes + the key for each child, plus the full image of leaves that hold buckets (the
 // root bucket's few pages in etcd), plus the stored freelist ids (8 bytes each), held in
 // 1 MiB arena chunks (no doubling slack); plus a window holding the logical page being
-// assembled (<= kMaxWindowBytes, normally nothing beyond one 4 KiB page); plus 2 bitmaps
+// assembled (<= kMaxWindowBytes, reserved on first use); plus 2 bitmaps
 // of pgid bits in Finish(). Measured for etcd-shaped data (17-byte revision keys, 220-byte
 // values): ~120 bytes per page, i.e. ~33 MB RSS growth for a 1.1 GB snapshot (~8 MB per
 // 256 MiB; an 8 GiB db would need ~250 MB — the key-order check needs the keys).
@@ -53,7 +53,10 @@ namespace etcdsafe::bolt {
 class StreamInspector {
  public:
   // A logical page (with overflow) larger than this is not kept; see above.
-  static constexpr size_t kMaxWindowBytes = size_t{64} << 20;
+  // 16 MiB: ten times etcd's default request limit, and reserved once when first needed
+  // so the window never doubles (a growing vector peaked at ~200 MB on a 1 GB snapshot
+  // whose freed pages still carry stale overflow counts).
+  static constexpr size_t kMaxWindowBytes = size_t{16} << 20;
 
   explicit StreamInspector(std::string name = "<stream>");
   ~StreamInspector();
