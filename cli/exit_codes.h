@@ -3,6 +3,8 @@
 // etcdctl keep their meaning: 2 bad connection, 4 unsupported output format, 128 bad args.
 #pragma once
 
+#include <string>
+
 #include "base/error.h"
 
 namespace etcdsafe::cli {
@@ -19,6 +21,13 @@ enum ExitCode : int {
   kExitExists = 13,        // refusing to overwrite an existing target
   kExitBadArgs = 128,      // invalid flags or arguments (etcdctl: ExitBadArgs)
   kExitInterrupted = 130,  // SIGINT/SIGTERM
+};
+
+// Thrown by a command whose outcome is not an error of one kind, e.g. a backup that
+// reached only some repositories: main prints the message and exits with `code`.
+struct CommandExit {
+  int code;
+  std::string message;
 };
 
 inline int ExitCodeFor(ErrorCode code) {

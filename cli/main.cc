@@ -60,6 +60,10 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "Error: %s\n", e.what());
     return etcdsafe::cli::kExitBadArgs;
+  } catch (const etcdsafe::cli::CommandExit& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "Error: %s\n", e.message.c_str());
+    return e.code;
   } catch (const etcdsafe::Error& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "Error: %s\n", e.what());

@@ -31,7 +31,7 @@ struct CompressOptions {
   // zstd only: libzstd worker threads (ZSTD_c_nbWorkers). 1 lets compression run on a
   // second core while the caller receives and encrypts; 0 compresses in the caller.
   int zstd_workers = 1;
-  // zstd only: long-distance matching over a 16 MiB window (the most a restore accepts).
+  // zstd only: long-distance matching over an 8 MiB window (a restore accepts up to 16).
   // etcd keeps many revisions of similar objects far apart in the db; measured on
   // Kubernetes-shaped JSON it shrinks zstd-3 output by ~22% for ~2x the CPU, which a
   // compression thread running beside the network receive absorbs.

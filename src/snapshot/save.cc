@@ -13,7 +13,7 @@ namespace etcdsafe::snapshot {
 namespace {
 
 // Enough to ride out disk hiccups without letting memory grow with the snapshot.
-constexpr size_t kQueueBytes = 8 << 20;
+constexpr size_t kQueueBytes = 4 << 20;
 
 // Thrown into the stream when the consumer thread has already failed, to stop receiving.
 struct ConsumerFailed {};

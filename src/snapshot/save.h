@@ -22,7 +22,7 @@ using BlobSink = std::function<void(const uint8_t* data, size_t n)>;
 using SnapshotStream = std::function<void(const BlobSink&)>;
 
 // Runs `stream` on the calling thread and hands every blob, in order, to `consume` on a
-// second thread through a bounded queue (8 MiB), so receiving overlaps with hashing,
+// second thread through a bounded queue (4 MiB), so receiving overlaps with hashing,
 // compressing and writing. The first error from either side propagates and stops the
 // other side.
 void PumpStream(const SnapshotStream& stream, const BlobSink& consume);
