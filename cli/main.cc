@@ -1,5 +1,6 @@
 // etcdsafe: back up and restore etcd natively. main only builds the command tree,
 // dispatches, and maps errors to exit codes (exit_codes.h).
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -37,6 +38,10 @@ void StartSignalThread() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // gRPC, zstd, curl and the pipeline each allocate on their own threads; glibc's default
+  // of one malloc arena per thread let a 1 GB S3 backup's RSS wander between 106 and
+  // 137 MiB. Two arenas: 110-116 MiB, same speed.
+  mallopt(M_ARENA_MAX, 2);
   StartSignalThread();
   CLI::App app{"etcdsafe: back up and restore etcd, natively (etcdctl-compatible snapshot commands)"};
   app.set_version_flag("--version", "etcdsafe 0.1.0");
