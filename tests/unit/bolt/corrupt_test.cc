@@ -35,27 +35,7 @@ std::string EtcdctlOutput(const std::string& path) {
   return out;
 }
 
-// A mutable in-memory image of a bbolt file.
-struct Image {
-  std::string b;
-  uint8_t* at(uint64_t off) { return reinterpret_cast<uint8_t*>(b.data()) + off; }
-  uint8_t* page(Pgid id) { return at(id * kPageSize); }
-  uint64_t meta(int m, size_t off) { return LoadLE64(page(m) + off); }
-  void SetMeta(size_t off, uint64_t v) {
-    for (int m = 0; m < 2; m++) {
-      StoreLE64(page(m) + off, v);
-      StoreLE64(page(m) + kMetaChecksumOffset,
-                Fnv1a64(Bytes{page(m) + kMetaMagicOffset, kMetaChecksumOffset - kMetaMagicOffset}));
-    }
-  }
-  // Bucket root page of the first entry of the root bucket's leaf.
-  Pgid FirstBucketRoot() {
-    uint8_t* root = page(meta(0, kMetaRootOffset));
-    uint8_t* e = root + kPageHeaderSize;
-    return LoadLE64(e + LoadLE32(e + 4) + LoadLE32(e + 8));
-  }
-  void Write(const std::string& path) { testutil::WriteFile(path, b); }
-};
+using testing::Image;
 
 // One non-inline bucket "key" of 2000 keys: a branch root over many leaves.
 Image BuiltImage(const testutil::TempDir& dir) {

@@ -104,23 +104,7 @@ void ExpectSame(const std::string& image, const std::string& what,
   }
 }
 
-struct Image {
-  std::string b;
-  uint8_t* at(uint64_t off) { return reinterpret_cast<uint8_t*>(b.data()) + off; }
-  uint8_t* page(Pgid id) { return at(id * kPageSize); }
-  uint64_t meta(int m, size_t off) { return LoadLE64(page(m) + off); }
-  void SetMeta(size_t off, uint64_t v) {
-    for (int m = 0; m < 2; m++) {
-      StoreLE64(page(m) + off, v);
-      StoreLE64(page(m) + kMetaChecksumOffset,
-                Fnv1a64(Bytes{page(m) + kMetaMagicOffset, kMetaChecksumOffset - kMetaMagicOffset}));
-    }
-  }
-  Pgid FirstBucketRoot() {
-    uint8_t* root = page(meta(0, kMetaRootOffset));
-    uint8_t* e = root + kPageHeaderSize;
-    return LoadLE64(e + LoadLE32(e + 4) + LoadLE32(e + 8));
-  }
+struct Image : testing::Image {
   // Appends a freelist page at pgid listing `ids` plus `extra` unused pages.
   void AddFreelist(const std::vector<Pgid>& ids, bool big_form, size_t extra) {
     Pgid pgid = meta(0, kMetaPgidOffset);
