@@ -51,9 +51,16 @@ struct RepoFlags {
     if (!passphrase_file.empty()) return pipeline::LoadPassphraseFile(passphrase_file);
     return std::nullopt;
   }
+  // Key() for commands that only read backups; a key-file warning (e.g. readable by
+  // others) is printed here, since no report carries it.
+  std::optional<pipeline::KeySpec> KeyWithWarning() const {
+    std::optional<pipeline::KeySpec> k = Key();
+    if (k && !k->warning.empty()) std::fprintf(stderr, "etcdsafe: %s\n", k->warning.c_str());
+    return k;
+  }
   std::unique_ptr<backup::Repository> OpenOne() const {
     if (repos.size() != 1) throw Error(ErrorCode::kInvalidArgument, "give exactly one --repo");
-    return backup::OpenRepository(repos[0], StoreOptions());
+    return backup::OpenRepository(repos[0], StoreOptions(), /*must_exist=*/true);
   }
 };
 
@@ -141,7 +148,7 @@ void RunVerify(const RepoFlags& rf, const std::string& id) {
   std::optional<std::string> which;
   if (!id.empty()) which = id;
   ProgressLine line("verifying");
-  auto outcomes = backup::VerifyBackups(*repo, which, rf.Key(), [&](uint64_t b) { line.Update(b); });
+  auto outcomes = backup::VerifyBackups(*repo, which, rf.KeyWithWarning(), [&](uint64_t b) { line.Update(b); });
   line.Done();
   size_t bad = 0;
   for (const auto& o : outcomes) {
@@ -195,7 +202,7 @@ void RunRepoRestore(const RepoFlags& rf, const std::string& id, const snapshot::
   auto repo = rf.OpenOne();
   ProgressLine line("restoring from " + repo->Describe());
   snapshot::RestoreResult r =
-      backup::RestoreFromRepository(*repo, id, opts, rf.Key(), [&](uint64_t b) { line.Update(b); });
+      backup::RestoreFromRepository(*repo, id, opts, rf.KeyWithWarning(), [&](uint64_t b) { line.Update(b); });
   line.Done();
   PrintRestoreSummary(repo->Describe() + " backup " + id, r);
 }

@@ -125,8 +125,14 @@ bool BackupReport::any_ok() const {
   return false;
 }
 
-std::unique_ptr<Repository> OpenRepository(const std::string& url, const store::StoreOptions& options) {
-  return std::make_unique<Repository>(store::OpenStore(url, options));
+std::unique_ptr<Repository> OpenRepository(const std::string& url, const store::StoreOptions& options,
+                                           bool must_exist) {
+  auto repo = std::make_unique<Repository>(store::OpenStore(url, options));
+  const std::string scheme = "file://";
+  if (must_exist && url.rfind(scheme, 0) == 0 && !IsDirectory(url.substr(scheme.size()))) {
+    throw Error(ErrorCode::kNotFound, url + ": repository does not exist");
+  }
+  return repo;
 }
 
 BackupReport RunBackup(client::EtcdClient& client, const BackupOptions& opts, const ProgressFn& progress,

@@ -57,8 +57,11 @@ using ProgressFn = std::function<void(uint64_t bytes)>;
 BackupReport RunBackup(client::EtcdClient& client, const BackupOptions& opts, const ProgressFn& progress = {},
                        std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 
-// Opens a repository URL (see store::OpenStore).
+// Opens a repository URL (see store::OpenStore). With `must_exist` (commands that read
+// backups), a file:// repository whose directory is missing is kNotFound rather than an
+// empty repository: a mistyped path must not look like "no backups".
 class Repository;
-std::unique_ptr<Repository> OpenRepository(const std::string& url, const store::StoreOptions& options);
+std::unique_ptr<Repository> OpenRepository(const std::string& url, const store::StoreOptions& options,
+                                           bool must_exist = false);
 
 }  // namespace etcdsafe::backup

@@ -85,6 +85,10 @@ std::vector<VerifyOutcome> VerifyBackups(Repository& repo, const std::optional<s
     manifests.push_back(repo.Find(*id));
   } else {
     manifests = repo.ListBackups(&damaged);
+    if (manifests.empty() && damaged.empty()) {
+      // Verifying nothing must not look like success to a monitoring job.
+      throw Error(ErrorCode::kNotFound, repo.Describe() + ": no backups to verify");
+    }
   }
   for (const auto& d : damaged) {
     VerifyOutcome o;

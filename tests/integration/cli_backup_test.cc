@@ -330,6 +330,24 @@ TEST_F(BackupCli, S3AndLocalRepositoriesInOnePassCrossCheckedWithAwsCli) {
   EXPECT_EQ(CountSuffix(ListFiles(dir_.Sub("local2")), ".manifest.json"), 1u);
 }
 
+TEST_F(BackupCli, ReadingAMissingOrEmptyRepositoryIsNotFound) {
+  for (const char* cmd : {"list", "verify"}) {
+    CmdResult r = Etcdsafe({"backups", cmd, "--repo", Repo("typo")});
+    EXPECT_EQ(r.code, 10) << cmd << ": " << r.err;
+    EXPECT_NE(r.err.find("repository does not exist"), std::string::npos) << r.err;
+  }
+  MakeDirs(dir_.Sub("empty"), 0700);
+  CmdResult list = Etcdsafe({"backups", "list", "--repo", Repo("empty"), "-w", "json"});
+  EXPECT_EQ(list.code, 0) << list.err;
+  EXPECT_EQ(list.out, "[]\n");
+  CmdResult verify = Etcdsafe({"backups", "verify", "--repo", Repo("empty")});
+  EXPECT_EQ(verify.code, 10) << verify.err;
+  EXPECT_NE(verify.err.find("no backups to verify"), std::string::npos) << verify.err;
+  CmdResult restore = Etcdsafe({"restore", "--repo", Repo("typo"), "--data-dir", dir_.Sub("x")});
+  EXPECT_EQ(restore.code, 10) << restore.err;
+  EXPECT_FALSE(PathExists(dir_.Sub("x")));
+}
+
 TEST_F(BackupCli, BadInputGetsOneLineAndTheRightCode) {
   CmdResult scheme = Etcdsafe(Concat({"backup", "--repo", "ftp://x/y"}, Etcd()));
   EXPECT_EQ(scheme.code, 128) << scheme.err;
