@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "base/error.h"
+#include "testutil/process.h"
 
 extern char** environ;
 
@@ -199,48 +200,19 @@ void EtcdServer::Spawn() {
   }
   for (const auto& f : o.extra_flags) args.push_back(f);
 
-  // Everything the child needs is prepared before fork: after fork only
-  // async-signal-safe calls (gRPC threads may exist in this process).
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env_storage;
+  std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
     std::string_view v(*e);
     if (v.starts_with("ETCD_") || v.starts_with("ETCDCTL_")) continue;  // no stray config
-    env_storage.emplace_back(v);
+    env.emplace_back(v);
   }
-  std::vector<char*> envp;
-  for (auto& e : env_storage) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
   {
     std::ofstream log(log_path_, std::ios::app);
     log << "=== etcdsafe test harness starts:";
     for (auto& a : args) log << " " << a;
     log << "\n";
   }
-  int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (log_fd < 0) throw std::runtime_error("open " + log_path_ + " failed");
-  const pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    ::close(log_fd);
-    throw std::runtime_error("fork failed: " + std::string(std::strerror(errno)));
-  }
-  if (pid == 0) {
-    // Die with the test process so a crashed test leaves no etcd behind.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
-    int nul = ::open("/dev/null", O_RDONLY);
-    ::dup2(nul, 0);
-    ::dup2(log_fd, 1);
-    ::dup2(log_fd, 2);
-    ::execve(argv[0], argv.data(), envp.data());
-    ::_exit(127);
-  }
-  ::close(log_fd);
-  pid_ = pid;
+  pid_ = SpawnLogged(args, env, log_path_);
 }
 
 bool EtcdServer::Reap(bool block) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "testutil/etcd_server.h"  // FreePort
+#include "testutil/process.h"
 
 extern char** environ;
 
@@ -61,38 +62,13 @@ S3Server::~S3Server() { Kill(); }
 void S3Server::Spawn() {
   std::vector<std::string> args = {S3rverPath(), "--directory", data_dir_, "--port",
                                    std::to_string(port_), "--address", "127.0.0.1", "--silent"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
   // s3rver 3.7 encrypts ListObjectsV2 continuation tokens with DES, which Node 17+ on
   // OpenSSL 3 refuses unless the legacy provider is enabled.
-  std::vector<std::string> env_storage = {"NODE_OPTIONS=--openssl-legacy-provider"};
+  std::vector<std::string> env = {"NODE_OPTIONS=--openssl-legacy-provider"};
   for (char** e = environ; *e != nullptr; ++e) {
-    if (!std::string_view(*e).starts_with("NODE_OPTIONS=")) env_storage.emplace_back(*e);
+    if (!std::string_view(*e).starts_with("NODE_OPTIONS=")) env.emplace_back(*e);
   }
-  std::vector<char*> envp;
-  for (auto& e : env_storage) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (log_fd < 0) throw std::runtime_error("open " + log_path_ + " failed");
-  const pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    ::close(log_fd);
-    throw std::runtime_error("fork failed");
-  }
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // no orphaned server if the test dies
-    if (::getppid() != parent) ::_exit(127);
-    int nul = ::open("/dev/null", O_RDONLY);
-    ::dup2(nul, 0);
-    ::dup2(log_fd, 1);
-    ::dup2(log_fd, 2);
-    ::execve(argv[0], argv.data(), envp.data());
-    ::_exit(127);
-  }
-  ::close(log_fd);
-  pid_ = pid;
+  pid_ = SpawnLogged(args, env, log_path_);
 }
 
 void S3Server::WaitReady() {
