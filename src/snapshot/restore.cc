@@ -179,11 +179,12 @@ bool ModifyDb(const std::string& db_path, uint64_t consistent_index, const Resto
 
 namespace {
 
-// Everything restore does once the db bytes are known to be what the snapshot said:
-// validate flags and targets, build the data dir in a temporary sibling (filled by
+// Everything restore does after ValidateRestore: build the data dir in a temporary
+// sibling (filled by
 // `write_db`, which must leave a verified db at the path it is given), patch or rewrite
 // the db, write WAL and .snap, rename into place.
-RestoreResult RestoreCore(RestoreOptions opts, uint64_t db_size_hint, const DbWriter& write_db,
+RestoreResult RestoreCore(const RestoreOptions& opts, const etcdfmt::RestoreCluster& cluster,
+                          uint64_t db_size_hint, const DbWriter& write_db,
                           const RestoreProgress& progress) {
   auto stage = [&](const char* name, uint64_t bytes) {
     if (progress) progress(name, bytes);
@@ -195,7 +196,6 @@ RestoreResult RestoreCore(RestoreOptions opts, uint64_t db_size_hint, const DbWr
     throw Error(ErrorCode::kIo, "not enough free space in " + ParentDir(opts.data_dir) + ": need " +
                                     HumanizeBytes(need) + ", have " + HumanizeBytes(free));
   }
-  etcdfmt::RestoreCluster cluster = ValidateRestore(opts);
   const bool separate_wal = !opts.wal_dir.empty();
 
   const std::string snap_dir = tmp_data + "/member/snap";
@@ -283,7 +283,8 @@ etcdfmt::RestoreCluster ValidateRestore(RestoreOptions& opts) {
 RestoreResult Restore(const RestoreOptions& in_opts, const RestoreProgress& progress) {
   RestoreOptions opts = in_opts;
   if (progress) progress("validate", 0);
-  (void)ValidateRestore(opts);  // before touching the snapshot: flag errors come first
+  // Before touching the snapshot: flag and target errors come first.
+  const etcdfmt::RestoreCluster cluster = ValidateRestore(opts);
   File snap_file = File::OpenRead(opts.snapshot_path);
   const uint64_t file_size = snap_file.Size();
   snap_file.Close();
@@ -293,7 +294,7 @@ RestoreResult Restore(const RestoreOptions& in_opts, const RestoreProgress& prog
     throw Error(ErrorCode::kDataLoss, "snapshot missing hash but --skip-hash-check=false");
   }
   const uint64_t db_size = has_trailer ? file_size - kTrailerSize : file_size;
-  RestoreResult result = RestoreCore(opts, db_size, [&](const std::string& db_path) {
+  RestoreResult result = RestoreCore(opts, cluster, db_size, [&](const std::string& db_path) {
     Sha256Digest digest = CopyAndHash(opts.snapshot_path, db_path, db_size, progress);
     if (has_trailer && !opts.skip_hash_check) {
       Sha256Digest trailer{};
@@ -312,8 +313,8 @@ RestoreResult RestoreFromDb(const RestoreOptions& in_opts, uint64_t db_size_hint
                             const RestoreProgress& progress) {
   RestoreOptions opts = in_opts;
   if (progress) progress("validate", 0);
-  (void)ValidateRestore(opts);
-  RestoreResult result = RestoreCore(opts, db_size_hint, write_db, progress);
+  const etcdfmt::RestoreCluster cluster = ValidateRestore(opts);
+  RestoreResult result = RestoreCore(opts, cluster, db_size_hint, write_db, progress);
   result.hash_checked = true;
   return result;
 }
