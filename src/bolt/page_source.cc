@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "base/error.h"
 
@@ -62,12 +63,31 @@ std::shared_ptr<const PageSource::Window> PageSource::GetWindow(uint64_t index) 
   return w;
 }
 
+void PageSource::SetPatch(uint64_t offset, std::string bytes) {
+  patch_offset_ = offset;
+  patch_ = std::move(bytes);
+}
+
 PageRef PageSource::Read(uint64_t offset, size_t len) {
   if (offset > size_ || len > size_ - offset) {
     throw Error(ErrorCode::kDataLoss, name_ + ": read of " + std::to_string(len) +
                                           " bytes at offset " + std::to_string(offset) +
                                           " is past the end of the file (" +
                                           std::to_string(size_) + " bytes)");
+  }
+  if (!patch_.empty() && offset < patch_offset_ + patch_.size() && patch_offset_ < offset + len) {
+    auto buf = std::make_shared<std::vector<uint8_t>>(len);
+    if (memory_ != nullptr) {
+      std::memcpy(buf->data(), memory_ + offset, len);
+    } else {
+      file_.ReadAt(offset, buf->data(), len);
+    }
+    for (size_t i = 0; i < patch_.size(); i++) {
+      uint64_t at = patch_offset_ + i;
+      if (at >= offset && at < offset + len) (*buf)[at - offset] = static_cast<uint8_t>(patch_[i]);
+    }
+    const uint8_t* p = buf->data();
+    return PageRef(p, len, offset, std::move(buf));
   }
   if (memory_ != nullptr) return PageRef(memory_ + offset, len, offset, nullptr);
   if (len == 0) return PageRef(reinterpret_cast<const uint8_t*>(""), 0, offset, nullptr);

@@ -62,6 +62,11 @@ class PageSource {
 
   PageRef Read(uint64_t offset, size_t len);
 
+  // From now on reads see `bytes` at `offset` instead of the source's own bytes: restore
+  // checks the db it wrote (the snapshot with consistent_index patched) by reading the
+  // snapshot, which is in the page cache, instead of the directly written copy.
+  void SetPatch(uint64_t offset, std::string bytes);
+
  private:
   PageSource() = default;
   struct Window;
@@ -79,6 +84,8 @@ class PageSource {
   const uint8_t* memory_ = nullptr;
   std::vector<Slot> slots_;
   uint64_t tick_ = 0;
+  uint64_t patch_offset_ = 0;
+  std::string patch_;
 };
 
 }  // namespace etcdsafe::bolt

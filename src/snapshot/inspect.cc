@@ -10,8 +10,12 @@
 
 namespace etcdsafe::snapshot {
 
-FileStatus ReadStatus(const std::string& path) {
-  bolt::InspectResult in = bolt::Inspect(path);
+namespace {
+
+FileStatus ReadStatusImpl(const std::string& path, const BytePatch* patch) {
+  bolt::Reader reader = bolt::Reader::Open(path);
+  if (patch != nullptr) reader.source().SetPatch(patch->offset, patch->bytes);
+  bolt::InspectResult in = bolt::Inspect(reader);
   if (!in.problems.empty()) {
     std::string msg = "snapshot file integrity check failed. " + std::to_string(in.problems.size()) +
                       " errors found: ";
@@ -31,6 +35,14 @@ FileStatus ReadStatus(const std::string& path) {
   st.file_size = File::OpenRead(path).Size();
   st.has_trailer = HasTrailer(st.file_size) && st.file_size >= st.numbers.total_size + kTrailerSize;
   return st;
+}
+
+}  // namespace
+
+FileStatus ReadStatus(const std::string& path) { return ReadStatusImpl(path, nullptr); }
+
+FileStatus ReadStatus(const std::string& path, const BytePatch& patch) {
+  return ReadStatusImpl(path, &patch);
 }
 
 Sha256Digest HashFilePrefix(const std::string& path, uint64_t length,

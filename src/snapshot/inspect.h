@@ -21,6 +21,14 @@ struct FileStatus {
 // "snapshot file integrity check failed. 2 errors found: page 41: ...; page 42: ...").
 FileStatus ReadStatus(const std::string& path);
 
+// Bytes that replace the file's own at `offset` while reading (see ReadStatus below).
+struct BytePatch {
+  uint64_t offset = 0;
+  std::string bytes;
+};
+// ReadStatus of the file as if `patch` had been written into it (the file is not changed).
+FileStatus ReadStatus(const std::string& path, const BytePatch& patch);
+
 struct VerifyResult {
   FileStatus status;
   Sha256Digest db_sha256{};

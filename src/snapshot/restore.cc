@@ -6,9 +6,12 @@
 #include <unistd.h>
 
 #include <exception>
+#include <future>
 #include <thread>
 
 #include "base/bytes.h"
+#include "base/checksum.h"
+#include "base/direct_writer.h"
 #include "base/error.h"
 #include "base/file.h"
 #include "bolt/builder.h"
@@ -60,57 +63,26 @@ std::string MakeTempSibling(const std::string& final_path) {
   return tmpl;
 }
 
-// Copies the first `length` bytes of src into a new file dst (mode 0600) in the kernel
-// (copy_file_range), while a second thread hashes the same bytes: two cores, one pass.
+// Copies the first `length` bytes of src into a new file dst (mode 0600) with direct
+// writes (DirectWriter) while this thread hashes each chunk before it is queued: the
+// sha256 (one core) overlaps the device writes, and dst is durable on return.
 Sha256Digest CopyAndHash(const std::string& src, const std::string& dst, uint64_t length,
                          const RestoreProgress& progress) {
-  std::exception_ptr hash_error;
-  Sha256Digest digest{};
-  std::thread hasher([&] {
-    try {
-      digest = HashFilePrefix(src, length, [&](uint64_t done) {
-        if (progress) progress("copy", done);
-      });
-    } catch (...) {
-      hash_error = std::current_exception();
-    }
-  });
-  std::exception_ptr copy_error;
-  try {
-    File in = File::OpenRead(src);
-    File out = File::Create(dst, 0600);
-    loff_t in_off = 0;
-    uint64_t left = length;
-    bool use_copy_range = true;
-    std::vector<uint8_t> buf;
-    while (left > 0) {
-      size_t want = static_cast<size_t>(std::min<uint64_t>(left, 64 << 20));
-      if (use_copy_range) {
-        ssize_t n = ::copy_file_range(in.fd(), &in_off, out.fd(), nullptr, want, 0);
-        if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL)) {
-          use_copy_range = false;  // e.g. across filesystems on old kernels: plain copy
-          continue;
-        }
-        if (n < 0) throw SystemError("copy " + src + " to " + dst, errno);
-        if (n == 0) throw Error(ErrorCode::kDataLoss, src + ": truncated while copying");
-        left -= static_cast<uint64_t>(n);
-      } else {
-        buf.resize(4 << 20);
-        size_t n = std::min(want, buf.size());
-        in.ReadAt(static_cast<uint64_t>(in_off), buf.data(), n);
-        out.WriteAll(buf.data(), n);
-        in_off += static_cast<loff_t>(n);
-        left -= n;
-      }
-    }
-    out.Close();
-  } catch (...) {
-    copy_error = std::current_exception();
+  File in = File::OpenRead(src);
+  DirectWriter out(dst, 0600);
+  Sha256 sha;
+  uint64_t done = 0;
+  while (done < length) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(DirectWriter::kChunkSize, length - done));
+    uint8_t* buf = out.Buffer();
+    in.ReadAt(done, buf, n);
+    sha.Update(buf, n);
+    out.Submit(n);
+    done += n;
+    if (progress) progress("copy", done);
   }
-  hasher.join();
-  if (copy_error) std::rethrow_exception(copy_error);
-  if (hash_error) std::rethrow_exception(hash_error);
-  return digest;
+  out.Finish();
+  return sha.Finish();
 }
 
 std::string RevisionBytes(int64_t main, int64_t sub) {
@@ -127,64 +99,86 @@ std::string BigEndian8(uint64_t v) {
   return out;
 }
 
-// Applies restore's db changes (spec §5.4 step 3). The common case — no bump, etcd's
+// What restore does to the db (spec §5.4 step 3). The common case — no bump, etcd's
 // buckets present, consistent_index stored — is an in-place 8-byte patch: the file stays
 // byte-for-byte what the server sent except that value. Otherwise the db is rebuilt.
-bool ModifyDb(const std::string& db_path, uint64_t consistent_index, const RestoreOptions& opts) {
-  std::vector<bolt::Mutation> mutations;
-  std::optional<uint64_t> patch_offset;
-  {
-    bolt::Reader reader = bolt::Reader::Open(db_path);
-    bool need_rewrite = opts.bump_revision > 0 || opts.mark_compacted;
-    for (const char* bucket : {"key", "meta", "lease"}) {
-      if (!reader.HasBucket(bucket)) {
-        need_rewrite = true;
-        mutations.push_back(bolt::Mutation::CreateBucket(bucket));
-      }
-    }
-    std::optional<std::string> ci_value = reader.Get("meta", "consistent_index");
-    if (!need_rewrite && ci_value && ci_value->size() == 8) {
-      patch_offset = reader.ValueOffset("meta", "consistent_index");
-    }
-    if (!patch_offset) {
-      mutations.push_back(bolt::Mutation::Put("meta", "consistent_index", BigEndian8(consistent_index)));
-    }
-    if (opts.bump_revision > 0 || opts.mark_compacted) {
-      int64_t latest_main = 0;
-      if (std::optional<std::string> last = reader.LastKey("key"); last && last->size() >= 8) {
-        latest_main = static_cast<int64_t>(LoadBE64(reinterpret_cast<const uint8_t*>(last->data())));
-      }
-      std::string rev = RevisionBytes(latest_main + static_cast<int64_t>(opts.bump_revision), 0);
-      if (opts.bump_revision > 0) mutations.push_back(bolt::Mutation::Put("key", rev, ""));
-      if (opts.mark_compacted) mutations.push_back(bolt::Mutation::Put("meta", "scheduledCompactRev", rev));
+struct DbPlan {
+  std::optional<BytePatch> patch;
+  std::vector<bolt::Mutation> mutations;  // used when there is no patch
+};
+
+DbPlan PlanDb(const std::string& content_path, uint64_t consistent_index, const RestoreOptions& opts) {
+  DbPlan plan;
+  bolt::Reader reader = bolt::Reader::Open(content_path);
+  bool need_rewrite = opts.bump_revision > 0 || opts.mark_compacted;
+  for (const char* bucket : {"key", "meta", "lease"}) {
+    if (!reader.HasBucket(bucket)) {
+      need_rewrite = true;
+      plan.mutations.push_back(bolt::Mutation::CreateBucket(bucket));
     }
   }
-  if (patch_offset) {
+  std::optional<std::string> ci_value = reader.Get("meta", "consistent_index");
+  if (!need_rewrite && ci_value && ci_value->size() == 8) {
+    if (std::optional<uint64_t> at = reader.ValueOffset("meta", "consistent_index")) {
+      plan.patch = BytePatch{*at, BigEndian8(consistent_index)};
+      plan.mutations.clear();
+      return plan;
+    }
+  }
+  plan.mutations.push_back(bolt::Mutation::Put("meta", "consistent_index", BigEndian8(consistent_index)));
+  if (opts.bump_revision > 0 || opts.mark_compacted) {
+    int64_t latest_main = 0;
+    if (std::optional<std::string> last = reader.LastKey("key"); last && last->size() >= 8) {
+      latest_main = static_cast<int64_t>(LoadBE64(reinterpret_cast<const uint8_t*>(last->data())));
+    }
+    std::string rev = RevisionBytes(latest_main + static_cast<int64_t>(opts.bump_revision), 0);
+    if (opts.bump_revision > 0) plan.mutations.push_back(bolt::Mutation::Put("key", rev, ""));
+    if (opts.mark_compacted) plan.mutations.push_back(bolt::Mutation::Put("meta", "scheduledCompactRev", rev));
+  }
+  return plan;
+}
+
+// Applies the plan to db_path: the patch in place, or a rebuild from content_path into
+// db_path (which need not exist yet). Not fsynced: the caller syncs once.
+void ApplyDb(DbPlan plan, const std::string& content_path, const std::string& db_path) {
+  if (plan.patch) {
     File f = File::OpenReadWrite(db_path);
-    uint8_t be[8];
-    StoreBE64(be, consistent_index);
-    f.WriteAt(*patch_offset, be, 8);
-    f.Close();  // the caller fsyncs the db once, overlapped with the integrity check
-    return false;
+    f.WriteAt(plan.patch->offset, reinterpret_cast<const uint8_t*>(plan.patch->bytes.data()),
+              plan.patch->bytes.size());
+    f.Close();
+    return;
   }
   std::string rebuilt = db_path + ".rewrite";
   CleanupGuard remove_rebuilt(rebuilt);
-  (void)bolt::Rewrite(db_path, rebuilt, std::move(mutations));
+  (void)bolt::Rewrite(content_path, rebuilt, std::move(plan.mutations));
   RenameDurable(rebuilt, db_path);
   remove_rebuilt.Release();
-  return true;
 }
 
-}  // namespace
+// The plan and, for a patched db, its status (bbolt check included), read from the
+// content file with the patch overlaid.
+struct PlanAndStatus {
+  DbPlan plan;
+  std::optional<StatusNumbers> status;
+};
 
-namespace {
+PlanAndStatus PlanAndCheck(const std::string& content_path, uint64_t consistent_index,
+                           const RestoreOptions& opts) {
+  PlanAndStatus out;
+  out.plan = PlanDb(content_path, consistent_index, opts);
+  if (out.plan.patch) out.status = ReadStatus(content_path, *out.plan.patch).numbers;
+  return out;
+}
 
 // Everything restore does after ValidateRestore: build the data dir in a temporary
-// sibling (filled by
-// `write_db`, which must leave a verified db at the path it is given), patch or rewrite
-// the db, write WAL and .snap, rename into place.
+// sibling (filled by `write_db`, which must leave a verified db at the path it is given,
+// or nothing when the db will be rebuilt), patch or rewrite the db, write WAL and .snap,
+// rename into place. `content_path` ("" = the db itself) is an existing file holding the
+// same bytes as the db being written (the snapshot): the plan and the structural check
+// then read it while write_db runs, on the other core. Its errors are reported only
+// after write_db succeeded, so a hash mismatch is still the error a corrupt snapshot gets.
 RestoreResult RestoreCore(const RestoreOptions& opts, const etcdfmt::RestoreCluster& cluster,
-                          uint64_t db_size_hint, const DbWriter& write_db,
+                          uint64_t db_size_hint, const std::string& content_path, const DbWriter& write_db,
                           const RestoreProgress& progress) {
   auto stage = [&](const char* name, uint64_t bytes) {
     if (progress) progress(name, bytes);
@@ -197,17 +191,24 @@ RestoreResult RestoreCore(const RestoreOptions& opts, const etcdfmt::RestoreClus
                                     HumanizeBytes(need) + ", have " + HumanizeBytes(free));
   }
   const bool separate_wal = !opts.wal_dir.empty();
+  const uint64_t consistent_index = cluster.members.size();
 
   const std::string snap_dir = tmp_data + "/member/snap";
   MakeDirs(snap_dir, 0700);
   const std::string db_path = snap_dir + "/db";
+  std::future<PlanAndStatus> early;  // its destructor waits, also when write_db throws
+  if (!content_path.empty()) {
+    early = std::async(std::launch::async, [&] { return PlanAndCheck(content_path, consistent_index, opts); });
+  }
   write_db(db_path);
 
   stage("check", 0);
+  const std::string& content = content_path.empty() ? db_path : content_path;
+  PlanAndStatus checked = early.valid() ? early.get() : PlanAndCheck(db_path, consistent_index, opts);
   RestoreResult result;
-  result.db_rewritten = ModifyDb(db_path, cluster.members.size(), opts);
-  // The structural check (a corrupt db is refused before anything is committed) reads
-  // the page cache while the db's pages go to disk: the fsync is I/O wait, not CPU.
+  result.db_rewritten = !checked.plan.patch;
+  ApplyDb(std::move(checked.plan), content, db_path);
+  // A rebuilt db is checked while its pages go to disk: the fsync is I/O wait, not CPU.
   std::exception_ptr sync_error;
   std::thread syncer([&] {
     try {
@@ -217,7 +218,7 @@ RestoreResult RestoreCore(const RestoreOptions& opts, const etcdfmt::RestoreClus
     }
   });
   try {
-    result.restored = ReadStatus(db_path).numbers;
+    result.restored = checked.status ? *checked.status : ReadStatus(db_path).numbers;
   } catch (...) {
     syncer.join();
     throw;
@@ -294,8 +295,14 @@ RestoreResult Restore(const RestoreOptions& in_opts, const RestoreProgress& prog
     throw Error(ErrorCode::kDataLoss, "snapshot missing hash but --skip-hash-check=false");
   }
   const uint64_t db_size = has_trailer ? file_size - kTrailerSize : file_size;
-  RestoreResult result = RestoreCore(opts, cluster, db_size, [&](const std::string& db_path) {
-    Sha256Digest digest = CopyAndHash(opts.snapshot_path, db_path, db_size, progress);
+  // A bumped or compaction-marked db is rebuilt from the snapshot anyway: hash, don't copy.
+  const bool rebuild = opts.bump_revision > 0 || opts.mark_compacted;
+  RestoreResult result = RestoreCore(opts, cluster, db_size, opts.snapshot_path, [&](const std::string& db_path) {
+    Sha256Digest digest = rebuild ? HashFilePrefix(opts.snapshot_path, db_size,
+                                                   [&](uint64_t done) {
+                                                     if (progress) progress("copy", done);
+                                                   })
+                                  : CopyAndHash(opts.snapshot_path, db_path, db_size, progress);
     if (has_trailer && !opts.skip_hash_check) {
       Sha256Digest trailer{};
       File::OpenRead(opts.snapshot_path).ReadAt(db_size, trailer.data(), kTrailerSize);
@@ -314,7 +321,7 @@ RestoreResult RestoreFromDb(const RestoreOptions& in_opts, uint64_t db_size_hint
   RestoreOptions opts = in_opts;
   if (progress) progress("validate", 0);
   const etcdfmt::RestoreCluster cluster = ValidateRestore(opts);
-  RestoreResult result = RestoreCore(opts, cluster, db_size_hint, write_db, progress);
+  RestoreResult result = RestoreCore(opts, cluster, db_size_hint, "", write_db, progress);
   result.hash_checked = true;
   return result;
 }

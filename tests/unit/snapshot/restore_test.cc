@@ -80,7 +80,10 @@ void CompareWithEtcdctl(const std::string& snapshot, const Flags& f) {
   // Same logical db: etcdctl's own status of both dbs agrees.
   EXPECT_EQ(EtcdctlStatus(ours + "/member/snap/db"), EtcdctlStatus(theirs + "/member/snap/db"));
   FileStatus st = ReadStatus(ours + "/member/snap/db");
-  EXPECT_EQ(st.numbers.hash, r.restored.hash);
+  EXPECT_EQ(st.numbers.hash, r.restored.hash);  // the reported status is the written db's
+  EXPECT_EQ(st.numbers.revision, r.restored.revision);
+  EXPECT_EQ(st.numbers.total_key, r.restored.total_key);
+  EXPECT_EQ(st.numbers.total_size, r.restored.total_size);
   // No temporary siblings left next to the data dir.
   EXPECT_EQ(ListDir(dir.path()), (std::set<std::string>{"etcdctl.etcd", "ours.etcd"}));
 }
