@@ -1,10 +1,16 @@
 #include "snapshot/save.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <exception>
 #include <thread>
 
 #include "base/bounded_queue.h"
 #include "base/bytes.h"
+#include "base/direct_writer.h"
 #include "base/error.h"
 #include "base/file.h"
 #include "snapshot/trailer.h"
@@ -53,11 +59,31 @@ SaveResult SaveSnapshot(const SnapshotStream& stream, const std::string& path,
                         const std::function<void(uint64_t)>& progress) {
   const std::string part = path + ".part";
   CleanupGuard remove_part(part);
-  File out = File::Create(part, 0600, /*truncate=*/true);
+  // A .part can only be a leftover of a killed run (we remove ours): replace it.
+  if (::unlink(part.c_str()) != 0 && errno != ENOENT) throw SystemError("remove " + part, errno);
+  // Direct writes go to the disk while the stream runs, instead of piling up as dirty
+  // page cache that the final fsync must push out (see DirectWriter).
+  DirectWriter out(part, 0600);
   TrailerVerifier verifier;
+  uint8_t* buf = nullptr;
+  size_t filled = 0;
   PumpStream(stream, [&](const uint8_t* p, size_t n) {
     verifier.Update(p, n);
-    out.WriteAll(p, n);
+    while (n > 0) {
+      if (buf == nullptr) {
+        buf = out.Buffer();
+        filled = 0;
+      }
+      size_t k = std::min(n, DirectWriter::kChunkSize - filled);
+      std::memcpy(buf + filled, p, k);
+      filled += k;
+      p += k;
+      n -= k;
+      if (filled == DirectWriter::kChunkSize) {
+        out.Submit(filled);
+        buf = nullptr;
+      }
+    }
     if (progress) progress(verifier.bytes_seen());
   });
 
@@ -71,8 +97,8 @@ SaveResult SaveSnapshot(const SnapshotStream& stream, const std::string& path,
                                           HexBytes(v.trailer) + ", received db hashes to " +
                                           HexBytes(v.computed));
   }
-  out.Sync();
-  out.Close();
+  if (buf != nullptr) out.Submit(filled);
+  out.Finish();  // fsyncs
   RenameDurable(part, path);
   remove_part.Release();
   return SaveResult{v.db_size, verifier.bytes_seen(), v.computed};
