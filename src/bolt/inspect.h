@@ -38,9 +38,19 @@ struct InspectResult {
   std::vector<std::string> problems;
   uint64_t problem_count = 0;
   Meta meta;
+  // Buckets whose walk was split across threads (and kept): for tests and diagnostics.
+  int parallel_buckets = 0;
 };
 
-InspectResult Inspect(const std::string& path);
-InspectResult Inspect(Reader& reader);
+struct InspectOptions {
+  // Threads for large buckets (0: the machine's cores, at most 4). The result does not
+  // depend on it: a parallel walk that meets any problem is redone on one thread.
+  size_t threads = 0;
+  // Files with fewer pages are walked on one thread (threads cost more than they save).
+  uint64_t min_parallel_pages = 16384;  // 64 MiB
+};
+
+InspectResult Inspect(const std::string& path, const InspectOptions& opts = {});
+InspectResult Inspect(Reader& reader, const InspectOptions& opts = {});
 
 }  // namespace etcdsafe::bolt

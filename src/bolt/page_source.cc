@@ -1,8 +1,10 @@
 #include "bolt/page_source.h"
 
-#include <sys/mman.h>
+#include <fcntl.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "base/error.h"
@@ -10,11 +12,8 @@
 namespace etcdsafe::bolt {
 
 struct PageSource::Window {
-  void* addr = MAP_FAILED;
   size_t len = 0;
-  ~Window() {
-    if (addr != MAP_FAILED) munmap(addr, len);
-  }
+  std::unique_ptr<uint8_t[]> buf;
 };
 
 std::unique_ptr<PageSource> PageSource::OpenFile(const std::string& path) {
@@ -33,9 +32,24 @@ std::unique_ptr<PageSource> PageSource::FromMemory(Bytes data, std::string name)
   return s;
 }
 
+std::unique_ptr<PageSource> PageSource::Clone() const {
+  std::unique_ptr<PageSource> s(new PageSource());
+  s->name_ = name_;
+  s->size_ = size_;
+  s->memory_ = memory_;
+  s->patch_offset_ = patch_offset_;
+  s->patch_ = patch_;
+  if (memory_ == nullptr) {
+    int fd = ::fcntl(file_.fd(), F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) throw SystemError("dup " + name_, errno);
+    s->file_ = File(fd, name_);
+  }
+  return s;
+}
+
 PageSource::~PageSource() = default;
 
-std::shared_ptr<const PageSource::Window> PageSource::GetWindow(uint64_t index) {
+std::shared_ptr<PageSource::Window> PageSource::GetWindow(uint64_t index) {
   ++tick_;
   for (Slot& slot : slots_) {
     if (slot.index == index) {
@@ -43,22 +57,32 @@ std::shared_ptr<const PageSource::Window> PageSource::GetWindow(uint64_t index) 
       return slot.window;
     }
   }
-  auto w = std::make_shared<Window>();
-  uint64_t start = index * kWindowSize;
-  w->len = static_cast<size_t>(std::min<uint64_t>(kWindowSize, size_ - start));
-  // MAP_POPULATE: one syscall faults the whole window in, far cheaper than 1024 faults
-  // during a sequential scan.
-  w->addr = mmap(nullptr, w->len, PROT_READ, MAP_SHARED | MAP_POPULATE, file_.fd(),
-                 static_cast<off_t>(start));
-  if (w->addr == MAP_FAILED) throw SystemError("mmap " + name_, errno);
-  if (slots_.size() < kMaxWindows) {
-    slots_.push_back({index, tick_, w});
-  } else {
-    Slot* victim = &slots_[0];
+  Slot* victim = nullptr;
+  if (slots_.size() >= kMaxWindows) {
+    victim = &slots_[0];
     for (Slot& slot : slots_) {
       if (slot.last_use < victim->last_use) victim = &slot;
     }
-    *victim = {index, tick_, w};  // old window unmaps once no PageRef pins it
+  }
+  uint64_t start = index * kWindowSize;
+  std::shared_ptr<Window> w;
+  if (victim != nullptr && victim->window.use_count() == 1) {
+    w = std::move(victim->window);  // no PageRef pins it: reuse its buffer
+  } else {
+    w = std::make_shared<Window>();
+    w->buf.reset(new uint8_t[std::min<uint64_t>(kWindowSize, size_)]);
+  }
+  w->len = static_cast<size_t>(std::min<uint64_t>(kWindowSize, size_ - start));
+  try {
+    file_.ReadAt(start, w->buf.get(), w->len);  // a file shrunk under us: kDataLoss
+  } catch (...) {
+    if (victim != nullptr) *victim = Slot{UINT64_MAX, 0, nullptr};
+    throw;
+  }
+  if (victim == nullptr) {
+    slots_.push_back({index, tick_, w});
+  } else {
+    *victim = {index, tick_, w};  // a pinned old window lives on in its PageRefs
   }
   return w;
 }
@@ -95,7 +119,7 @@ PageRef PageSource::Read(uint64_t offset, size_t len) {
   uint64_t last = (offset + len - 1) / kWindowSize;
   if (first == last) {
     auto w = GetWindow(first);
-    const uint8_t* p = static_cast<const uint8_t*>(w->addr) + (offset - first * kWindowSize);
+    const uint8_t* p = w->buf.get() + (offset - first * kWindowSize);
     return PageRef(p, len, offset, std::move(w));
   }
   // Crosses a window boundary: copy. Rare (overflow runs of big values).

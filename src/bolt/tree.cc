@@ -1,5 +1,6 @@
 #include "bolt/tree.h"
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 
@@ -33,6 +34,18 @@ void CheckState::Problem(std::string msg) {
   if (strict) throw Error(ErrorCode::kDataLoss, name + ": " + msg);
   ++problem_count;
   if (problems.size() < kMaxStoredProblems) problems.push_back(std::move(msg));
+}
+
+bool CheckState::TestAndSetSeen(Pgid id) {
+  const uint64_t bit = uint64_t{1} << (id & 63);
+  if (shared != nullptr) {
+    // Two threads reaching one page: exactly one of them sees the bit already set.
+    return (std::atomic_ref<uint64_t>(shared->seen[id >> 6]).fetch_or(bit, std::memory_order_relaxed) & bit) != 0;
+  }
+  uint64_t& word = seen[id >> 6];
+  bool was = (word & bit) != 0;
+  word |= bit;
+  return was;
 }
 
 std::optional<std::string> ValidateNodeBytes(Node& n) {
@@ -154,14 +167,13 @@ std::optional<Node> Tree::Visit(Pgid id, CheckState& cs) {
                " (overflow " + std::to_string(overflow) + ")");
     return std::nullopt;
   }
-  bool again = CheckState::Test(cs.seen, id);
+  bool again = false;
   for (uint64_t k = 0; k <= overflow; k++) {
-    if (CheckState::Test(cs.seen, id + k)) {
-      cs.Problem("page " + std::to_string(id + k) + ": multiple references");
-    }
-    CheckState::Set(cs.seen, id + k);
+    bool was = cs.TestAndSetSeen(id + k);
+    if (k == 0) again = was;
+    if (was) cs.Problem("page " + std::to_string(id + k) + ": multiple references");
   }
-  if (!cs.freed.empty() && CheckState::Test(cs.freed, id)) {
+  if (cs.IsFreed(id)) {
     cs.Problem("page " + sid + ": reachable freed");
   } else if (!(flags & (kBranchPageFlag | kLeafPageFlag))) {
     cs.Problem("page " + sid + ": invalid type: " + PageTypeName(flags));

@@ -68,7 +68,18 @@ struct CheckState {
   std::vector<std::string> problems;
   uint64_t problem_count = 0;
 
+  // Set on the per-thread states of a parallel walk: pages are marked in (atomically)
+  // and freed pages read from this state's bitmaps instead of their own.
+  CheckState* shared = nullptr;
+
   static constexpr size_t kMaxStoredProblems = 1000;
+
+  // Marks page id reached; returns whether it already was.
+  bool TestAndSetSeen(Pgid id);
+  bool IsFreed(Pgid id) const {
+    const std::vector<uint64_t>& f = shared != nullptr ? shared->freed : freed;
+    return !f.empty() && Test(f, id);
+  }
 
   void Problem(std::string msg);
   static bool Test(const std::vector<uint64_t>& bm, Pgid id) {
@@ -90,6 +101,14 @@ std::string KeyNotBelowNextProblem(Pgid id, bool leaf);
 
 // Key-order check of one node against its parent's bounds (lo/hi may be null).
 void CheckOrder(const Node& n, const Bytes* lo, const Bytes* hi, CheckState& cs);
+
+// Where a walk of a subtree starts: its key bounds from the parent branch (null: none)
+// and the depth of its root, for the depth limit.
+struct WalkBounds {
+  const Bytes* lo = nullptr;
+  const Bytes* hi = nullptr;
+  size_t depth = 0;
+};
 
 class Tree {
  public:
@@ -113,7 +132,7 @@ class Tree {
   // In-order walk of the tree rooted at `root` (a page id) or `inline_root`, calling
   // on_leaf(const Node&) for every leaf. Performs the page checks in `cs`.
   template <class F>
-  void Walk(std::optional<Node> inline_root, Pgid root, CheckState& cs, F&& on_leaf);
+  void Walk(std::optional<Node> inline_root, Pgid root, CheckState& cs, F&& on_leaf, WalkBounds bounds = {});
 
  private:
   void ValidateNode(Node& n);
@@ -125,7 +144,7 @@ class Tree {
 inline constexpr size_t kMaxTreeDepth = 64;
 
 template <class F>
-void Tree::Walk(std::optional<Node> inline_root, Pgid root, CheckState& cs, F&& on_leaf) {
+void Tree::Walk(std::optional<Node> inline_root, Pgid root, CheckState& cs, F&& on_leaf, WalkBounds bounds) {
   struct Frame {
     Node node;
     size_t next = 0;
@@ -134,14 +153,15 @@ void Tree::Walk(std::optional<Node> inline_root, Pgid root, CheckState& cs, F&& 
   };
   std::vector<Frame> stack;
   stack.reserve(8);
+  const Bytes top_hi = bounds.hi != nullptr ? *bounds.hi : Bytes{};
   if (inline_root) {
-    CheckOrder(*inline_root, nullptr, nullptr, cs);
-    stack.push_back({std::move(*inline_root), 0, Bytes{}, false});
+    CheckOrder(*inline_root, bounds.lo, bounds.hi, cs);
+    stack.push_back({std::move(*inline_root), 0, top_hi, bounds.hi != nullptr});
   } else {
     std::optional<Node> n = Visit(root, cs);
     if (!n) return;
-    CheckOrder(*n, nullptr, nullptr, cs);
-    stack.push_back({std::move(*n), 0, Bytes{}, false});
+    CheckOrder(*n, bounds.lo, bounds.hi, cs);
+    stack.push_back({std::move(*n), 0, top_hi, bounds.hi != nullptr});
   }
   while (!stack.empty()) {
     Frame& f = stack.back();
@@ -164,7 +184,7 @@ void Tree::Walk(std::optional<Node> inline_root, Pgid root, CheckState& cs, F&& 
     }
     Pgid child = f.node.child(i);
     Pgid parent = f.node.id;
-    if (stack.size() >= kMaxTreeDepth) {
+    if (stack.size() + bounds.depth >= kMaxTreeDepth) {
       throw Error(ErrorCode::kDataLoss, cs.name + ": page " + std::to_string(parent) +
                                             ": tree deeper than " +
                                             std::to_string(kMaxTreeDepth) + " levels");

@@ -14,8 +14,13 @@ namespace {
 
 FileStatus ReadStatusImpl(const std::string& path, const BytePatch* patch) {
   bolt::Reader reader = bolt::Reader::Open(path);
-  if (patch != nullptr) reader.source().SetPatch(patch->offset, patch->bytes);
-  bolt::InspectResult in = bolt::Inspect(reader);
+  bolt::InspectOptions opts;
+  if (patch != nullptr) {
+    reader.source().SetPatch(patch->offset, patch->bytes);
+    // Restore runs this beside its copy, which keeps a core busy hashing.
+    opts.threads = 1;
+  }
+  bolt::InspectResult in = bolt::Inspect(reader, opts);
   if (!in.problems.empty()) {
     std::string msg = "snapshot file integrity check failed. " + std::to_string(in.problems.size()) +
                       " errors found: ";

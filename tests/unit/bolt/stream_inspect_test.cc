@@ -75,6 +75,17 @@ Outcome ViaInspect(const std::string& image, const std::string& name) {
   });
 }
 
+// The parallel walk, forced on whatever the size: must give exactly ViaInspect's outcome.
+Outcome ViaParallelInspect(const std::string& image, const std::string& name, size_t threads = 3) {
+  return Run([&] {
+    Reader r = Reader::FromMemory(AsBytes(image), name);
+    InspectOptions opts;
+    opts.threads = threads;
+    opts.min_parallel_pages = 0;
+    return Inspect(r, opts);
+  });
+}
+
 // chunk == 0: random sizes in [1, 70000].
 Outcome ViaStream(const std::string& image, const std::string& name, size_t chunk,
                   uint64_t seed = 1) {
@@ -97,6 +108,10 @@ Outcome ViaStream(const std::string& image, const std::string& name, size_t chun
 void ExpectSame(const std::string& image, const std::string& what,
                 std::vector<size_t> chunks = {1, 7, 4096, 32768, 0}) {
   Outcome want = ViaInspect(image, "db");
+  for (size_t threads : {2, 3}) {
+    Outcome par = ViaParallelInspect(image, "db", threads);
+    EXPECT_EQ(par, want) << what << " parallel x" << threads << "\n want: " << want << "\n got:  " << par;
+  }
   for (size_t c : chunks) {
     if (c == 1 && image.size() > (size_t{4} << 20)) continue;
     Outcome got = ViaStream(image, "db", c);
@@ -201,6 +216,29 @@ TEST(StreamInspectTest, RandomBuiltDatabasesMatchInspect) {
     ASSERT_EQ(want.r.status.hash, expect.hash);
     ExpectSame(img.b, "round " + std::to_string(round), {7, 4096, 32768, 0});
   }
+}
+
+// The parallel walk really runs on a clean db, and a cross-subtree defect (two branch
+// entries pointing at one leaf) makes it fall back to the sequential walk's exact output.
+TEST(InspectTest, ParallelWalkRunsAndFallsBackOnProblems) {
+  Image base = BaseImage();
+  Outcome seq = ViaInspect(base.b, "db");
+  ASSERT_TRUE(seq.ok) << seq.error;
+  EXPECT_EQ(seq.r.parallel_buckets, 0);  // small file: below min_parallel_pages
+  for (size_t threads : {2, 4}) {
+    Outcome par = ViaParallelInspect(base.b, "db", threads);
+    EXPECT_EQ(par, seq);
+    EXPECT_EQ(par.r.parallel_buckets, 1) << threads;
+  }
+  Image img = base;
+  Pgid b = img.FirstBucketRoot();
+  uint8_t* e0 = img.page(b) + kPageHeaderSize;
+  StoreLE64(e0 + 16 + 8, LoadLE64(e0 + 8));  // child 1 := child 0
+  Outcome want = ViaInspect(img.b, "db");
+  Outcome par = ViaParallelInspect(img.b, "db", 2);
+  EXPECT_EQ(par, want);
+  EXPECT_EQ(par.r.parallel_buckets, 0);
+  EXPECT_GE(want.r.problem_count, 1u);
 }
 
 TEST(StreamInspectTest, TrailerAndSlackAreIgnored) {
@@ -387,7 +425,10 @@ TEST(StreamInspectTest, RandomDamageMatchesInspect) {
     }
     Outcome want = ViaInspect(img.b, "db");
     Outcome got = ViaStream(img.b, "db", 0, round);
+    Outcome par = ViaParallelInspect(img.b, "db", 2 + round % 2);
     if (!(got == want)) differing++;
+    if (!(par == want)) differing++;
+    EXPECT_EQ(par, want) << "parallel, round " << round << "\n want: " << want << "\n got:  " << par;
     EXPECT_EQ(got, want) << "round " << round << "\n want: " << want << "\n got:  " << got;
   }
   EXPECT_EQ(differing, 0);
