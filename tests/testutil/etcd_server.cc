@@ -29,26 +29,45 @@ constexpr char kEtcd[] = "/usr/bin/etcd";
 constexpr char kEtcdctl[] = "/usr/bin/etcdctl";
 using Clock = std::chrono::steady_clock;
 
-// Binds n sockets at once so the ports are distinct, then releases them.
+// The kernel's range for ephemeral (outgoing and port-0) ports.
+std::pair<int, int> EphemeralRange() {
+  int lo = 32768, hi = 60999;
+  std::ifstream f("/proc/sys/net/ipv4/ip_local_port_range");
+  f >> lo >> hi;
+  return {lo, hi};
+}
+
+// n distinct free loopback ports, picked at random *below* the ephemeral range: a port
+// from the ephemeral range can be taken, between our check and etcd's bind, as the
+// source port of any outgoing connection (parallel tests' clients and etcd peers make
+// many), which made cluster tests fail now and then with "address already in use". Each
+// candidate is checked by binding it; all are held until all are found.
 std::vector<int> FreePorts(int n) {
+  auto [eph_lo, eph_hi] = EphemeralRange();
+  int lo = 10000, hi = eph_lo - 1;
+  if (hi - lo < 1000) {  // unusual range: use the ports above it instead
+    lo = eph_hi + 1;
+    hi = 65535;
+  }
+  static std::mt19937 rng(std::random_device{}());
+  std::uniform_int_distribution<int> pick(lo, hi);
   std::vector<int> fds, ports;
-  for (int i = 0; i < n;) {
+  for (int tries = 0; static_cast<int>(ports.size()) < n; ++tries) {
+    if (tries > 10000) throw std::runtime_error("no free loopback ports in " + std::to_string(lo) + "-" + std::to_string(hi));
+    int port = pick(rng);
+    if (port == 2379 || port == 2380) continue;  // never etcd's well-known ports
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) throw std::runtime_error("socket: " + std::string(std::strerror(errno)));
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
       ::close(fd);
-      throw std::runtime_error("bind 127.0.0.1:0: " + std::string(std::strerror(errno)));
+      continue;  // in use (or the same port twice): try another
     }
     fds.push_back(fd);
-    int port = ntohs(a.sin_port);
-    if (port == 2379 || port == 2380) continue;  // never etcd's well-known ports
     ports.push_back(port);
-    ++i;
   }
   for (int fd : fds) ::close(fd);
   return ports;
