@@ -206,10 +206,9 @@ class Inspector {
     }
   }
 
-  // A part of a bucket's tree that one thread walks: a subtree below a branch page the
-  // main thread already visited, or a leaf it already visited.
+  // A part of a bucket's tree that one thread walks: the subtree at `root`, a child of a
+  // branch page the main thread already visited, with its key bounds from that page.
   struct Unit {
-    std::optional<Node> leaf;
     Pgid root = 0;
     Bytes lo, hi;
     bool has_hi = false;
@@ -243,8 +242,10 @@ class Inspector {
       return false;
     };
 
-    // Expand level by level, in key order, checking each page as the walk would.
-    std::vector<Node> pinned;  // keeps the branch pages whose keys bound the units mapped
+    // Expand level by level, in key order, checking each branch page as the walk would.
+    // A level is expanded only when every unit's page header says "branch" (a B+tree's
+    // leaves all sit at one depth), so leaves are left to the threads.
+    std::vector<Node> pinned;  // owned copies of the branch pages whose keys bound the units
     std::vector<Unit> units;
     size_t depth = 0;
     try {
@@ -252,31 +253,30 @@ class Inspector {
       if (!top) return roll_back();
       CheckOrder(*top, nullptr, nullptr, cs_);
       if (top->is_leaf()) return roll_back();
-      pinned.push_back(std::move(*top));
+      pinned.push_back(internal::OwnedCopy(*top));
       AddChildren(pinned.back(), Bytes{}, false, &units);
       depth = 1;
       const size_t want = threads_ * 16;
       while (units.size() < want && depth < internal::kMaxTreeDepth && cs_.problem_count == saved_count) {
+        bool all_branches = true;
+        for (const Unit& u : units) {
+          if (u.root < 2 || u.root >= meta_.pgid ||
+              !(LoadLE16(r_.source().Read(u.root * kPageSize, kPageHeaderSize).data() + kPageFlagsOffset) &
+                kBranchPageFlag)) {
+            all_branches = false;
+            break;
+          }
+        }
+        if (!all_branches) break;
         std::vector<Unit> next;
-        bool expanded = false;
-        for (Unit& u : units) {
-          if (u.leaf) {
-            next.push_back(std::move(u));
-            continue;
-          }
+        for (const Unit& u : units) {
           std::optional<Node> n = tree_.Visit(u.root, cs_);
-          if (!n) return roll_back();
+          if (!n || n->is_leaf()) return roll_back();
           CheckOrder(*n, &u.lo, u.has_hi ? &u.hi : nullptr, cs_);
-          if (n->is_leaf()) {
-            next.push_back(Unit{std::move(n), 0, {}, {}, false});
-            continue;
-          }
-          pinned.push_back(std::move(*n));
+          pinned.push_back(internal::OwnedCopy(*n));
           AddChildren(pinned.back(), u.hi, u.has_hi, &next);
-          expanded = true;
         }
         units = std::move(next);
-        if (!expanded) break;
         depth++;
       }
     } catch (const Error&) {
@@ -320,12 +320,8 @@ class Inspector {
           const size_t u = *next;
           LeafHasher h(tree, cs);
           const Unit& unit = units[u];
-          if (unit.leaf) {
-            h.Leaf(*unit.leaf, is_key);
-          } else {
-            internal::WalkBounds b{&unit.lo, unit.has_hi ? &unit.hi : nullptr, depth};
-            tree.Walk(std::nullopt, unit.root, cs, [&](const Node& n) { h.Leaf(n, is_key); }, b);
-          }
+          internal::WalkBounds b{&unit.lo, unit.has_hi ? &unit.hi : nullptr, depth};
+          tree.Walk(std::nullopt, unit.root, cs, [&](const Node& n) { h.Leaf(n, is_key); }, b);
           if (cs.problem_count != 0 || !h.hash_error.empty()) failed = true;
           results[u] = UnitResult{h.crc, h.hashed, h.total_key, h.revision};
         }

@@ -3,6 +3,8 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <memory>
+#include <vector>
 
 namespace etcdsafe::bolt::internal {
 namespace {
@@ -21,6 +23,18 @@ std::string PageTypeName(uint16_t flags) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "unknown<%02x>", flags);
   return buf;
+}
+
+Node OwnedCopy(const Node& n) {
+  auto buf = std::make_shared<std::vector<uint8_t>>(n.ref.data(), n.ref.data() + n.ref.size());
+  const uint8_t* p = buf->data();
+  auto rebase = [&](const uint8_t* q) { return q == nullptr ? nullptr : p + (q - n.ref.data()); };
+  Node c = n;
+  c.base = rebase(n.base);
+  c.data_begin = rebase(n.data_begin);
+  c.data_end = rebase(n.data_end);
+  c.ref = PageRef(p, n.ref.size(), n.ref.offset(), std::move(buf));
+  return c;
 }
 
 int CompareBytes(Bytes a, Bytes b) {

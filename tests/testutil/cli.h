@@ -15,6 +15,7 @@ namespace etcdsafe::testutil {
 struct CmdResult {
   int code = -1;  // exit code, or 128 + signal
   std::string out, err;
+  long max_rss_kib = -1;  // peak RSS of the process (Run only)
 };
 
 // Single-quotes a word for /bin/sh.
@@ -23,6 +24,9 @@ std::string ShellQuote(const std::string& s);
 CmdResult Shell(const std::string& cmd);
 // Runs `env program args...` with every argument quoted.
 CmdResult Exec(const std::string& program, const std::vector<std::string>& args, const std::string& env = "");
+
+// Runs program (no shell) with args and measures its own peak RSS (wait4's rusage).
+CmdResult Run(const std::string& program, const std::vector<std::string>& args);
 
 std::vector<std::string> Concat(std::vector<std::string> a, const std::vector<std::string>& b);
 

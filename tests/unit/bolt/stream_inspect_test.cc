@@ -230,6 +230,33 @@ TEST(InspectTest, ParallelWalkRunsAndFallsBackOnProblems) {
     EXPECT_EQ(par, seq);
     EXPECT_EQ(par.r.parallel_buckets, 1) << threads;
   }
+  // Three levels (root -> branches -> ~650 leaves): the main thread expands the branch
+  // level before the threads take over.
+  testing::Content c;
+  for (int i = 1; i <= 20000; i++) c["key"][RevKey(i, 0)] = std::string(100, static_cast<char>('a' + i % 26));
+  c["meta"]["consistent_index"] = std::string(8, '\0');
+  Image deep{Build(c)};
+  Outcome deep_seq = ViaInspect(deep.b, "db");
+  ASSERT_TRUE(deep_seq.ok) << deep_seq.error;
+  EXPECT_EQ(deep_seq.r.status.hash, testing::ExpectedStatus(c).hash);
+  for (size_t threads : {2, 4}) {
+    Outcome par = ViaParallelInspect(deep.b, "db", threads);
+    EXPECT_EQ(par, deep_seq);
+    EXPECT_EQ(par.r.parallel_buckets, 1) << threads;
+  }
+  {
+    Image img = deep;  // a leaf's key out of order below the expanded level
+    Pgid root = img.FirstBucketRoot();
+    Pgid branch = LoadLE64(img.page(root) + kPageHeaderSize + 16 + 8);
+    EXPECT_TRUE(LoadLE16(img.page(branch) + kPageFlagsOffset) & kBranchPageFlag);
+    Pgid leaf = LoadLE64(img.page(branch) + kPageHeaderSize + 3 * 16 + 8);
+    uint8_t* e = img.page(leaf) + kPageHeaderSize;
+    e[LoadLE32(e + 4) + 7] ^= 0xFF;
+    Outcome want = ViaInspect(img.b, "db");
+    EXPECT_GE(want.r.problem_count, 1u);
+    EXPECT_EQ(ViaParallelInspect(img.b, "db", 4), want);
+  }
+
   Image img = base;
   Pgid b = img.FirstBucketRoot();
   uint8_t* e0 = img.page(b) + kPageHeaderSize;
