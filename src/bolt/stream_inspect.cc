@@ -595,8 +595,7 @@ struct StreamInspector::Impl {
       const Plain& l = it.leaf;
       if (is_key) {
         if (l.short_size != kNoShortKey) {
-          SetHashError("bucket key: key of " + std::to_string(l.short_size) +
-                       " bytes is not a revision (page " + std::to_string(l.id) + ")");
+          SetHashError(internal::ShortRevisionKeyError(l.short_size, l.id));
         }
         if (l.last.size() >= 8) revision = static_cast<int64_t>(LoadBE64(l.last.data()));
       }
@@ -605,14 +604,9 @@ struct StreamInspector::Impl {
     }
     const Node& n = it.node;
     if (is_key) {
-      for (size_t i = 0; i < n.count; i++) {
-        if (n.key(i).size() < 17) {
-          SetHashError("bucket key: key of " + std::to_string(n.key(i).size()) +
-                       " bytes is not a revision (page " + std::to_string(n.id) + ")");
-        }
-      }
-      Bytes last = n.key(n.count - 1);
-      if (last.size() >= 8) revision = static_cast<int64_t>(LoadBE64(last.data()));
+      internal::KeyLeafFacts f = internal::KeyBucketLeafFacts(n);
+      if (!f.hash_error.empty()) SetHashError(std::move(f.hash_error));
+      if (f.revision) revision = *f.revision;
     }
     if (n.contiguous) {
       crc = Crc32cExtend(crc, n.data_begin, static_cast<size_t>(n.data_end - n.data_begin));

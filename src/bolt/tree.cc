@@ -37,6 +37,21 @@ Node OwnedCopy(const Node& n) {
   return c;
 }
 
+std::string ShortRevisionKeyError(size_t key_size, Pgid page) {
+  return "bucket key: key of " + std::to_string(key_size) + " bytes is not a revision (page " +
+         std::to_string(page) + ")";
+}
+
+KeyLeafFacts KeyBucketLeafFacts(const Node& n) {
+  KeyLeafFacts f;
+  for (size_t i = 0; i < n.count && f.hash_error.empty(); i++) {
+    if (n.key(i).size() < 17) f.hash_error = ShortRevisionKeyError(n.key(i).size(), n.id);
+  }
+  Bytes last = n.key(n.count - 1);
+  if (last.size() >= 8) f.revision = static_cast<int64_t>(LoadBE64(last.data()));
+  return f;
+}
+
 int CompareBytes(Bytes a, Bytes b) {
   size_t n = std::min(a.size(), b.size());
   int c = n == 0 ? 0 : std::memcmp(a.data(), b.data(), n);

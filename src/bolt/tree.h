@@ -63,6 +63,16 @@ Node OwnedCopy(const Node& n);
 
 int CompareBytes(Bytes a, Bytes b);
 
+// etcdctl's status facts from one non-empty leaf of bucket "key": the hash error for the
+// first key too short to be a revision (empty if none), and the main revision of the
+// leaf's last key when it has 8 bytes or more.
+struct KeyLeafFacts {
+  std::string hash_error;
+  std::optional<int64_t> revision;
+};
+KeyLeafFacts KeyBucketLeafFacts(const Node& n);
+std::string ShortRevisionKeyError(size_t key_size, Pgid page);
+
 // Problem sink. Strict mode throws Error(kDataLoss, "<name>: <problem>") at once.
 struct CheckState {
   std::string name;  // file name, for strict-mode errors
