@@ -24,8 +24,18 @@ namespace {
 
 size_t Discard(char*, size_t size, size_t n, void*) { return size * n; }
 
-// One plain HTTP request to the local server; returns the status or -1.
-long HttpStatus(const std::string& method, const std::string& url) {
+}  // namespace
+
+std::string S3rverPath() { return ETCDSAFE_S3RVER; }
+
+S3Server::S3Server(std::string data_dir) : data_dir_(std::move(data_dir)) { Start(); }
+
+S3Server::S3Server(std::string data_dir, const TlsFiles& tls) : data_dir_(std::move(data_dir)), tls_(tls) {
+  Start();
+}
+
+// One request to the local server (trusting the test CA for https); the status or -1.
+long S3Server::Request(const std::string& method, const std::string& url) const {
   CURL* c = curl_easy_init();
   if (c == nullptr) return -1;
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
@@ -34,17 +44,14 @@ long HttpStatus(const std::string& method, const std::string& url) {
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, Discard);
+  if (tls_) curl_easy_setopt(c, CURLOPT_CAINFO, tls_->ca.c_str());
   long status = -1;
   if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_cleanup(c);
   return status;
 }
 
-}  // namespace
-
-std::string S3rverPath() { return ETCDSAFE_S3RVER; }
-
-S3Server::S3Server(std::string data_dir) : data_dir_(std::move(data_dir)) {
+void S3Server::Start() {
   if (::access(S3rverPath().c_str(), X_OK) != 0) {
     throw std::runtime_error(S3rverPath() + " not found: run `make deps` (npm ci --prefix tools/node)");
   }
@@ -62,6 +69,9 @@ S3Server::~S3Server() { Kill(); }
 void S3Server::Spawn() {
   std::vector<std::string> args = {S3rverPath(), "--directory", data_dir_, "--port",
                                    std::to_string(port_), "--address", "127.0.0.1", "--silent"};
+  if (tls_) {
+    args.insert(args.end(), {"--cert", tls_->server_cert, "--key", tls_->server_key});
+  }
   // s3rver 3.7 encrypts ListObjectsV2 continuation tokens with DES, which Node 17+ on
   // OpenSSL 3 refuses unless the legacy provider is enabled.
   std::vector<std::string> env = {"NODE_OPTIONS=--openssl-legacy-provider"};
@@ -79,7 +89,7 @@ void S3Server::WaitReady() {
       pid_ = -1;
       throw std::runtime_error("s3rver exited early; log:\n" + ReadFile(log_path_));
     }
-    if (HttpStatus("GET", endpoint() + "/") == 200) return;
+    if (Request("GET", endpoint() + "/") == 200) return;
     if (std::chrono::steady_clock::now() > deadline) {
       Kill();
       throw std::runtime_error("s3rver not ready after 20 s; log:\n" + ReadFile(log_path_));
@@ -89,7 +99,7 @@ void S3Server::WaitReady() {
 }
 
 void S3Server::CreateBucket(const std::string& name) {
-  long s = HttpStatus("PUT", endpoint() + "/" + name);
+  long s = Request("PUT", endpoint() + "/" + name);
   if (s != 200 && s != 409) {
     throw std::runtime_error("create bucket " + name + ": HTTP " + std::to_string(s));
   }
@@ -114,7 +124,7 @@ int S3Server::Aws(const std::string& args, std::string* out) const {
       "env -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY -u AWS_PROFILE "
       "AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_DEFAULT_REGION=us-east-1 "
       "AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null "
-      "/usr/bin/aws --endpoint-url " + endpoint() + " " + args;
+      "/usr/bin/aws --endpoint-url " + endpoint() + (tls_ ? " --ca-bundle " + tls_->ca : std::string()) + " " + args;
   return RunCommand(cmd, out);
 }
 

@@ -6,15 +6,19 @@
 // The constructor waits until the port answers HTTP (timeout 20 s); the destructor kills
 // the process. s3rver accepts any credentials and does not verify signatures; tests use
 // AWS_ACCESS_KEY_ID=S3RVER / AWS_SECRET_ACCESS_KEY=S3RVER. A missing s3rver is an
-// error, never a skip. Throws std::runtime_error. Thread-compatible.
+// error, never a skip. With TLS files it serves https with tls.server_cert (SAN
+// 127.0.0.1), and the harness's own requests and Aws() trust tls.ca. Throws
+// std::runtime_error. Thread-compatible.
 #pragma once
 
 #include <sys/types.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "testutil/temp_dir.h"
+#include "testutil/tls_certs.h"
 
 namespace etcdsafe::testutil {
 
@@ -25,11 +29,15 @@ class S3Server {
  public:
   // data_dir empty: a fresh temp dir owned by the server.
   explicit S3Server(std::string data_dir = "");
+  // https on the same terms.
+  S3Server(std::string data_dir, const TlsFiles& tls);
   ~S3Server();
   S3Server(const S3Server&) = delete;
   S3Server& operator=(const S3Server&) = delete;
 
-  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string endpoint() const {
+    return std::string(tls_ ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_);
+  }
   int port() const { return port_; }
   const std::string& data_dir() const { return data_dir_; }
   bool running() const { return pid_ > 0; }
@@ -47,14 +55,17 @@ class S3Server {
   int Aws(const std::string& args, std::string* out = nullptr) const;
 
  private:
+  void Start();
   void Spawn();
   void WaitReady();
+  long Request(const std::string& method, const std::string& url) const;
 
   std::unique_ptr<TempDir> temp_;
   std::string data_dir_;
   std::string log_path_;
   int port_ = 0;
   pid_t pid_ = -1;
+  std::optional<TlsFiles> tls_;
 };
 
 }  // namespace etcdsafe::testutil
