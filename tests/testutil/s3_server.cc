@@ -34,6 +34,13 @@ S3Server::S3Server(std::string data_dir, const TlsFiles& tls) : data_dir_(std::m
   Start();
 }
 
+std::unique_ptr<S3Server> S3Server::WithServiceEndpoint(const std::string& service_endpoint) {
+  std::unique_ptr<S3Server> s(new S3Server(NoStart{}));
+  s->service_endpoint_ = service_endpoint;
+  s->Start();
+  return s;
+}
+
 // One request to the local server (trusting the test CA for https); the status or -1.
 long S3Server::Request(const std::string& method, const std::string& url) const {
   CURL* c = curl_easy_init();
@@ -72,6 +79,7 @@ void S3Server::Spawn() {
   if (tls_) {
     args.insert(args.end(), {"--cert", tls_->server_cert, "--key", tls_->server_key});
   }
+  if (!service_endpoint_.empty()) args.insert(args.end(), {"--service-endpoint", service_endpoint_});
   // s3rver 3.7 encrypts ListObjectsV2 continuation tokens with DES, which Node 17+ on
   // OpenSSL 3 refuses unless the legacy provider is enabled.
   std::vector<std::string> env = {"NODE_OPTIONS=--openssl-legacy-provider"};

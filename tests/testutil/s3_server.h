@@ -31,6 +31,9 @@ class S3Server {
   explicit S3Server(std::string data_dir = "");
   // https on the same terms.
   S3Server(std::string data_dir, const TlsFiles& tls);
+  // Answers virtual-hosted requests for <bucket>.s3.<service_endpoint> (e.g. "localhost":
+  // curl resolves *.localhost to the loopback addresses itself).
+  static std::unique_ptr<S3Server> WithServiceEndpoint(const std::string& service_endpoint);
   ~S3Server();
   S3Server(const S3Server&) = delete;
   S3Server& operator=(const S3Server&) = delete;
@@ -55,6 +58,8 @@ class S3Server {
   int Aws(const std::string& args, std::string* out = nullptr) const;
 
  private:
+  struct NoStart {};
+  explicit S3Server(NoStart) {}
   void Start();
   void Spawn();
   void WaitReady();
@@ -66,6 +71,7 @@ class S3Server {
   int port_ = 0;
   pid_t pid_ = -1;
   std::optional<TlsFiles> tls_;
+  std::string service_endpoint_;
 };
 
 }  // namespace etcdsafe::testutil

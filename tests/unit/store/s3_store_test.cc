@@ -221,6 +221,43 @@ TEST(S3Store, HttpsEndpointTrustsOnlyTheGivenCa) {
   EXPECT_TRUE(ReadAllOdd(*OpenStore("s3://tls/p", insecure)->Open("obj")) == data);
 }
 
+// Virtual-hosted addressing (path_style off): requests go to <bucket>.s3.localhost, which
+// curl resolves to loopback itself, through a recording proxy to s3rver, which maps the
+// host back to the bucket. Every request names the bucket in Host, none in the path; what
+// we write lands in the bucket as /usr/bin/aws sees it path-style, and reads back.
+TEST(S3Store, VirtualHostedStyleAddressing) {
+  auto s3 = testutil::S3Server::WithServiceEndpoint("localhost");
+  s3->CreateBucket("vhost");
+  std::mutex mu;
+  std::vector<std::string> heads;
+  FaultProxy proxy(s3->port(), [&](const std::string& head, int) {
+    std::lock_guard lock(mu);
+    heads.push_back(head);
+    return FaultProxy::kForward;
+  });
+  const std::string port = proxy.endpoint().substr(proxy.endpoint().rfind(':') + 1);
+  auto o = testing::S3Options("http://s3.localhost:" + port);
+  o.path_style = false;
+  auto store = OpenStore("s3://vhost/p", o);
+  std::string data = RandomData((11u << 20) + 5, 4);  // multipart
+  store->Put("obj", data);
+  store->Put("small", "tiny");
+  EXPECT_TRUE(ReadAllOdd(*store->Open("obj")) == data);
+  auto names = store->List("");
+  ASSERT_EQ(names.size(), 2u);
+  EXPECT_EQ(names[0].name, "obj");
+  std::string out;
+  ASSERT_EQ(s3->Aws("s3 ls s3://vhost/p/", &out), 0) << out;
+  EXPECT_NE(out.find(std::to_string(data.size()) + " obj"), std::string::npos) << out;
+  EXPECT_NE(out.find("4 small"), std::string::npos) << out;
+  std::lock_guard lock(mu);
+  ASSERT_GE(heads.size(), 5u);
+  for (const std::string& h : heads) {
+    EXPECT_NE(h.find("\r\nHost: vhost.s3.localhost:" + port + "\r\n"), std::string::npos) << h;
+    EXPECT_EQ(h.find(" /vhost/"), std::string::npos) << h;
+  }
+}
+
 TEST(S3Store, MissingBucketIsNotFound) {
   auto& s3 = testing::SharedS3();
   auto store = OpenStore("s3://no-such-bucket/x", testing::S3Options(s3.endpoint()));
