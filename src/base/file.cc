@@ -208,6 +208,12 @@ std::set<std::string>& PendingCleanups() {
   static std::set<std::string> paths;
   return paths;
 }
+// Its own mutex: an action may create files (and so CleanupGuards) on its way.
+std::mutex g_action_mu;
+std::set<const InterruptCleanup*>& PendingActions() {
+  static std::set<const InterruptCleanup*> actions;
+  return actions;
+}
 }  // namespace
 
 CleanupGuard::CleanupGuard(std::string path) : path_(std::move(path)) {
@@ -228,10 +234,26 @@ void CleanupGuard::Release() {
   path_.clear();
 }
 
+InterruptCleanup::InterruptCleanup(std::function<void()> fn) : fn_(std::move(fn)) {
+  std::lock_guard lock(g_action_mu);
+  PendingActions().insert(this);
+}
+
+InterruptCleanup::~InterruptCleanup() {
+  std::lock_guard lock(g_action_mu);
+  PendingActions().erase(this);
+}
+
 void RemovePendingCleanups() {
-  std::lock_guard lock(g_cleanup_mu);
-  for (const auto& p : PendingCleanups()) RemoveAll(p);
-  PendingCleanups().clear();
+  {
+    std::lock_guard lock(g_cleanup_mu);
+    for (const auto& p : PendingCleanups()) RemoveAll(p);
+    PendingCleanups().clear();
+  }
+  // Last, so a repository lock outlives the temporaries of the work it guarded.
+  std::lock_guard lock(g_action_mu);
+  for (const InterruptCleanup* a : PendingActions()) a->fn_();
+  PendingActions().clear();
 }
 
 }  // namespace etcdsafe

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "base/bytes.h"
@@ -84,7 +85,24 @@ class CleanupGuard {
   std::string path_;
 };
 
-// Removes the paths of every live CleanupGuard. For the interrupt handler only.
+// Runs `fn` if the process is interrupted while this object lives (RemovePendingCleanups,
+// after the CleanupGuard paths): for leftovers that are not a local path, such as a lock
+// object in a repository's store. Never runs otherwise: the owner cleans up on its normal
+// path. `fn` must not throw; the destructor waits while it runs.
+class InterruptCleanup {
+ public:
+  explicit InterruptCleanup(std::function<void()> fn);
+  ~InterruptCleanup();
+  InterruptCleanup(const InterruptCleanup&) = delete;
+  InterruptCleanup& operator=(const InterruptCleanup&) = delete;
+
+ private:
+  friend void RemovePendingCleanups();
+  std::function<void()> fn_;
+};
+
+// Removes the paths of every live CleanupGuard, then runs every live InterruptCleanup.
+// For the interrupt handler only.
 void RemovePendingCleanups();
 
 }  // namespace etcdsafe
