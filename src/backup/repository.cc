@@ -44,12 +44,24 @@ std::string LockBody(const std::string& prefix) {
 }  // namespace
 
 RepositoryLock::RepositoryLock(store::Store& store, std::string name, std::string body_prefix)
-    : store_(store), name_(std::move(name)), body_prefix_(std::move(body_prefix)) {
+    : store_(store),
+      name_(std::move(name)),
+      body_prefix_(std::move(body_prefix)),
+      // A signal skips the destructor: without this the lock would stay until it is
+      // found stale.
+      on_interrupt_([this] {
+        stop_ = true;
+        try {
+          store_.Remove(name_);
+        } catch (...) {
+          // Left behind, it goes stale: a run on this host removes it at once.
+        }
+      }) {
   refresher_ = std::thread([this] {
     auto next = std::chrono::steady_clock::now() + std::chrono::minutes(1);
     while (!stop_.load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      if (std::chrono::steady_clock::now() < next) continue;
+      if (stop_.load() || std::chrono::steady_clock::now() < next) continue;
       next += std::chrono::minutes(1);
       Refresh();
     }

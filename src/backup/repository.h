@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "backup/manifest.h"
+#include "base/file.h"
 #include "store/store.h"
 
 namespace etcdsafe::backup {
@@ -28,7 +29,7 @@ class Repository;
 
 // Held while a backup or prune runs. A lock is stale when its owner is a dead process on
 // this host, or when it was not refreshed for `kLockStaleAfter` (owners refresh it every
-// minute). Released (deleted) on destruction.
+// minute). Released (deleted) on destruction, and by the interrupt handler on SIGINT/TERM.
 class RepositoryLock {
  public:
   ~RepositoryLock();
@@ -44,6 +45,8 @@ class RepositoryLock {
   std::string name_, body_prefix_;
   std::atomic<bool> stop_{false};
   std::thread refresher_;
+  // Declared last: unregistered before the members it uses go away.
+  InterruptCleanup on_interrupt_;
 };
 
 inline constexpr std::chrono::minutes kLockStaleAfter{30};
