@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <mutex>
 #include <thread>
 
 #include "base/error.h"
@@ -17,8 +19,18 @@
 
 namespace {
 
+[[noreturn]] void ExitInterrupted(int sig, const char* outcome) {
+  static std::mutex once;
+  once.lock();  // never unlocked: a second caller waits here for the first one's exit
+  std::fprintf(stderr, "\nError: interrupted by signal %d; %s\n", sig, outcome);
+  std::_Exit(etcdsafe::cli::kExitInterrupted);
+}
+
 // Signals are taken by a dedicated thread so that half-written files and directories
-// (registered CleanupGuards) can be removed before exiting: a signal skips destructors.
+// (registered CleanupGuards) and repository locks (InterruptCleanups) can be removed
+// before exiting: a signal skips destructors. Removing a lock from S3 is a request that
+// can hang on a stalled endpoint, so the cleanup runs on its own thread and a second
+// signal, or 10 s, exits without it (a lock left behind goes stale).
 void StartSignalThread() {
   sigset_t set;
   sigemptyset(&set);
@@ -29,9 +41,14 @@ void StartSignalThread() {
   std::thread([set] {
     int sig = 0;
     sigwait(&set, &sig);
-    etcdsafe::RemovePendingCleanups();
-    std::fprintf(stderr, "\nError: interrupted by signal %d; partial output removed\n", sig);
-    std::_Exit(etcdsafe::cli::kExitInterrupted);
+    std::thread([sig] {
+      etcdsafe::RemovePendingCleanups();
+      ExitInterrupted(sig, "partial output removed");
+    }).detach();
+    timespec limit{10, 0};
+    while (sigtimedwait(&set, nullptr, &limit) < 0 && errno == EINTR) {
+    }
+    ExitInterrupted(sig, "cleanup cut short, partial output may remain");
   }).detach();
 }
 
