@@ -1,12 +1,26 @@
 // End-to-end tests of the repository workflow: `etcdsafe backup | backups list | backups
 // verify | prune | restore --repo` against a real etcd 3.4 and file:// repositories,
 // cross-checked with sha256sum, zstd and gzip, and restored dirs started as real etcd.
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <random>
+#include <stdexcept>
+#include <thread>
 
 #include "backup/manifest.h"
 #include "base/file.h"
@@ -15,6 +29,8 @@
 #include "testutil/etcd_server.h"
 #include "testutil/s3_server.h"
 #include "testutil/temp_dir.h"
+
+extern char** environ;
 
 namespace etcdsafe {
 namespace {
@@ -47,11 +63,95 @@ std::vector<std::string> ListFiles(const std::string& dir) {
   return out;
 }
 
+// True when some regular file under `dir` (recursively) satisfies pred(file name, size).
+// Files may come and go while we look: those are skipped.
+bool AnyFile(const std::string& dir, const std::function<bool(const std::string&, uintmax_t)>& pred) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code size_ec;
+    uintmax_t size = it->file_size(size_ec);
+    if (!size_ec && it->is_regular_file(size_ec) && pred(it->path().filename().string(), size)) return true;
+  }
+  return false;
+}
+
 size_t CountSuffix(const std::vector<std::string>& files, const std::string& suffix) {
   size_t n = 0;
   for (const auto& f : files) n += f.size() >= suffix.size() && f.compare(f.size() - suffix.size(), suffix.size(), suffix) == 0;
   return n;
 }
+
+// etcdsafe running in the background, for tests that signal it. Started directly (`cmd &`
+// in sh starts it with SIGINT ignored), with SIGINT and SIGTERM at their defaults.
+class Background {
+ public:
+  Background(const std::vector<std::string>& args, const std::vector<std::string>& env, const TempDir& dir)
+      : out_(dir.Sub("background.out")), err_(dir.Sub("background.err")) {
+    std::vector<std::string> argv_s = Concat({ETCDSAFE_BINARY}, args);
+    std::vector<std::string> env_s = env;  // the first of two equal names wins
+    for (char** e = environ; *e != nullptr; e++) env_s.push_back(*e);
+    std::vector<char*> argv, envp;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    for (auto& e : env_s) envp.push_back(e.data());
+    argv.push_back(nullptr);
+    envp.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&fa, 2, err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t defaults, none;
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGINT);
+    sigaddset(&defaults, SIGTERM);
+    sigemptyset(&none);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    int rc = posix_spawn(&pid_, argv[0], &fa, &attr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) throw std::runtime_error(std::string("posix_spawn: ") + std::strerror(rc));
+  }
+  ~Background() {
+    if (running()) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status_, 0);
+    }
+  }
+  Background(const Background&) = delete;
+  Background& operator=(const Background&) = delete;
+
+  bool running() {
+    if (!exited_ && ::waitpid(pid_, &status_, WNOHANG) == pid_) exited_ = true;
+    return !exited_;
+  }
+  void Signal(int sig) { ::kill(pid_, sig); }
+  // False when still running after `limit`.
+  bool WaitExit(std::chrono::milliseconds limit) {
+    for (auto end = std::chrono::steady_clock::now() + limit; running() && std::chrono::steady_clock::now() < end;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return !running();
+  }
+  // Exit code (-1 while running), stdout and stderr so far.
+  CmdResult Result() {
+    CmdResult r;
+    if (!running()) r.code = WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
+    r.out = testutil::ReadFile(out_);
+    r.err = testutil::ReadFile(err_);
+    return r;
+  }
+
+ private:
+  std::string out_, err_;
+  pid_t pid_ = -1;
+  int status_ = 0;
+  bool exited_ = false;
+};
 
 class BackupCli : public ::testing::Test {
  protected:
@@ -348,6 +448,57 @@ TEST_F(BackupCli, ReadingAMissingOrEmptyRepositoryIsNotFound) {
   EXPECT_FALSE(PathExists(dir_.Sub("x")));
 }
 
+// On an interrupt the lock is removed from S3 with a request, which a stalled endpoint
+// can hold for a minute: a second signal exits at once.
+TEST_F(BackupCli, SecondSignalCutsAStalledS3CleanupShort) {
+  // An "S3 endpoint" that accepts connections and never answers.
+  struct Fds {
+    std::vector<int> fds;
+    ~Fds() {
+      for (int fd : fds) ::close(fd);
+    }
+  } sockets;
+  const int port = testutil::FreePort();
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockets.fds.push_back(listener);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
+  ASSERT_EQ(::listen(listener, 16), 0);
+  size_t connections = 0;
+  auto wait_connections = [&](size_t n) {
+    for (auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+         connections < n && std::chrono::steady_clock::now() < end;) {
+      int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd >= 0) {
+        sockets.fds.push_back(fd);
+        connections++;
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
+    return connections >= n;
+  };
+  Background run(Concat({"backup", "--repo", "s3://etcd-backups/prod", "--s3-endpoint",
+                         "http://127.0.0.1:" + std::to_string(port), "--s3-path-style"}, Etcd()),
+                 {"AWS_ACCESS_KEY_ID=S3RVER", "AWS_SECRET_ACCESS_KEY=S3RVER"}, dir_);
+  ASSERT_TRUE(wait_connections(1)) << "no lock request: " << run.Result().err;
+  run.Signal(SIGTERM);
+  // The cleanup's request to delete the lock is stuck too, and the exit waits for it...
+  ASSERT_TRUE(wait_connections(2)) << "no cleanup request: " << run.Result().err;
+  EXPECT_FALSE(run.WaitExit(std::chrono::milliseconds(500)));
+  // ... until the second signal.
+  run.Signal(SIGTERM);
+  EXPECT_TRUE(run.WaitExit(std::chrono::seconds(2))) << "no exit within 2 s of the second signal";
+  CmdResult r = run.Result();
+  EXPECT_EQ(r.code, 130) << r.err;
+  EXPECT_TRUE(IsOneLineError(r)) << r.err;
+  EXPECT_NE(r.err.find("cleanup cut short"), std::string::npos) << r.err;
+}
+
 TEST_F(BackupCli, BadInputGetsOneLineAndTheRightCode) {
   CmdResult scheme = Etcdsafe(Concat({"backup", "--repo", "ftp://x/y"}, Etcd()));
   EXPECT_EQ(scheme.code, 128) << scheme.err;
@@ -360,6 +511,128 @@ TEST_F(BackupCli, BadInputGetsOneLineAndTheRightCode) {
   EXPECT_NE(keyargv.code, 0);
   EXPECT_TRUE(IsOneLineError(keyargv)) << keyargv.err;
 }
+
+// Interrupting `etcdsafe backup` while the snapshot streams: exit 130, one error line, and
+// nothing left in the repository (no data, sidecar, manifest, temporary or lock), so the
+// next backup runs at once without a stale lock to clear.
+class BackupCliInterrupt : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new EtcdServer();
+    auto c = client::EtcdClient::Connect(server_->client_config());
+    // ~200 MB of incompressible values: the backup takes seconds, far longer than
+    // it takes the test to see the stream start and send the signal.
+    std::mt19937_64 rng(7);
+    std::string value(1 << 20, '\0');
+    for (int i = 0; i < 200; i++) {
+      for (size_t k = 0; k < value.size(); k += 8) {
+        uint64_t r = rng();
+        std::memcpy(value.data() + k, &r, 8);
+      }
+      c->Put("/registry/configmaps/big/cm-" + std::to_string(i), value);
+    }
+  }
+  static void TearDownTestSuite() { delete server_; }
+
+  std::vector<std::string> BackupArgs(const std::string& repo) const {
+    return {"backup", "--repo", repo, "--endpoints", server_->client_url()};
+  }
+
+  // Starts etcdsafe with `args`, waits until `streaming()` holds, sends `sig` and waits
+  // for the exit.
+  CmdResult Interrupt(const std::vector<std::string>& args, const std::vector<std::string>& env,
+                      const std::function<bool()>& streaming, int sig) {
+    Background run(args, env, dir_);
+    bool seen = false;
+    for (auto end = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+         !seen && run.running() && std::chrono::steady_clock::now() < end;) {
+      seen = streaming();
+      if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    EXPECT_TRUE(seen) << "the snapshot never started streaming: " << run.Result().err;
+    if (!seen) return run.Result();
+    run.Signal(sig);
+    // Exiting on the signal, not at the end of the backup.
+    EXPECT_TRUE(run.WaitExit(std::chrono::seconds(3))) << "no exit within 3 s of signal " << sig;
+    return run.Result();
+  }
+
+  void ExpectInterrupted(const CmdResult& r) {
+    EXPECT_EQ(r.code, 130) << r.err << r.out;
+    EXPECT_TRUE(IsOneLineError(r)) << r.err;
+    EXPECT_NE(r.err.find("interrupted"), std::string::npos) << r.err;
+    EXPECT_EQ(r.out, "");  // no "backup ...: revision" summary
+  }
+
+  // File repository: waits for the data object's temporary file to hold some bytes.
+  void InterruptFileRepo(int sig) {
+    const std::string repo = dir_.Sub("repo");
+    auto streaming = [&] {
+      return AnyFile(repo, [](const std::string& name, uintmax_t size) {
+        return name.rfind("etcd-snapshot-", 0) == 0 && name.find(".tmp-") != std::string::npos && size >= (1 << 20);
+      });
+    };
+    ExpectInterrupted(Interrupt(BackupArgs("file://" + repo), {}, streaming, sig));
+    EXPECT_EQ(ListFiles(repo), std::vector<std::string>{}) << "left behind in " << repo;
+    // The next backup finds no lock, not even a stale one, and commits exactly one backup.
+    CmdResult again = Etcdsafe(BackupArgs("file://" + repo));
+    ASSERT_EQ(again.code, 0) << again.err;
+    EXPECT_EQ(again.err.find("stale lock"), std::string::npos) << again.err;
+    CmdResult list = Etcdsafe({"backups", "list", "--repo", "file://" + repo, "-w", "json"});
+    ASSERT_EQ(list.code, 0) << list.err;
+    EXPECT_EQ(nlohmann::json::parse(list.out).size(), 1u) << list.out;
+    std::vector<std::string> files = ListFiles(repo);
+    EXPECT_EQ(files.size(), 3u);
+    EXPECT_EQ(CountSuffix(files, ".db.zst"), 1u);
+    EXPECT_EQ(CountSuffix(files, ".sha256"), 1u);
+    EXPECT_EQ(CountSuffix(files, ".manifest.json"), 1u);
+  }
+
+  // S3 repository on s3rver: waits until the first multipart part is stored. s3rver does
+  // not list (or abort) multipart uploads, so what is checked is what a client can see:
+  // no object, no lock, no backup.
+  void InterruptS3Repo(int sig) {
+    testutil::S3Server s3;
+    s3.CreateBucket("etcd-backups");
+    const std::string repo = "s3://etcd-backups/prod";
+    const std::string env = "AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER";
+    const std::vector<std::string> s3flags = {"--s3-endpoint", s3.endpoint(), "--s3-path-style"};
+    // s3rver writes "<n>.md5" beside a part once the part is stored.
+    auto streaming = [&] {
+      return AnyFile(s3.data_dir(), [](const std::string& name, uintmax_t) {
+        const size_t digits = name.find_first_not_of("0123456789");
+        return digits > 0 && digits != std::string::npos && name.substr(digits) == ".md5";
+      });
+    };
+    CmdResult r = Interrupt(Concat(BackupArgs(repo), s3flags),
+                            {"AWS_ACCESS_KEY_ID=S3RVER", "AWS_SECRET_ACCESS_KEY=S3RVER"}, streaming, sig);
+    ExpectInterrupted(r);
+    std::string listing;
+    s3.Aws("s3 ls --recursive s3://etcd-backups/", &listing);
+    EXPECT_EQ(listing, "") << "left behind in the bucket";
+    CmdResult none = Etcdsafe(Concat({"backups", "list", "--repo", repo, "-w", "json"}, s3flags), env);
+    EXPECT_EQ(none.code, 0) << none.err;
+    EXPECT_EQ(none.out, "[]\n");
+    CmdResult again = Etcdsafe(Concat(BackupArgs(repo), s3flags), env);
+    ASSERT_EQ(again.code, 0) << again.err;
+    EXPECT_EQ(again.err.find("stale lock"), std::string::npos) << again.err;
+    CmdResult list = Etcdsafe(Concat({"backups", "list", "--repo", repo, "-w", "json"}, s3flags), env);
+    ASSERT_EQ(list.code, 0) << list.err;
+    EXPECT_EQ(nlohmann::json::parse(list.out).size(), 1u) << list.out;
+    s3.Aws("s3 ls --recursive s3://etcd-backups/", &listing);
+    EXPECT_EQ(listing.find("locks/"), std::string::npos) << listing;
+    EXPECT_EQ(std::count(listing.begin(), listing.end(), '\n'), 3) << listing;  // data, sidecar, manifest
+  }
+
+  static EtcdServer* server_;
+  TempDir dir_;
+};
+EtcdServer* BackupCliInterrupt::server_ = nullptr;
+
+TEST_F(BackupCliInterrupt, SigtermMidStreamToFileRepoLeavesNothing) { InterruptFileRepo(SIGTERM); }
+TEST_F(BackupCliInterrupt, SigintMidStreamToFileRepoLeavesNothing) { InterruptFileRepo(SIGINT); }
+TEST_F(BackupCliInterrupt, SigtermMidStreamToS3RepoLeavesNothing) { InterruptS3Repo(SIGTERM); }
+TEST_F(BackupCliInterrupt, SigintMidStreamToS3RepoLeavesNothing) { InterruptS3Repo(SIGINT); }
 
 }  // namespace
 }  // namespace etcdsafe
