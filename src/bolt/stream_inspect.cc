@@ -1,14 +1,15 @@
 #include "bolt/stream_inspect.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
-#include <deque>
 #include <map>
 #include <optional>
 #include <vector>
 
 #include "base/checksum.h"
 #include "base/error.h"
+#include "base/spill_store.h"
 #include "bolt/page_source.h"
 #include "bolt/tree.h"
 
@@ -49,6 +50,7 @@ struct Plain {
 
 // A node of the walk: a plain-leaf summary or a page image.
 struct Item {
+  std::shared_ptr<const void> keep;  // holds the record's bytes (SpillStore chunk)
   bool plain = false;
   Plain leaf;
   Node node;
@@ -71,28 +73,38 @@ void PutBytes(std::vector<uint8_t>& a, Bytes b) {
   a.insert(a.end(), b.begin(), b.end());
 }
 
-// Append-only record store in 1 MiB chunks: no doubling slack and no reallocation copy
-// (a record never moves, so pointers into it stay valid). Ref = chunk << 32 | offset.
-class Arena {
+// One PageInfo per page, in page order, in a SpillStore: fixed-size records, so page p
+// sits at a computed ref and needs no index of its own.
+class PageTable {
  public:
-  static constexpr size_t kChunk = size_t{1} << 20;
-  uint64_t Append(const std::vector<uint8_t>& rec) {
-    if (chunks_.empty() || chunks_.back().capacity() - chunks_.back().size() < rec.size()) {
-      chunks_.emplace_back();
-      chunks_.back().reserve(std::max(kChunk, rec.size()));
-      capacity_ += chunks_.back().capacity();
-    }
-    std::vector<uint8_t>& c = chunks_.back();
-    uint64_t ref = (uint64_t{chunks_.size() - 1} << 32) | c.size();
-    c.insert(c.end(), rec.begin(), rec.end());
-    return ref;
+  PageTable(size_t pages_per_chunk, size_t resident_chunks)
+      : per_chunk_(pages_per_chunk), store_(pages_per_chunk * sizeof(PageInfo), resident_chunks) {}
+
+  void Push(const PageInfo& p) {
+    uint8_t rec[sizeof(PageInfo)];
+    std::memcpy(rec, &p, sizeof p);
+    uint64_t ref = store_.Append(rec, sizeof rec);
+    if (ref != Ref(size_)) throw Error(ErrorCode::kInternal, "page table layout");
+    size_++;
   }
-  const uint8_t* At(uint64_t ref) const { return chunks_[ref >> 32].data() + (ref & 0xFFFFFFFFu); }
-  size_t capacity() const { return capacity_; }
+  PageInfo operator[](Pgid p) {
+    PageInfo out;
+    store_.Read(Ref(p), &out, sizeof out);
+    return out;
+  }
+  void SetRecord(Pgid p, uint64_t record) {
+    uint8_t b[8];
+    std::memcpy(b, &record, 8);
+    store_.Overwrite(Ref(p) + offsetof(PageInfo, record), b, 8);
+  }
+  uint64_t size() const { return size_; }
+  size_t memory_bytes() const { return store_.memory_bytes(); }
 
  private:
-  std::vector<std::vector<uint8_t>> chunks_;
-  size_t capacity_ = 0;
+  uint64_t Ref(uint64_t p) const { return ((p / per_chunk_) << 32) | ((p % per_chunk_) * sizeof(PageInfo)); }
+  size_t per_chunk_;
+  SpillStore store_;
+  uint64_t size_ = 0;
 };
 
 }  // namespace
@@ -110,8 +122,8 @@ struct StreamInspector::Impl {
   bool have_meta = false;
   Meta meta;
 
-  std::deque<PageInfo> info;  // one per page < pgid (deque: no doubling slack)
-  Arena arena;                // records
+  PageTable info;    // one per page < pgid
+  SpillStore arena;  // records
   std::vector<uint8_t> scratch;
 
   // Logical pages still being assembled: start page -> end page (exclusive).
@@ -126,7 +138,12 @@ struct StreamInspector::Impl {
   uint32_t fl_overflow = 0;
   std::vector<Pgid> fl_ids;
 
-  explicit Impl(std::string n) : name(std::move(n)) { page_buf.resize(kPageSize); }
+  Impl(std::string n, const StreamInspector::Limits& limits)
+      : name(std::move(n)),
+        info(limits.pages_per_chunk, limits.resident_page_chunks),
+        arena(limits.record_chunk_bytes, limits.resident_record_chunks) {
+    page_buf.resize(kPageSize);
+  }
 
   [[noreturn]] void Fail(std::string msg) {
     fatal = std::move(msg);
@@ -164,7 +181,7 @@ struct StreamInspector::Impl {
   void Summarize(Pgid p, const uint8_t* d, size_t size) {
     scratch.clear();
     BuildRecord(p, d, size, scratch);
-    info[p].record = arena.Append(scratch);
+    info.SetRecord(p, arena.Append(scratch));
   }
 
   void BuildRecord(Pgid p, const uint8_t* d, size_t size, std::vector<uint8_t>& rec) {
@@ -270,8 +287,8 @@ struct StreamInspector::Impl {
     if (start == meta.freelist && fl_error.empty() && !fl_done) ParseFreelist(d, size);
   }
 
-  bool WantsNode(Pgid p) const {
-    const PageInfo& h = info[p];
+  bool WantsNode(Pgid p) {
+    const PageInfo h = info[p];
     if (p < 2 || uint64_t{h.overflow} >= meta.pgid - p) return false;
     // Without a stored freelist no page is "freed", and Check never reads a page that is
     // not a branch or leaf.
@@ -282,15 +299,15 @@ struct StreamInspector::Impl {
     Pgid p = pages++;
     if (p < 2) {
       metas.insert(metas.end(), d, d + kPageSize);
-      info.push_back({LoadLE64(d), LoadLE16(d + kPageFlagsOffset), LoadLE16(d + kPageCountOffset),
-                      LoadLE32(d + kPageOverflowOffset), kNoRecord});
+      info.Push({LoadLE64(d), LoadLE16(d + kPageFlagsOffset), LoadLE16(d + kPageCountOffset),
+                 LoadLE32(d + kPageOverflowOffset), kNoRecord});
       if (p == 1) ChooseMeta();
       return;
     }
     if (p >= meta.pgid) return;
-    info.push_back({LoadLE64(d), LoadLE16(d + kPageFlagsOffset), LoadLE16(d + kPageCountOffset),
-                    LoadLE32(d + kPageOverflowOffset), kNoRecord});
-    const PageInfo& h = info.back();
+    const PageInfo h{LoadLE64(d), LoadLE16(d + kPageFlagsOffset), LoadLE16(d + kPageCountOffset),
+                     LoadLE32(d + kPageOverflowOffset), kNoRecord};
+    info.Push(h);
     bool want_node = WantsNode(p);
     bool want_fl = false;
     if (p == meta.freelist && fl_error.empty()) {
@@ -337,7 +354,7 @@ struct StreamInspector::Impl {
         }
       }
       if (info[start].record == kNoRecord && WantsNode(start)) {
-        info[start].record = arena.Append(std::vector<uint8_t>{kTooLarge});
+        info.SetRecord(start, arena.Append(std::vector<uint8_t>{kTooLarge}));
       }
       if (start == meta.freelist && fl_error.empty() && !fl_done) {
         fl_error = PageMsg(start, "stored freelist is too large to check from a stream");
@@ -406,18 +423,20 @@ struct StreamInspector::Impl {
   }
 
   Item Load(Pgid id) {
-    uint64_t off = info[id].record;
-    if (off == kNoRecord) {
+    const PageInfo h = info[id];
+    if (h.record == kNoRecord) {
       throw Error(ErrorCode::kInternal, PageMsg(id, "stream inspector kept no summary"));
     }
-    const uint8_t* r = arena.At(off);
+    SpillStore::View view = arena.At(h.record);
+    const uint8_t* r = view.data;
     Item it;
+    it.keep = view.keep;
     switch (r[0]) {
       case kError:
         Corrupt(id, std::string(AsString(Bytes{r + 5, LoadLE32(r + 1)})));
       case kTooLarge:
         throw Error(ErrorCode::kUnsupported,
-                    PageMsg(id, "page with " + std::to_string(info[id].overflow) +
+                    PageMsg(id, "page with " + std::to_string(h.overflow) +
                                     " overflow pages is larger than the stream inspector's window"));
       case kImage: {
         Node& n = it.node;
@@ -433,7 +452,7 @@ struct StreamInspector::Impl {
         it.plain = true;
         Plain& l = it.leaf;
         l.id = id;
-        l.count = info[id].count;
+        l.count = h.count;
         l.crc = LoadLE32(r + 1);
         l.kvlen = LoadLE64(r + 5);
         l.short_size = LoadLE32(r + 13);
@@ -457,7 +476,7 @@ struct StreamInspector::Impl {
       cs.Problem("page " + sid + ": out of bounds: " + std::to_string(meta.pgid));
       return std::nullopt;
     }
-    const PageInfo& h = info[id];
+    const PageInfo h = info[id];
     if (uint64_t{h.overflow} >= meta.pgid - id) {
       cs.Problem("page " + sid + ": out of bounds: " + std::to_string(meta.pgid) + " (overflow " +
                  std::to_string(h.overflow) + ")");
@@ -705,7 +724,8 @@ struct StreamInspector::Impl {
   }
 };
 
-StreamInspector::StreamInspector(std::string name) : impl_(std::make_unique<Impl>(std::move(name))) {}
+StreamInspector::StreamInspector(std::string name, Limits limits)
+    : impl_(std::make_unique<Impl>(std::move(name), limits)) {}
 StreamInspector::~StreamInspector() = default;
 
 void StreamInspector::Write(const uint8_t* data, size_t n) { impl_->Write(data, n); }
@@ -714,7 +734,7 @@ uint64_t StreamInspector::bytes() const { return impl_->bytes; }
 
 size_t StreamInspector::memory_bytes() const {
   const Impl& m = *impl_;
-  return m.info.size() * sizeof(PageInfo) + m.arena.capacity() + m.window.capacity() +
+  return m.info.memory_bytes() + m.arena.memory_bytes() + m.window.capacity() +
          m.fl_ids.capacity() * sizeof(Pgid) + m.page_buf.capacity() + m.metas.capacity() +
          m.open.size() * 64 + m.open_by_end.size() * 64;
 }

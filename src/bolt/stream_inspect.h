@@ -28,15 +28,14 @@
 // live pages. Finish() walks from meta.root through these summaries exactly as Inspect
 // walks the file, joining leaf CRCs in tree order with Crc32cCombine.
 //
-// Memory bound: O(pages), independent of value sizes: 24 bytes per page (header + record
-// ref), plus per leaf page ~30 bytes + its first and last key, plus per branch page 16
-// bytes + the key for each child, plus the full image of leaves that hold buckets (the
-// root bucket's few pages in etcd), plus the stored freelist ids (8 bytes each), held in
-// 1 MiB arena chunks (no doubling slack); plus a window holding the logical page being
-// assembled (<= kMaxWindowBytes, reserved on first use); plus 2 bitmaps
-// of pgid bits in Finish(). Measured for etcd-shaped data (17-byte revision keys, 220-byte
-// values): ~120 bytes per page, i.e. ~33 MB RSS growth for a 1.1 GB snapshot (~8 MB per
-// 256 MiB; an 8 GiB db would need ~250 MB — the key-order check needs the keys).
+// Memory bound, independent of the db size: the summaries (24 bytes per page plus, per
+// leaf, ~30 bytes + its first and last key; per branch page 16 bytes + a key per child;
+// the full image of leaves that hold buckets) go to two SpillStores that keep a few MiB
+// in memory (Limits) and move the rest to an unlinked temporary file in $TMPDIR (~120
+// bytes per page for etcd-shaped data: ~33 MB of file for a 1.1 GB snapshot, ~250 MB for
+// 8 GiB), read back mostly in order by Finish(). Plus a window holding the logical page
+// being assembled (<= kMaxWindowBytes, reserved on first use), the stored freelist ids
+// (8 bytes each) and 2 bitmaps of pgid bits in Finish().
 // Thread-compatible: one instance per stream.
 #pragma once
 
@@ -50,6 +49,14 @@
 
 namespace etcdsafe::bolt {
 
+// How much of a StreamInspector's summaries stays in memory (the rest is spilled).
+struct StreamInspectorLimits {
+  size_t record_chunk_bytes = size_t{1} << 20;
+  size_t resident_record_chunks = 8;  // 8 MiB
+  size_t pages_per_chunk = 32768;     // x 24 bytes = 768 KiB
+  size_t resident_page_chunks = 4;    // 3 MiB
+};
+
 class StreamInspector {
  public:
   // A logical page (with overflow) larger than this is not kept; see above.
@@ -58,7 +65,9 @@ class StreamInspector {
   // whose freed pages still carry stale overflow counts).
   static constexpr size_t kMaxWindowBytes = size_t{16} << 20;
 
-  explicit StreamInspector(std::string name = "<stream>");
+  using Limits = StreamInspectorLimits;
+
+  explicit StreamInspector(std::string name = "<stream>", Limits limits = {});
   ~StreamInspector();
   StreamInspector(const StreamInspector&) = delete;
   StreamInspector& operator=(const StreamInspector&) = delete;

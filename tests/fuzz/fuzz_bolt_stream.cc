@@ -1,5 +1,6 @@
 // Fuzz target for the streaming bbolt inspector: arbitrary bytes fed to StreamInspector
-// in several chunkings (one Write, 7-byte pieces, pieces of a size taken from the input)
+// in several chunkings (one Write, 7-byte pieces, pieces of a size taken from the input,
+// the last with summaries spilled to disk after a few KiB)
 // must give exactly what Inspect() gives on the same bytes in memory: the same status
 // and problems, or the same error. Only etcdsafe::Error may escape the library; any
 // mismatch is a bug and aborts.
@@ -55,10 +56,13 @@ bool Same(const Outcome& a, const Outcome& b) {
   std::abort();
 }
 
-Outcome Stream(const uint8_t* data, size_t size, size_t chunk) {
+Outcome Stream(const uint8_t* data, size_t size, size_t chunk, bool spill) {
   Outcome o;
   try {
-    bolt::StreamInspector s("fuzz.db");
+    // spill: summaries leave memory after a few KiB, through the spill file and back.
+    bolt::StreamInspector::Limits limits;
+    if (spill) limits = {4096, 2, 16, 2};
+    bolt::StreamInspector s("fuzz.db", limits);
     for (size_t off = 0; off < size; off += chunk) s.Write(data + off, std::min(chunk, size - off));
     o.r = s.Finish();
   } catch (const Error& e) {
@@ -81,7 +85,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   size_t odd = size > 0 ? 1 + data[size - 1] * 37u % 9000 : 1;
   for (size_t chunk : {size > 0 ? size : size_t{1}, size_t{7}, odd}) {
-    Outcome got = Stream(data, size, chunk);
+    Outcome got = Stream(data, size, chunk, chunk == odd);
     if (!Same(want, got)) Mismatch(("chunk " + std::to_string(chunk)).c_str(), want, got);
   }
   return 0;

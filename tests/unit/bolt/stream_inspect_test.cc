@@ -86,11 +86,22 @@ Outcome ViaParallelInspect(const std::string& image, const std::string& name, si
   });
 }
 
+// Summaries that spill after a few KiB: every record and page-table chunk goes through
+// the spill file and back.
+StreamInspector::Limits TinyLimits() {
+  StreamInspector::Limits l;
+  l.record_chunk_bytes = 4096;
+  l.resident_record_chunks = 2;
+  l.pages_per_chunk = 16;
+  l.resident_page_chunks = 2;
+  return l;
+}
+
 // chunk == 0: random sizes in [1, 70000].
 Outcome ViaStream(const std::string& image, const std::string& name, size_t chunk,
-                  uint64_t seed = 1) {
+                  uint64_t seed = 1, StreamInspector::Limits limits = {}) {
   return Run([&] {
-    StreamInspector s(name);
+    StreamInspector s(name, limits);
     std::mt19937_64 rng(seed);
     const auto* p = reinterpret_cast<const uint8_t*>(image.data());
     size_t off = 0;
@@ -117,6 +128,8 @@ void ExpectSame(const std::string& image, const std::string& what,
     Outcome got = ViaStream(image, "db", c);
     EXPECT_EQ(got, want) << what << " chunk=" << c << "\n want: " << want << "\n got:  " << got;
   }
+  Outcome spilled = ViaStream(image, "db", 0, 3, TinyLimits());
+  EXPECT_EQ(spilled, want) << what << " spilled\n want: " << want << "\n got:  " << spilled;
 }
 
 struct Image : testing::Image {
@@ -451,7 +464,7 @@ TEST(StreamInspectTest, RandomDamageMatchesInspect) {
       img.page(p)[off] ^= static_cast<uint8_t>(1u << (rng() % 8));
     }
     Outcome want = ViaInspect(img.b, "db");
-    Outcome got = ViaStream(img.b, "db", 0, round);
+    Outcome got = ViaStream(img.b, "db", 0, round, round % 3 == 0 ? TinyLimits() : StreamInspector::Limits{});
     Outcome par = ViaParallelInspect(img.b, "db", 2 + round % 2);
     if (!(got == want)) differing++;
     if (!(par == want)) differing++;
@@ -461,8 +474,9 @@ TEST(StreamInspectTest, RandomDamageMatchesInspect) {
   EXPECT_EQ(differing, 0);
 }
 
-// Memory: summaries only, never the values. ~48 MiB of 1 KiB values here.
-TEST(StreamInspectTest, MemoryIsSmallPerPage) {
+// Memory: summaries only, never the values, and only a few MiB of those. ~48 MiB of 1 KiB
+// values here.
+TEST(StreamInspectTest, MemoryStaysFlat) {
   testutil::TempDir dir;
   std::string path = dir.Sub("m.db");
   {
@@ -487,9 +501,13 @@ TEST(StreamInspectTest, MemoryIsSmallPerPage) {
   InspectResult want = Inspect(path);
   EXPECT_EQ(got.status.hash, want.status.hash);
   EXPECT_EQ(got.status.revision, 48000);
-  size_t pages = image.size() / kPageSize;
-  // 24 bytes/page index + ~70 bytes/leaf summary, with vector doubling slack.
-  EXPECT_LT(peak, pages * 200 + (size_t{1} << 20)) << pages << " pages";
+  // Summaries beyond the resident chunks (8 x 1 MiB records, 4 x 768 KiB page table) are
+  // spilled: memory stays flat however many pages there are.
+  EXPECT_LT(peak, size_t{12} << 20) << image.size() / kPageSize << " pages";
+  StreamInspector tiny("m.db", TinyLimits());
+  tiny.Write(reinterpret_cast<const uint8_t*>(image.data()), image.size());
+  EXPECT_LT(tiny.memory_bytes(), size_t{1} << 20);
+  EXPECT_EQ(tiny.Finish().status.hash, want.status.hash);
 }
 
 long RssKb(const char* field) {
@@ -502,7 +520,7 @@ long RssKb(const char* field) {
 }
 
 // Always run (a few seconds): a >= 1 GiB database streamed in 32 KiB reads; peak RSS growth
-// must stay under 64 MiB. Prints the timings (GTest RecordProperty).
+// must stay under 64 MiB and the summaries held in memory under 12 MiB. Prints the timings (GTest RecordProperty).
 TEST(StreamInspectTest, BigDatabaseBoundedRss) {
   testutil::TempDir dir;
   std::string path = dir.Sub("big.db");
@@ -532,13 +550,17 @@ TEST(StreamInspectTest, BigDatabaseBoundedRss) {
   std::vector<uint8_t> buf(32768);
   t0 = std::chrono::steady_clock::now();
   StreamInspector s(path);
+  size_t peak_held = 0;
   uint64_t total = 0;
   for (size_t k = 0;; k++) {
     size_t got = std::fread(buf.data(), 1, buf.size(), f);
     if (got == 0) break;
     s.Write(buf.data(), got);
     total += got;
-    if (k % 256 == 0) peak_kb = std::max(peak_kb, RssKb("VmRSS:"));
+    if (k % 256 == 0) {
+      peak_kb = std::max(peak_kb, RssKb("VmRSS:"));
+      peak_held = std::max(peak_held, s.memory_bytes());
+    }
   }
   std::fclose(f);
   InspectResult got = s.Finish();
@@ -551,6 +573,7 @@ TEST(StreamInspectTest, BigDatabaseBoundedRss) {
   EXPECT_EQ(got.problem_count, 0u);
   long growth_kb = peak_kb - base_kb;
   EXPECT_LT(growth_kb, 64 * 1024);
+  EXPECT_LT(peak_held, size_t{12} << 20);  // summaries of ~270k pages: the rest is spilled
   RecordProperty("bytes", std::to_string(total));
   RecordProperty("inspect_seconds", std::to_string(inspect_s));
   RecordProperty("stream_seconds", std::to_string(stream_s));
