@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "base/error.h"
+#include "base/file.h"
 
 namespace etcdsafe::store {
 
@@ -646,6 +647,19 @@ class S3Sink : public Sink {
       throw Error(ErrorCode::kDataLoss, url_ + ": CreateMultipartUpload: no UploadId in response");
     }
     upload_id_ = *id;
+    // A signal skips Abandon: the interrupt handler aborts the upload instead, so its
+    // parts do not linger (billed) until a lifecycle rule removes them. One request, not
+    // waiting for parts in flight.
+    on_interrupt_.emplace([store = store_, key = key_, url = url_, id = upload_id_] {
+      try {
+        Request abort;
+        abort.method = "DELETE";
+        abort.key = key;
+        abort.query = {{"uploadId", id}};
+        store->Do(abort, url);
+      } catch (...) {
+      }
+    });
   }
 
   void WaitAll() {
@@ -672,6 +686,7 @@ class S3Sink : public Sink {
     r.body = reinterpret_cast<const uint8_t*>(xml.data());
     r.body_len = xml.size();
     Response resp = store_->Do(r, url_);
+    on_interrupt_.reset();  // completed (or failed: Abandon aborts)
     // S3 may answer 200 and still report an error in the body.
     if (resp.status != 200 || resp.body.find("<Error>") != std::string::npos) {
       if (resp.status == 200) resp.status = 500;
@@ -694,6 +709,7 @@ class S3Sink : public Sink {
         r.method = "DELETE";
         r.key = key_;
         r.query = {{"uploadId", upload_id_}};
+        on_interrupt_.reset();
         store_->Do(r, url_);
         upload_id_.clear();
       }
@@ -715,6 +731,7 @@ class S3Sink : public Sink {
   std::vector<std::string> etags_;
   std::exception_ptr error_;
   std::vector<std::thread> threads_;
+  std::optional<InterruptCleanup> on_interrupt_;  // while a multipart upload is open
 };
 
 // ---------------------------------------------------------------- reading

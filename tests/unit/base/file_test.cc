@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <vector>
+
 #include "testutil/temp_dir.h"
 
 namespace etcdsafe {
@@ -53,6 +55,29 @@ TEST(File, MakeDirsAndParent) {
   EXPECT_EQ(ParentDir("/x/y/z"), "/x/y");
   EXPECT_EQ(ParentDir("z"), ".");
   EXPECT_EQ(ParentDir("/z"), "/");
+}
+
+// What the CLI's signal thread runs: live guards' paths are removed, then live
+// InterruptCleanup actions run (after the paths: a lock outlives the temporaries it
+// guarded); released guards and destroyed actions are left alone.
+TEST(File, InterruptCleanupRunsLiveActionsAfterGuardedPaths) {
+  testutil::TempDir dir;
+  testutil::WriteFile(dir.Sub("tmp"), "partial");
+  testutil::WriteFile(dir.Sub("kept"), "final");
+  std::vector<std::string> log;
+  {
+    CleanupGuard tmp(dir.Sub("tmp"));
+    CleanupGuard kept(dir.Sub("kept"));
+    kept.Release();
+    InterruptCleanup live([&] { log.push_back(PathExists(dir.Sub("tmp")) ? "lock before tmp" : "lock"); });
+    { InterruptCleanup gone([&] { log.push_back("destroyed action ran"); }); }
+    RemovePendingCleanups();
+    EXPECT_EQ(log, std::vector<std::string>{"lock"});
+    RemovePendingCleanups();  // each action runs once
+    EXPECT_EQ(log.size(), 1u);
+  }
+  EXPECT_FALSE(PathExists(dir.Sub("tmp")));
+  EXPECT_TRUE(PathExists(dir.Sub("kept")));
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "base/error.h"
+#include "base/file.h"
 #include "store_test_util.h"
 #include "testutil/temp_dir.h"
 #include "testutil/tls_certs.h"
@@ -368,6 +369,36 @@ TEST(S3Store, AbandonedSinkAbortsUpload) {
   }
   EXPECT_TRUE(aborted);
   EXPECT_TRUE(store->List("").empty());
+}
+
+// An interrupt (the CLI's signal thread runs RemovePendingCleanups) aborts a multipart
+// upload that is still open, before and without the sink's own cleanup.
+TEST(S3Store, InterruptAbortsAnOpenUpload) {
+  auto& s3 = testing::SharedS3();
+  const std::string bucket = testing::NewBucket(s3);
+  FaultProxy proxy(s3.port(), [](const std::string&, int) { return FaultProxy::kForward; });
+  auto store = OpenStore("s3://" + bucket + "/r", testing::S3Options(proxy.endpoint()));
+  auto aborts = [&] {
+    int n = 0;
+    for (const auto& h : proxy.heads()) {
+      if (h.starts_with("DELETE ") && h.find("uploadId=") != std::string::npos) n++;
+    }
+    return n;
+  };
+  auto sink = store->Create("obj");
+  sink->Write(AsBytes(RandomData(11u << 20, 7)));  // multipart started, parts sent
+  EXPECT_EQ(aborts(), 0);
+  RemovePendingCleanups();
+  EXPECT_EQ(aborts(), 1);
+  sink.reset();
+  // A completed upload leaves nothing for an interrupt to do.
+  auto done = store->Create("done");
+  done->Write(AsBytes(RandomData(11u << 20, 8)));
+  done->Close();
+  const int before = aborts();
+  RemovePendingCleanups();
+  EXPECT_EQ(aborts(), before);
+  EXPECT_EQ(store->List("").size(), 1u);
 }
 
 TEST(S3Store, ForbiddenIsPermissionDenied) {
