@@ -223,6 +223,10 @@ BackupReport RunBackup(client::EtcdClient& client, const BackupOptions& opts, co
                                           ", received db hashes to " + HexBytes(v.computed));
   }
   bolt::InspectResult inspected = inspector.Finish();
+  if (std::string why = inspector.spill_error(); !why.empty()) {
+    report.notes.push_back("the snapshot's page summaries were kept in memory (" + why +
+                           "); point TMPDIR at a writable directory to bound memory");
+  }
   if (!inspected.problems.empty()) {
     throw Error(ErrorCode::kDataLoss, "snapshot failed the integrity check (" + std::to_string(inspected.problem_count) +
                                           " problems), first: " + inspected.problems.front());

@@ -90,8 +90,13 @@ void SpillStore::Trim(size_t keep_index) {
         Chunk& c = chunks_[i];
         if (c.data && !c.on_disk && i != keep_index && i != newest) victim = &c;
       }
-      if (victim == nullptr) return;
-      Spill(*victim);
+      if (victim == nullptr || !spill_error_.empty()) return;
+      try {
+        Spill(*victim);
+      } catch (const Error& e) {
+        spill_error_ = e.what();  // keep it in memory; see the header
+        return;
+      }
     }
     victim->data.reset();
     resident--;
@@ -100,10 +105,11 @@ void SpillStore::Trim(size_t keep_index) {
 
 void SpillStore::Spill(Chunk& c) {
   if (!file_.is_open()) OpenFile();
-  c.size = c.data->size();
+  const size_t size = c.data->size();
+  file_.WriteAt(file_size_, c.data->data(), size);  // throws before any state changes
+  c.size = size;
   c.file_offset = file_size_;
-  file_.WriteAt(c.file_offset, c.data->data(), c.size);
-  file_size_ += c.size;
+  file_size_ += size;
   c.on_disk = true;
 }
 

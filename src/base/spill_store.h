@@ -10,9 +10,11 @@
 //
 // A record never straddles chunks (one larger than a chunk gets a chunk of its own). At()
 // hands out a pointer plus a `keep` that holds the chunk's memory: the pointer stays
-// valid while `keep` lives, even if the store drops the chunk meanwhile. Errors (the temp
-// file cannot be created or written) are Error(kIo) naming the directory. Not
-// thread-safe.
+// valid while `keep` lives, even if the store drops the chunk meanwhile. If the temp file
+// cannot be created or written (no writable $TMPDIR, e.g. a read-only container root, or
+// a full disk), the store keeps everything in memory from then on and says why in
+// spill_error(): more memory beats a failed backup. Reading a spilled chunk back that
+// fails is Error(kIo). Not thread-safe.
 #pragma once
 
 #include <cstddef>
@@ -48,6 +50,8 @@ class SpillStore {
   void Overwrite(uint64_t ref, const uint8_t* data, size_t n);
 
   size_t memory_bytes() const;           // chunk buffers held by the store
+  // Why spilling stopped ("" while it works): chunks then stay in memory.
+  const std::string& spill_error() const { return spill_error_; }
   uint64_t spilled_bytes() const { return file_size_; }
 
  private:
@@ -70,6 +74,7 @@ class SpillStore {
   File file_;
   uint64_t file_size_ = 0;
   uint64_t tick_ = 0;
+  std::string spill_error_;
 };
 
 }  // namespace etcdsafe

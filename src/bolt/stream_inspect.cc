@@ -99,6 +99,7 @@ class PageTable {
   }
   uint64_t size() const { return size_; }
   size_t memory_bytes() const { return store_.memory_bytes(); }
+  const std::string& spill_error() const { return store_.spill_error(); }
 
  private:
   uint64_t Ref(uint64_t p) const { return ((p / per_chunk_) << 32) | ((p % per_chunk_) * sizeof(PageInfo)); }
@@ -731,6 +732,11 @@ StreamInspector::~StreamInspector() = default;
 void StreamInspector::Write(const uint8_t* data, size_t n) { impl_->Write(data, n); }
 InspectResult StreamInspector::Finish() { return impl_->Finish(); }
 uint64_t StreamInspector::bytes() const { return impl_->bytes; }
+
+std::string StreamInspector::spill_error() const {
+  const Impl& m = *impl_;
+  return !m.arena.spill_error().empty() ? m.arena.spill_error() : m.info.spill_error();
+}
 
 size_t StreamInspector::memory_bytes() const {
   const Impl& m = *impl_;

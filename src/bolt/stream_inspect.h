@@ -81,6 +81,8 @@ class StreamInspector {
   uint64_t bytes() const;
   // Bytes currently held by the summaries and buffers (capacity), for tests and metrics.
   size_t memory_bytes() const;
+  // Why summaries could not be spilled and stay in memory ("" when spilling works).
+  std::string spill_error() const;
 
  private:
   struct Impl;

@@ -281,6 +281,27 @@ TEST(InspectTest, ParallelWalkRunsAndFallsBackOnProblems) {
   EXPECT_GE(want.r.problem_count, 1u);
 }
 
+// No writable TMPDIR (a read-only container root): the summaries stay in memory, the
+// result is unchanged, and spill_error() says why (backup turns it into a note).
+TEST(StreamInspectTest, UnwritableTmpdirKeepsSummariesInMemory) {
+  Image img = BaseImage();
+  Outcome want = ViaInspect(img.b, "db");
+  const char* old = std::getenv("TMPDIR");
+  std::string saved = old != nullptr ? old : "";
+  ::setenv("TMPDIR", "/nonexistent-etcdsafe-tmp", 1);
+  StreamInspector s("db", TinyLimits());
+  s.Write(reinterpret_cast<const uint8_t*>(img.b.data()), img.b.size());
+  Outcome got = ::etcdsafe::bolt::Run([&] { return s.Finish(); });
+  if (old != nullptr) {
+    ::setenv("TMPDIR", saved.c_str(), 1);
+  } else {
+    ::unsetenv("TMPDIR");
+  }
+  EXPECT_EQ(got, want);
+  EXPECT_NE(s.spill_error().find("/nonexistent-etcdsafe-tmp"), std::string::npos) << s.spill_error();
+  EXPECT_TRUE(ViaStream(img.b, "db", 0, 3, TinyLimits()) == want);  // and spilling works again
+}
+
 TEST(StreamInspectTest, TrailerAndSlackAreIgnored) {
   Image img = BaseImage();
   Outcome want = ViaInspect(img.b, "db");
