@@ -483,14 +483,13 @@ struct StreamInspector::Impl {
                  std::to_string(h.overflow) + ")");
       return std::nullopt;
     }
-    bool again = CheckState::Test(cs.seen, id);
+    bool again = false;
     for (uint64_t k = 0; k <= h.overflow; k++) {
-      if (CheckState::Test(cs.seen, id + k)) {
-        cs.Problem("page " + std::to_string(id + k) + ": multiple references");
-      }
-      CheckState::Set(cs.seen, id + k);
+      bool was = cs.TestAndSetSeen(id + k);
+      if (k == 0) again = was;
+      if (was) cs.Problem("page " + std::to_string(id + k) + ": multiple references");
     }
-    if (!cs.freed.empty() && CheckState::Test(cs.freed, id)) {
+    if (cs.IsFreed(id)) {
       cs.Problem("page " + sid + ": reachable freed");
     } else if (!(h.flags & (kBranchPageFlag | kLeafPageFlag))) {
       cs.Problem("page " + sid + ": invalid type: " + internal::PageTypeName(h.flags));

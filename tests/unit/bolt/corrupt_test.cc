@@ -169,28 +169,10 @@ TEST(CorruptTest, StoredFreelistChecks) {
   testutil::TempDir dir;
   Image base = BuiltImage(dir);
   Pgid pgid = base.meta(0, kMetaPgidOffset);
-  // Appends a freelist page (at pgid) listing `ids` and one unused page (pgid + 1).
+  // A freelist page (at pgid) listing `ids` and one unused page (pgid + 1).
   auto with_freelist = [&](std::vector<Pgid> ids, bool big_form) {
     Image img = base;
-    std::string fl(2 * kPageSize, '\0');
-    uint8_t* p = reinterpret_cast<uint8_t*>(fl.data());
-    StoreLE64(p, pgid);
-    StoreLE16(p + kPageFlagsOffset, kFreelistPageFlag);
-    size_t off = kPageHeaderSize;
-    if (big_form) {
-      StoreLE16(p + kPageCountOffset, 0xFFFF);
-      StoreLE64(p + off, ids.size());
-      off += 8;
-    } else {
-      StoreLE16(p + kPageCountOffset, static_cast<uint16_t>(ids.size()));
-    }
-    for (Pgid id : ids) {
-      StoreLE64(p + off, id);
-      off += 8;
-    }
-    img.b += fl;
-    img.SetMeta(kMetaFreelistOffset, pgid);
-    img.SetMeta(kMetaPgidOffset, pgid + 2);
+    img.AddFreelist(ids, big_form, 1);
     return img;
   };
   std::string p = dir.Sub("fl.db");

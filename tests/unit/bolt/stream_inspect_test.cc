@@ -132,35 +132,7 @@ void ExpectSame(const std::string& image, const std::string& what,
   EXPECT_EQ(spilled, want) << what << " spilled\n want: " << want << "\n got:  " << spilled;
 }
 
-struct Image : testing::Image {
-  // Appends a freelist page at pgid listing `ids` plus `extra` unused pages.
-  void AddFreelist(const std::vector<Pgid>& ids, bool big_form, size_t extra) {
-    Pgid pgid = meta(0, kMetaPgidOffset);
-    size_t need = kPageHeaderSize + 8 + 8 * ids.size();
-    size_t npages = (need + kPageSize - 1) / kPageSize;
-    std::string fl(npages * kPageSize, '\0');
-    uint8_t* p = reinterpret_cast<uint8_t*>(fl.data());
-    StoreLE64(p, pgid);
-    StoreLE16(p + kPageFlagsOffset, kFreelistPageFlag);
-    StoreLE32(p + kPageOverflowOffset, static_cast<uint32_t>(npages - 1));
-    size_t off = kPageHeaderSize;
-    if (big_form) {
-      StoreLE16(p + kPageCountOffset, 0xFFFF);
-      StoreLE64(p + off, ids.size());
-      off += 8;
-    } else {
-      StoreLE16(p + kPageCountOffset, static_cast<uint16_t>(ids.size()));
-    }
-    for (Pgid id : ids) {
-      StoreLE64(p + off, id);
-      off += 8;
-    }
-    b += fl;
-    b += std::string(extra * kPageSize, '\0');
-    SetMeta(kMetaFreelistOffset, pgid);
-    SetMeta(kMetaPgidOffset, pgid + npages + extra);
-  }
-};
+using Image = testing::Image;
 
 std::string Build(const testing::Content& c, BuilderOptions opts = {}) {
   testutil::TempDir dir;

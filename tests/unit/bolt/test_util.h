@@ -90,6 +90,34 @@ struct Image {
     return LoadLE64(e + LoadLE32(e + 4) + LoadLE32(e + 8));
   }
   void Write(const std::string& path) const { etcdsafe::testutil::WriteFile(path, b); }
+  // Appends a stored freelist page (with overflow as needed) at pgid listing `ids`, plus
+  // `extra` unused pages, and points both metas at it.
+  void AddFreelist(const std::vector<Pgid>& ids, bool big_form, size_t extra) {
+    Pgid pgid = meta(0, kMetaPgidOffset);
+    size_t need = kPageHeaderSize + 8 + 8 * ids.size();
+    size_t npages = (need + kPageSize - 1) / kPageSize;
+    std::string fl(npages * kPageSize, '\0');
+    uint8_t* p = reinterpret_cast<uint8_t*>(fl.data());
+    StoreLE64(p, pgid);
+    StoreLE16(p + kPageFlagsOffset, kFreelistPageFlag);
+    StoreLE32(p + kPageOverflowOffset, static_cast<uint32_t>(npages - 1));
+    size_t off = kPageHeaderSize;
+    if (big_form) {
+      StoreLE16(p + kPageCountOffset, 0xFFFF);
+      StoreLE64(p + off, ids.size());
+      off += 8;
+    } else {
+      StoreLE16(p + kPageCountOffset, static_cast<uint16_t>(ids.size()));
+    }
+    for (Pgid id : ids) {
+      StoreLE64(p + off, id);
+      off += 8;
+    }
+    b += fl;
+    b += std::string(extra * kPageSize, '\0');
+    SetMeta(kMetaFreelistOffset, pgid);
+    SetMeta(kMetaPgidOffset, pgid + npages + extra);
+  }
 };
 
 }  // namespace etcdsafe::bolt::testing
