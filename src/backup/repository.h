@@ -8,13 +8,11 @@
 // Thread-compatible.
 #pragma once
 
-#include <atomic>
-#include <chrono>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "backup/lock.h"
 #include "backup/manifest.h"
 #include "base/file.h"
 #include "store/store.h"
@@ -23,33 +21,6 @@ namespace etcdsafe::backup {
 
 inline constexpr char kManifestSuffix[] = ".manifest.json";
 inline constexpr char kSidecarSuffix[] = ".sha256";
-inline constexpr char kLockPrefix[] = "locks/";
-
-class Repository;
-
-// Held while a backup or prune runs. A lock is stale when its owner is a dead process on
-// this host, or when it was not refreshed for `kLockStaleAfter` (owners refresh it every
-// minute). Released (deleted) on destruction, and by the interrupt handler on SIGINT/TERM.
-class RepositoryLock {
- public:
-  ~RepositoryLock();
-  RepositoryLock(const RepositoryLock&) = delete;
-  RepositoryLock& operator=(const RepositoryLock&) = delete;
-
- private:
-  friend class Repository;
-  RepositoryLock(store::Store& store, std::string name, std::string body_prefix);
-  void Refresh();
-
-  store::Store& store_;
-  std::string name_, body_prefix_;
-  std::atomic<bool> stop_{false};
-  std::thread refresher_;
-  // Declared last: unregistered before the members it uses go away.
-  InterruptCleanup on_interrupt_;
-};
-
-inline constexpr std::chrono::minutes kLockStaleAfter{30};
 
 class Repository {
  public:

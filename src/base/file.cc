@@ -244,7 +244,19 @@ InterruptCleanup::~InterruptCleanup() {
   PendingActions().erase(this);
 }
 
+namespace {
+std::recursive_mutex& CommitMutex() {
+  static std::recursive_mutex* mu = new std::recursive_mutex;  // never destroyed: used at exit
+  return *mu;
+}
+}  // namespace
+
+CommitSection::CommitSection() { CommitMutex().lock(); }
+CommitSection::~CommitSection() { CommitMutex().unlock(); }
+
 void RemovePendingCleanups() {
+  // Taken and never released: the process exits after cleaning.
+  CommitMutex().lock();
   {
     std::lock_guard lock(g_cleanup_mu);
     for (const auto& p : PendingCleanups()) RemoveAll(p);

@@ -102,7 +102,22 @@ class InterruptCleanup {
 };
 
 // Removes the paths of every live CleanupGuard, then runs every live InterruptCleanup.
-// For the interrupt handler only.
+// For the interrupt handler only: it first takes the commit lock (CommitSection), so it
+// never runs while a commit is half done, and no commit starts after it began.
 void RemovePendingCleanups();
+
+// Serialises commits against the interrupt handler. Code that makes work final (renames
+// a file or directory into place and releases its CleanupGuard, writes a manifest,
+// deletes a backup's objects) holds a CommitSection around it. The interrupt handler
+// takes the same lock before cleaning: cleanup never races a commit, and never removes
+// what a commit made final (the guard was released inside the section). Constructing a
+// CommitSection after an interrupt began blocks until the process exits. Reentrant.
+class CommitSection {
+ public:
+  CommitSection();
+  ~CommitSection();
+  CommitSection(const CommitSection&) = delete;
+  CommitSection& operator=(const CommitSection&) = delete;
+};
 
 }  // namespace etcdsafe

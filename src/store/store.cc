@@ -78,6 +78,15 @@ std::string Store::Get(const std::string& name, size_t limit) {
   return out;
 }
 
+// Placeholder until every backend lists one level itself (filters the recursive List).
+std::vector<ObjectInfo> Store::ListDir(const std::string& dir, bool /*include_temp*/) {
+  std::vector<ObjectInfo> out;
+  for (auto& o : List(dir)) {
+    if (o.name.find('/', dir.size()) == std::string::npos) out.push_back(std::move(o));
+  }
+  return out;
+}
+
 std::unique_ptr<Store> OpenStore(const std::string& url, const StoreOptions& options) {
   if (url.starts_with("file://")) {
     std::string path = url.substr(7);

@@ -31,6 +31,8 @@
 
 namespace etcdsafe::store {
 
+inline constexpr size_t kMaxListEntries = 1000000;
+
 struct ObjectInfo {
   std::string name;  // relative to the repository root
   uint64_t size = 0;
@@ -51,6 +53,12 @@ class Store {
   // nullopt when the object does not exist.
   virtual std::optional<ObjectInfo> Stat(const std::string& name) = 0;
   virtual std::vector<ObjectInfo> List(const std::string& prefix) = 0;
+  // Objects directly under `dir` ("" = the root, or e.g. "locks/"), never deeper (S3:
+  // delimiter "/"): a repository never looks into sub-prefixes, which may hold another
+  // repository or anything else. With include_temp, uncommitted temporaries (IsTempName)
+  // are listed too, so prune can remove those a killed run left. Bounded: more than
+  // kMaxListEntries entries is kDataLoss. Sorted by name.
+  virtual std::vector<ObjectInfo> ListDir(const std::string& dir, bool include_temp = false);
   virtual void Remove(const std::string& name) = 0;
 };
 
