@@ -133,6 +133,30 @@ std::string KindName(KeySpec::Kind k) {
   return "nothing";
 }
 
+// The master key for an archive whose header `h` parsed as `a`; spec.kind != kNone.
+MasterKey MasterFor(const KeySpec& spec, const ArchiveHeader& a, const uint8_t* h) {
+  if (spec.kind != a.key_kind) {
+    std::string given = spec.kind == KeySpec::Kind::kRawKey ? " (key id " + KeyIdOf(spec.raw) + ")" : "";
+    throw Error(ErrorCode::kUnauthenticated, "backup was encrypted with " + KindName(a.key_kind) + " (key id " + a.key_id +
+                                                 "), but " + KindName(spec.kind) + given + " was given");
+  }
+  MasterKey master = spec.raw;
+  if (a.key_kind == KeySpec::Kind::kPassphrase) {
+    master = Scrypt(spec.passphrase, h + kOffKdfSalt, a.scrypt_log2n, a.scrypt_r, a.scrypt_p);
+  }
+  std::string given = KeyIdOf(master);
+  if (given != a.key_id) {
+    OPENSSL_cleanse(master.data(), master.size());
+    if (a.key_kind == KeySpec::Kind::kPassphrase) {
+      throw Error(ErrorCode::kUnauthenticated, "wrong passphrase: backup was encrypted with key " + a.key_id +
+                                                   ", the given passphrase gives key " + given);
+    }
+    throw Error(ErrorCode::kUnauthenticated, "wrong encryption key: backup was encrypted with key " + a.key_id +
+                                                 ", given key is " + given);
+  }
+  return master;
+}
+
 }  // namespace
 
 bool LooksEncrypted(Bytes prefix) {
@@ -176,6 +200,16 @@ ArchiveHeader ParseArchiveHeader(Bytes h) {
       Corrupt("header: unknown key kind " + std::to_string(h[kOffKind]));
   }
   return a;
+}
+
+std::string ArchiveKeyId(Bytes header) { return ParseArchiveHeader(header).key_id; }
+
+MasterKey ArchiveMasterKey(const KeySpec& spec, Bytes header) {
+  if (spec.kind == KeySpec::Kind::kNone) {
+    throw Error(ErrorCode::kInvalidArgument, "archive master key: no key or passphrase given");
+  }
+  ArchiveHeader a = ParseArchiveHeader(header);
+  return MasterFor(spec, a, header.data());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -309,27 +343,10 @@ class DecryptSource : public Source {
     uint8_t h[kArchiveHeaderSize];
     size_t got = ReadFull(in_, h, sizeof h);
     ArchiveHeader a = ParseArchiveHeader(Bytes{h, got});
-    if (spec_.kind != a.key_kind) {
-      if (spec_.kind == KeySpec::Kind::kNone) {
-        throw Error(ErrorCode::kUnauthenticated, "backup is encrypted with " + KindName(a.key_kind) + " (key id " + a.key_id + ") but no key was given");
-      }
-      throw Error(ErrorCode::kUnauthenticated, "backup was encrypted with " + KindName(a.key_kind) + " (key id " + a.key_id +
-                                                   "), but " + KindName(spec_.kind) + " was given");
+    if (spec_.kind == KeySpec::Kind::kNone) {
+      throw Error(ErrorCode::kUnauthenticated, "backup is encrypted with " + KindName(a.key_kind) + " (key id " + a.key_id + ") but no key was given");
     }
-    MasterKey master = spec_.raw;
-    if (a.key_kind == KeySpec::Kind::kPassphrase) {
-      master = Scrypt(spec_.passphrase, h + kOffKdfSalt, a.scrypt_log2n, a.scrypt_r, a.scrypt_p);
-    }
-    std::string given = KeyIdOf(master);
-    if (given != a.key_id) {
-      OPENSSL_cleanse(master.data(), master.size());
-      if (a.key_kind == KeySpec::Kind::kPassphrase) {
-        throw Error(ErrorCode::kUnauthenticated, "wrong passphrase: backup was encrypted with key " + a.key_id +
-                                                     ", the given passphrase gives key " + given);
-      }
-      throw Error(ErrorCode::kUnauthenticated, "wrong encryption key: backup was encrypted with key " + a.key_id +
-                                                   ", given key is " + given);
-    }
+    MasterKey master = MasterFor(spec_, a, h);
     MasterKey file_key = DeriveFileKey(master, h + kOffFileSalt);
     OPENSSL_cleanse(master.data(), master.size());
     gcm_ = std::make_unique<Gcm>(file_key, false);

@@ -52,6 +52,14 @@ struct ArchiveHeader {
 bool LooksEncrypted(Bytes prefix);
 // Parses and validates exactly kArchiveHeaderSize bytes. kDataLoss / kUnsupported.
 ArchiveHeader ParseArchiveHeader(Bytes header);
+// The key id (16 hex chars) recorded in an archive header; ParseArchiveHeader's errors.
+std::string ArchiveKeyId(Bytes header);
+// The master key the archive with this (80-byte) header was written with, for MacHex:
+// for a raw key, spec.raw; for a passphrase, scrypt(passphrase, header's KDF salt,
+// header's parameters), after the parameter bounds check. Errors: spec.kind == kNone:
+// kInvalidArgument; a bad header: ParseArchiveHeader's errors; kind mismatch or a key
+// whose id differs from the header's: kUnauthenticated naming both key ids.
+MasterKey ArchiveMasterKey(const KeySpec& spec, Bytes header);
 
 class EncryptSink : public Sink {
  public:

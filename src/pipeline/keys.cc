@@ -1,8 +1,10 @@
 #include "pipeline/keys.h"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/kdf.h>
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -154,6 +156,39 @@ std::string KeyId(const KeySpec& spec) {
     throw Error(ErrorCode::kInvalidArgument, "key id: only raw keys have a fixed id (passphrase ids are per backup)");
   }
   return KeyIdOf(spec.raw);
+}
+
+std::string MacHex(const MasterKey& master, std::string_view purpose, std::string_view data) {
+  std::string info = "etcdsafe mac v1 ";
+  info.append(purpose);
+  uint8_t k[32];
+  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
+  EVP_KDF_CTX* ctx = kdf ? EVP_KDF_CTX_new(kdf) : nullptr;
+  EVP_KDF_free(kdf);
+  if (ctx == nullptr) throw Error(ErrorCode::kInternal, "HKDF unavailable in OpenSSL");
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(master.data()), master.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info.data(), info.size()),
+      OSSL_PARAM_construct_end()};
+  int ok = EVP_KDF_derive(ctx, k, sizeof k, params);
+  EVP_KDF_CTX_free(ctx);
+  if (ok != 1) {
+    OPENSSL_cleanse(k, sizeof k);
+    throw Error(ErrorCode::kInternal, "HKDF derivation failed");
+  }
+  uint8_t mac[32];
+  unsigned int len = 0;
+  const uint8_t* res = HMAC(EVP_sha256(), k, static_cast<int>(sizeof k), reinterpret_cast<const uint8_t*>(data.data()),
+                            data.size(), mac, &len);
+  OPENSSL_cleanse(k, sizeof k);
+  if (res == nullptr || len != sizeof mac) throw Error(ErrorCode::kInternal, "HMAC-SHA256 failed");
+  return HexBytes(Bytes{mac, sizeof mac});
+}
+
+bool MacEqual(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 }  // namespace etcdsafe::pipeline

@@ -50,4 +50,13 @@ std::array<uint8_t, 8> KeyIdBytes(const MasterKey& key);
 // exists only per archive (EncryptSink::key_id()); kPassphrase/kNone: kInvalidArgument.
 std::string KeyId(const KeySpec& spec);
 
+// A MAC of `data` under a master key, for authenticating repository metadata
+// (manifests): lowercase hex (64 chars) of HMAC-SHA256(K, data), where
+// K = HKDF-SHA256(ikm = master, no salt, info = "etcdsafe mac v1 " + purpose).
+// `purpose` separates uses ("manifest", ...), so a MAC for one never verifies as another.
+// Deterministic; compare with MacEqual (constant time).
+std::string MacHex(const MasterKey& master, std::string_view purpose, std::string_view data);
+// Constant-time comparison of two MAC hex strings (false if the lengths differ).
+bool MacEqual(std::string_view a, std::string_view b);
+
 }  // namespace etcdsafe::pipeline

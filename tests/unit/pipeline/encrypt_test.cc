@@ -200,6 +200,47 @@ TEST(Encrypt, BadOptions) {
   EXPECT_THROW(NewEncryptSink(Pass(""), out, Fast()), Error);
 }
 
+// ArchiveMasterKey: the key a manifest MAC is computed with, recovered from a header.
+TEST(Encrypt, ArchiveMasterKey) {
+  std::string by_key = Encrypt("x", RawKey(1)), by_pass = Encrypt("x", Pass("pw"));
+  Bytes hk = AsBytes(by_key).subspan(0, kArchiveHeaderSize);
+  Bytes hp = AsBytes(by_pass).subspan(0, kArchiveHeaderSize);
+  EXPECT_EQ(ArchiveKeyId(hk), KeyId(RawKey(1)));
+  EXPECT_EQ(ArchiveMasterKey(RawKey(1), hk), RawKey(1).raw);
+  // A passphrase gives the scrypt-derived key whose id is the header's, the same every time.
+  MasterKey m = ArchiveMasterKey(Pass("pw"), hp);
+  EXPECT_EQ(KeyIdOf(m), ArchiveKeyId(hp));
+  EXPECT_EQ(ArchiveMasterKey(Pass("pw"), hp), m);
+  EXPECT_NE(MacHex(m, "manifest", "d"), MacHex(RawKey(1).raw, "manifest", "d"));
+  // A second archive with the same passphrase has another salt, so another key.
+  std::string by_pass2 = Encrypt("x", Pass("pw"));
+  EXPECT_NE(ArchiveMasterKey(Pass("pw"), AsBytes(by_pass2).subspan(0, kArchiveHeaderSize)), m);
+
+  auto fail = [](const KeySpec& k, Bytes h) {
+    try {
+      ArchiveMasterKey(k, h);
+    } catch (const Error& e) {
+      return Failure{e.code(), e.what()};
+    }
+    ADD_FAILURE() << "no error";
+    return Failure{ErrorCode::kInternal, ""};
+  };
+  Failure f = fail(RawKey(2), hk);
+  EXPECT_EQ(f.code, ErrorCode::kUnauthenticated);
+  EXPECT_CONTAINS(f.msg, KeyId(RawKey(1)));
+  EXPECT_CONTAINS(f.msg, KeyId(RawKey(2)));
+  f = fail(Pass("wrong"), hp);
+  EXPECT_EQ(f.code, ErrorCode::kUnauthenticated);
+  EXPECT_CONTAINS(f.msg, ArchiveKeyId(hp));
+  f = fail(RawKey(1), hp);
+  EXPECT_EQ(f.code, ErrorCode::kUnauthenticated);
+  EXPECT_CONTAINS(f.msg, ArchiveKeyId(hp));
+  EXPECT_CONTAINS(f.msg, KeyId(RawKey(1)));
+  EXPECT_EQ(fail(Pass("pw"), hk).code, ErrorCode::kUnauthenticated);
+  EXPECT_EQ(fail(KeySpec{}, hk).code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(fail(RawKey(1), AsBytes(by_key).subspan(0, 40)).code, ErrorCode::kDataLoss);
+}
+
 // --- wrong keys ---
 
 TEST(EncryptNegative, WrongRawKey) {

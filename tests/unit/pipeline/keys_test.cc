@@ -133,5 +133,25 @@ TEST(Keys, KeyIdIsStableAndPublic) {
   EXPECT_THROW(KeyId(KeySpec{}), Error);
 }
 
+TEST(Keys, MacHex) {
+  const std::string data = R"({"id":"etcd-snapshot-20240101T000000Z"})";
+  // Known vector, computed independently (Python hmac/hashlib: RFC 5869 HKDF with an
+  // all-zero salt, then HMAC-SHA256): the MAC must never change for existing manifests.
+  std::string mac = MacHex(Expected(), "manifest", data);
+  EXPECT_EQ(mac, "96410d16ae23d58b4e17ede512b1a9273d91c994cdf487258d815fe9cee36a82");
+  EXPECT_EQ(MacHex(Expected(), "manifest", data), mac);
+  EXPECT_NE(MacHex(Expected(), "lock", data), mac);
+  EXPECT_NE(MacHex(Expected(), "manifest", data + " "), mac);
+  MasterKey other = Expected();
+  other[31] ^= 0x80;
+  EXPECT_NE(MacHex(other, "manifest", data), mac);
+  // The MAC is not the plain HMAC under the master key (the key is purpose-derived).
+  EXPECT_NE(MacHex(Expected(), "", data), mac);
+  EXPECT_EQ(MacHex(Expected(), "", "").size(), 64u);
+  EXPECT_TRUE(MacEqual(mac, MacHex(Expected(), "manifest", data)));
+  EXPECT_FALSE(MacEqual(mac, MacHex(other, "manifest", data)));
+  EXPECT_FALSE(MacEqual(mac, mac.substr(0, 63)));
+}
+
 }  // namespace
 }  // namespace etcdsafe::pipeline
