@@ -30,12 +30,20 @@ constexpr std::string_view kHkdfInfo = "etcdsafe archive v1 chunk key";
   throw Error(ErrorCode::kDataLoss, "encrypted backup: " + msg);
 }
 
+// The scrypt parameters any reader accepts: what the writer uses, at most. scrypt needs
+// 128·r·N bytes and time proportional to r·N·p, so 128·r·N ≤ 128 MiB (the default
+// 2^17/8/1 is exactly at it) and p = 1 bound both before anything is derived: a hostile
+// header cannot make a restore allocate more than 128 MiB or spend more than the default.
+constexpr uint64_t kScryptMemBudget = uint64_t{128} << 20;
+
 void CheckScryptParams(int log2n, int r, int p, ErrorCode code) {
-  bool ok = log2n >= 10 && log2n <= 22 && r >= 1 && r <= 32 && p >= 1 && p <= 16 &&
-            (uint64_t{128} * uint64_t(r) << log2n) <= (uint64_t{1} << 30);
+  bool ok = log2n >= 10 && log2n <= 20 && r >= 1 && r <= 255 && p == 1 &&
+            (uint64_t{128} * uint64_t(r) << log2n) <= kScryptMemBudget;
   if (!ok) {
-    throw Error(code, "scrypt parameters out of range: log2(N)=" + std::to_string(log2n) +
-                          " r=" + std::to_string(r) + " p=" + std::to_string(p));
+    throw Error(code, std::string(code == ErrorCode::kDataLoss ? "encrypted backup: header: " : "") +
+                          "scrypt parameters out of range: log2(N)=" + std::to_string(log2n) + " r=" +
+                          std::to_string(r) + " p=" + std::to_string(p) +
+                          " (accepted: p=1, log2(N)>=10 and 128*r*N <= 128 MiB)");
   }
 }
 

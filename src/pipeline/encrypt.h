@@ -32,8 +32,10 @@ inline constexpr size_t kArchiveHeaderSize = 80;
 struct EncryptOptions {
   int chunk_log2 = 20;    // chunk size 1 MiB; 12..24 accepted
   // Passphrases only: scrypt N = 2^scrypt_log2n, r, p. Default 2^17/8/1 needs 128 MiB
-  // and ~0.4 s, once per backup and once per restore. Decoders accept log2n 10..22 with
-  // 128*r*N ≤ 1 GiB, so a hostile header cannot make a restore allocate more.
+  // and ~0.4 s, once per backup and once per restore. Writer and readers accept only
+  // p == 1, log2n >= 10 and 128*r*N <= 128 MiB (the default is exactly at the budget);
+  // readers refuse other headers (kDataLoss) before deriving anything, so a hostile
+  // header cannot make a restore allocate more or run longer than the default.
   int scrypt_log2n = 17;
   int scrypt_r = 8;
   int scrypt_p = 1;

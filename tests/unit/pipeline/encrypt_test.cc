@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <functional>
 
+#include "base/checksum.h"
 #include "base/error.h"
 #include "pipeline/compress.h"
 #include "pipeline/hash.h"
@@ -187,6 +189,58 @@ TEST(Encrypt, DefaultScryptCost) {
   EXPECT_EQ(h.scrypt_r, 8);
   EXPECT_EQ(h.scrypt_p, 1);
   EXPECT_EQ(Decrypt(packed, Pass("pw")), data);
+}
+
+// A header asking for more scrypt work than the writer ever uses is refused before any
+// derivation: N=2^20, r=8, p=2 used to take 7.9 s and 1.07 GB RSS to reject, p<=16 passed.
+TEST(EncryptNegative, HostileScryptParamsRefusedBeforeDeriving) {
+  std::string packed = Encrypt("secret", Pass("pw"));
+  auto with = [&](int log2n, int r, int p) {
+    std::string bad = packed;
+    bad[15] = static_cast<char>(log2n);
+    bad[16] = static_cast<char>(r);
+    bad[17] = static_cast<char>(p);
+    uint32_t crc = Crc32c(AsBytes(bad).subspan(0, 76));
+    std::memcpy(bad.data() + 76, &crc, 4);
+    return bad;
+  };
+  struct P { int log2n, r, p; };
+  for (P q : {P{20, 8, 2}, P{17, 8, 16}, P{10, 8, 2}, P{18, 8, 1}, P{17, 9, 1}, P{21, 1, 1}, P{20, 2, 1},
+              P{22, 8, 1}, P{9, 8, 1}, P{17, 0, 1}, P{17, 8, 0}, P{255, 255, 255}}) {
+    SCOPED_TRACE(std::to_string(q.log2n) + "/" + std::to_string(q.r) + "/" + std::to_string(q.p));
+    std::string bad = with(q.log2n, q.r, q.p);
+    auto t0 = std::chrono::steady_clock::now();
+    Failure f = DecryptFailure(bad, Pass("pw"));
+    EXPECT_EQ(f.code, ErrorCode::kDataLoss);
+    EXPECT_CONTAINS(f.msg, "scrypt parameters out of range");
+    try {
+      ArchiveMasterKey(Pass("pw"), AsBytes(bad).subspan(0, kArchiveHeaderSize));
+      ADD_FAILURE() << "accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kDataLoss);
+    }
+    EXPECT_THROW(ParseArchiveHeader(AsBytes(bad).subspan(0, kArchiveHeaderSize)), Error);
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_LT(ms, 50);
+  }
+  // At the budget is fine: r*N = 2^20 with other shapes (reader side, header-only check).
+  for (P q : {P{17, 8, 1}, P{20, 1, 1}, P{10, 8, 1}, P{12, 255, 1}}) {
+    EXPECT_NO_THROW(ParseArchiveHeader(AsBytes(with(q.log2n, q.r, q.p)).subspan(0, kArchiveHeaderSize)));
+  }
+  // The writer refuses the same parameters (kInvalidArgument) and accepts the default.
+  StringSink out;
+  for (P q : {P{17, 8, 2}, P{18, 8, 1}, P{17, 16, 1}, P{9, 8, 1}}) {
+    EncryptOptions o;
+    o.scrypt_log2n = q.log2n;
+    o.scrypt_r = q.r;
+    o.scrypt_p = q.p;
+    try {
+      NewEncryptSink(Pass("x"), out, o);
+      ADD_FAILURE() << "accepted " << q.log2n << "/" << q.r << "/" << q.p;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    }
+  }
 }
 
 TEST(Encrypt, BadOptions) {
