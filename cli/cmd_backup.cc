@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backup/backup.h"
+#include "backup/layout.h"
 #include "backup/repo_ops.h"
 #include "backup/repository.h"
 #include "base/error.h"
@@ -140,7 +141,7 @@ void RunList(const GlobalFlags& g, const RepoFlags& rf) {
   } else {
     throw Error(ErrorCode::kUnsupported, "unsupported output format");
   }
-  for (const auto& d : damaged) std::fprintf(stderr, "etcdsafe: unreadable manifest %s\n", d.c_str());
+  for (const auto& d : damaged) std::fprintf(stderr, "etcdsafe: invalid manifest %s\n", d.c_str());
 }
 
 void RunVerify(const RepoFlags& rf, const std::string& id) {
@@ -150,19 +151,32 @@ void RunVerify(const RepoFlags& rf, const std::string& id) {
   ProgressLine line("verifying");
   auto outcomes = backup::VerifyBackups(*repo, which, rf.KeyWithWarning(), [&](uint64_t b) { line.Update(b); });
   line.Done();
-  size_t bad = 0;
+  size_t bad = 0, need_key = 0;
   for (const auto& o : outcomes) {
-    if (o.ok) {
-      std::printf("ok       %s (revision %lld, %s)\n", o.manifest.id.c_str(),
-                  static_cast<long long>(o.manifest.revision), Size(o.manifest.db_size).c_str());
-    } else {
-      bad++;
-      std::printf("DAMAGED  %s: %s\n", o.manifest.id.c_str(), o.problem.c_str());
+    const std::string who = backup::EscapeForTerminal(o.manifest.id.empty() ? o.name : o.manifest.id);
+    switch (o.state) {
+      case backup::VerifyOutcome::State::kOk:
+        std::printf("ok       %s (revision %lld, %s)\n", who.c_str(), static_cast<long long>(o.manifest.revision),
+                    Size(o.manifest.db_size).c_str());
+        break;
+      case backup::VerifyOutcome::State::kKeyRequired:
+        need_key++;
+        std::printf("KEY?     %s: %s\n", who.c_str(), backup::EscapeForTerminal(o.problem).c_str());
+        break;
+      case backup::VerifyOutcome::State::kDamaged:
+        bad++;
+        std::printf("DAMAGED  %s: %s\n", who.c_str(), backup::EscapeForTerminal(o.problem).c_str());
+        break;
     }
   }
   if (bad > 0) {
     throw Error(ErrorCode::kDataLoss, std::to_string(bad) + " of " + std::to_string(outcomes.size()) +
                                           " backups in " + repo->Describe() + " are damaged");
+  }
+  if (need_key > 0) {
+    throw Error(ErrorCode::kUnauthenticated,
+                std::to_string(need_key) + " of " + std::to_string(outcomes.size()) + " backups in " +
+                    repo->Describe() + " are encrypted and were checked only as stored bytes: key required");
   }
   std::printf("%zu backups verified in %s\n", outcomes.size(), repo->Describe().c_str());
 }
@@ -188,22 +202,29 @@ void RunPrune(const RepoFlags& rf, PruneFlags pf) {
       std::printf("keep    %s  (%s)\n", d.backup.id.c_str(), reasons.c_str());
     } else {
       removed++;
-      std::printf("%s  %s\n", pf.dry_run ? "would remove" : "remove ", d.backup.id.c_str());
+      std::printf("drop    %s\n", d.backup.id.c_str());
     }
   }
-  for (const auto& o : r.orphans_removed) {
-    std::printf("%s  %s  (left by an interrupted backup)\n", pf.dry_run ? "would remove" : "remove ", o.c_str());
+  for (const auto& o : r.removed) {
+    std::printf("%s  %s\n", pf.dry_run ? "would remove" : "removed", backup::EscapeForTerminal(o).c_str());
+  }
+  for (const auto& o : r.left_alone) {
+    std::fprintf(stderr, "etcdsafe: left alone: %s (no manifest and no intent record: not provably etcdsafe's)\n",
+                 o.c_str());
   }
   std::printf("%s%zu of %zu backups removed, %zu kept%s\n", pf.dry_run ? "dry run: " : "", removed,
               r.decisions.size(), r.decisions.size() - removed, pf.dry_run ? " (nothing was deleted)" : "");
 }
 
-void RunRepoRestore(const RepoFlags& rf, const std::string& id, const snapshot::RestoreOptions& opts) {
+void RunRepoRestore(const RepoFlags& rf, const std::string& id, const snapshot::RestoreOptions& opts,
+                    const backup::ReadOptions& read) {
   auto repo = rf.OpenOne();
   ProgressLine line("restoring from " + repo->Describe());
-  snapshot::RestoreResult r =
-      backup::RestoreFromRepository(*repo, id, opts, rf.KeyWithWarning(), [&](uint64_t b) { line.Update(b); });
+  std::vector<std::string> notes;
+  snapshot::RestoreResult r = backup::RestoreFromRepository(
+      *repo, id, opts, rf.KeyWithWarning(), [&](uint64_t b) { line.Update(b); }, read, &notes);
   line.Done();
+  for (const auto& n : notes) std::fprintf(stderr, "etcdsafe: %s\n", n.c_str());
   PrintRestoreSummary(repo->Describe() + " backup " + id, r);
 }
 
@@ -260,8 +281,11 @@ void AddBackupCommands(CLI::App& app, GlobalFlags& g) {
     CLI::App* cmd = app.add_subcommand("restore", "Restore a backup from a repository into a new etcd data dir");
     AddRepoFlags(*cmd, *rf, false);
     cmd->add_option("--backup", *id, "backup id, or latest")->capture_default_str();
+    auto read = std::make_shared<backup::ReadOptions>();
     AddRestoreFlags(*cmd, *opts);
-    cmd->callback([rf, id, opts] { RunRepoRestore(*rf, *id, *opts); });
+    cmd->add_flag("--allow-unauthenticated-manifest", read->allow_unauthenticated_manifest,
+                  "restore an encrypted backup whose manifest has no MAC (written by etcdsafe 0.1)");
+    cmd->callback([rf, id, opts, read] { RunRepoRestore(*rf, *id, *opts, *read); });
   }
 }
 

@@ -1,5 +1,10 @@
 #include "backup/backup.h"
 
+#include <openssl/crypto.h>
+
+#include <atomic>
+
+#include "backup/layout.h"
 #include "backup/repository.h"
 #include "base/file.h"
 #include "bolt/stream_inspect.h"
@@ -87,13 +92,63 @@ class FanoutSink : public Sink {
   std::vector<RepoOutcome>& outcomes_;
 };
 
-std::string DataExtension(pipeline::Compression c, bool encrypted) {
-  std::string ext = ".db";
-  if (c == pipeline::Compression::kZstd) ext += ".zst";
-  if (c == pipeline::Compression::kGzip) ext += ".gz";
-  if (encrypted) ext += ".enc";
-  return ext;
-}
+// Keeps the first kArchiveHeaderSize bytes that pass (the encrypted archive's header),
+// from which the manifest's MAC key is derived.
+class HeaderTap : public Sink {
+ public:
+  explicit HeaderTap(Sink& next) : next_(next) {}
+  void Write(const uint8_t* p, size_t n) override {
+    if (header_.size() < pipeline::kArchiveHeaderSize) {
+      header_.append(reinterpret_cast<const char*>(p), std::min(n, pipeline::kArchiveHeaderSize - header_.size()));
+    }
+    next_.Write(p, n);
+  }
+  void Close() override { next_.Close(); }
+  Bytes header() const { return AsBytes(header_); }
+
+ private:
+  Sink& next_;
+  std::string header_;
+};
+
+// A backup's objects in one repository until its manifest is committed: on failure,
+// interrupt included, they are removed (data, sidecar, then the intent record). A kill -9
+// leaves the intent record, which lets the next prune prove the rest is ours.
+class Uncommitted {
+ public:
+  Uncommitted(Repository& repo, std::string data_object)
+      : repo_(repo),
+        data_(std::move(data_object)),
+        on_interrupt_([this] {
+          try {
+            if (!committed_) Remove();
+          } catch (...) {
+            // Left behind with its intent record: the next prune removes it.
+          }
+        }) {}
+  ~Uncommitted() {
+    try {
+      if (!committed_) Remove();
+    } catch (const Error&) {
+      // Left behind with its intent record: the next prune removes it.
+    }
+  }
+  Uncommitted(const Uncommitted&) = delete;
+  Uncommitted& operator=(const Uncommitted&) = delete;
+  // Call inside the CommitSection that wrote the manifest.
+  void Committed() { committed_ = true; }
+
+ private:
+  void Remove() {
+    repo_.store().Remove(data_);
+    repo_.store().Remove(data_ + kSidecarSuffix);
+    repo_.RemovePending(data_);
+  }
+  Repository& repo_;
+  std::string data_;
+  std::atomic<bool> committed_{false};
+  InterruptCleanup on_interrupt_;  // last: unregistered first
+};
 
 // file:// repositories live on a local filesystem whose free space we can check first.
 void CheckLocalFreeSpace(const std::string& url, uint64_t need) {
@@ -155,7 +210,7 @@ BackupReport RunBackup(client::EtcdClient& client, const BackupOptions& opts, co
   m.compression_level = opts.compression_level;
   m.encryption = opts.key ? "aes-256-gcm-chunked" : "none";
   m.tool_version = kToolVersion;
-  const std::string ext = DataExtension(opts.compression, opts.key.has_value());
+  const std::string ext = *DataExtension(m.compression, m.encryption);
   const std::string stem = opts.name_prefix + "-" + FormatUtc(m.time_unix, "%Y%m%d-%H%M%S");
 
   // 2. Open, lock and prepare every repository; a failing one is recorded, not fatal.
@@ -163,6 +218,7 @@ BackupReport RunBackup(client::EtcdClient& client, const BackupOptions& opts, co
     std::unique_ptr<Repository> repo;
     std::unique_ptr<RepositoryLock> lock;
     std::string data_object;
+    std::unique_ptr<Uncommitted> uncommitted;
   };
   std::vector<Prepared> prepared(opts.repos.size());
   std::vector<FanoutSink::Target> targets;
@@ -173,7 +229,11 @@ BackupReport RunBackup(client::EtcdClient& client, const BackupOptions& opts, co
       Prepared& p = prepared[i];
       p.repo = OpenRepository(opts.repos[i], opts.store_options);
       p.lock = p.repo->Lock("backup", &report.notes);
+      p.repo->EnsureMarker();
       p.data_object = p.repo->FreshStem(stem) + ext;
+      // The intent record first: whatever a kill leaves of this backup is provably ours.
+      p.repo->WritePending(p.data_object, "backup");
+      p.uncommitted = std::make_unique<Uncommitted>(*p.repo, p.data_object);
       targets.push_back({i, p.repo->store().Create(p.data_object)});
     } catch (const Error& e) {
       report.repos[i].error = e.what();
@@ -190,10 +250,11 @@ BackupReport RunBackup(client::EtcdClient& client, const BackupOptions& opts, co
   //    encrypt → hash of the stored bytes → every repository.
   FanoutSink fanout(std::move(targets), report.repos);
   pipeline::HashSink stored_hash(fanout);
+  HeaderTap header_tap(stored_hash);
   std::unique_ptr<pipeline::EncryptSink> encrypt;
   Sink* after_compress = &stored_hash;
   if (opts.key) {
-    encrypt = pipeline::NewEncryptSink(*opts.key, stored_hash);
+    encrypt = pipeline::NewEncryptSink(*opts.key, header_tap);
     after_compress = encrypt.get();
     // From the sink: a passphrase's key id depends on this backup's scrypt salt.
     m.key_id = encrypt->key_id();
@@ -241,6 +302,8 @@ BackupReport RunBackup(client::EtcdClient& client, const BackupOptions& opts, co
   m.stored_size = stored_hash.bytes();
   m.stored_sha256 = HexBytes(stored_hash.digest());
   m.id = stem + "-r" + std::to_string(m.revision);
+  std::optional<pipeline::MasterKey> mac_key;
+  if (opts.key) mac_key = pipeline::ArchiveMasterKey(*opts.key, header_tap.header());
 
   // 5. Sidecar, then the manifest: the commit point, per repository.
   for (size_t i : fanout.live()) {
@@ -250,8 +313,19 @@ BackupReport RunBackup(client::EtcdClient& client, const BackupOptions& opts, co
       mine.data_object = p.data_object;
       const std::string data_stem = p.data_object.substr(0, p.data_object.size() - ext.size());
       mine.id = data_stem + "-r" + std::to_string(m.revision);
+      if (mac_key) mine.mac = kMacPrefix + pipeline::MacHex(*mac_key, kManifestMacPurpose, ManifestMacInput(mine));
       p.repo->WriteSidecar(p.data_object, m.stored_sha256);
-      p.repo->WriteManifest(mine);
+      {
+        CommitSection section;  // an interrupt cleans either before the manifest or not at all
+        p.lock->CheckHeld();    // a writer whose lock was taken away must not commit
+        p.repo->WriteManifest(mine);
+        p.uncommitted->Committed();
+      }
+      try {
+        p.repo->RemovePending(p.data_object);
+      } catch (const Error& e) {
+        report.notes.push_back(p.repo->Describe() + ": intent record left behind (prune removes it): " + e.what());
+      }
       report.repos[i].ok = true;
       report.manifest = mine;
     } catch (const Error& e) {
@@ -259,6 +333,7 @@ BackupReport RunBackup(client::EtcdClient& client, const BackupOptions& opts, co
       report.repos[i].code = e.code();
     }
   }
+  if (mac_key) OPENSSL_cleanse(mac_key->data(), mac_key->size());
   if (!report.any_ok()) {
     const RepoOutcome& first = report.repos.front();
     throw Error(first.code, first.repo + ": " + first.error);

@@ -23,7 +23,7 @@
 
 namespace etcdsafe::backup {
 
-inline constexpr char kToolVersion[] = "etcdsafe 0.1.0";
+inline constexpr char kToolVersion[] = "etcdsafe 0.2.0";
 
 struct BackupOptions {
   std::vector<std::string> repos;  // file:///path or s3://bucket/prefix, at least one

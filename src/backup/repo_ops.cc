@@ -1,5 +1,9 @@
 #include "backup/repo_ops.h"
 
+#include <openssl/crypto.h>
+
+#include <map>
+#include <set>
 #include <vector>
 
 #include "base/file.h"
@@ -11,12 +15,10 @@ namespace etcdsafe::backup {
 namespace {
 
 constexpr size_t kChunk = 1 << 20;
+constexpr size_t kSidecarLimit = 4 << 10;
 
 std::optional<pipeline::KeySpec> KeyFor(const Manifest& m, const std::optional<pipeline::KeySpec>& key) {
   if (m.encryption == "none") return std::nullopt;
-  if (m.encryption != "aes-256-gcm-chunked") {
-    throw Error(ErrorCode::kUnsupported, "backup " + m.id + ": unknown encryption " + m.encryption);
-  }
   if (!key) {
     throw Error(ErrorCode::kInvalidArgument, "backup " + m.id + " is encrypted (key id " + m.key_id +
                                                  "): give --encryption-key-file, --encryption-key-env or --passphrase-file");
@@ -24,14 +26,79 @@ std::optional<pipeline::KeySpec> KeyFor(const Manifest& m, const std::optional<p
   return key;
 }
 
-// The read side of the pipeline for one backup: stored bytes (hashed) → decrypt →
-// decompress → db bytes (hashed), handed to `consume` chunk by chunk. Checks both
-// hashes and sizes against the manifest at the end.
+// Passes at most `limit` bytes of `in`; one byte more is kDataLoss `message`: a hostile
+// object (or one that decompresses to far more than the manifest says) is stopped at the
+// manifest's size, not at a full disk.
+class LimitSource : public Source {
+ public:
+  LimitSource(Source& in, uint64_t limit, std::string message)
+      : in_(in), limit_(limit), message_(std::move(message)) {}
+  size_t Read(uint8_t* buf, size_t n) override {
+    if (got_ == limit_) {
+      uint8_t extra = 0;
+      if (in_.Read(&extra, 1) > 0) throw Error(ErrorCode::kDataLoss, message_);
+      return 0;
+    }
+    size_t r = in_.Read(buf, static_cast<size_t>(std::min<uint64_t>(n, limit_ - got_)));
+    got_ += r;
+    return r;
+  }
+
+ private:
+  Source& in_;
+  uint64_t limit_, got_ = 0;
+  std::string message_;
+};
+
+std::string What(Repository& repo, const Manifest& m) { return repo.Describe() + "/" + m.data_object; }
+
+// The data object must exist with the manifest's size before anything is read.
+void CheckStoredSize(Repository& repo, const Manifest& m) {
+  std::optional<store::ObjectInfo> info = repo.store().Stat(m.data_object);
+  if (!info) throw Error(ErrorCode::kDataLoss, What(repo, m) + ": data object is missing (backup " + m.id + ")");
+  if (info->size != m.stored_size) {
+    throw Error(ErrorCode::kDataLoss, What(repo, m) + ": stored object is " + std::to_string(info->size) +
+                                          " bytes, the manifest says " + std::to_string(m.stored_size));
+  }
+}
+
+// Authenticates an encrypted backup's manifest with the key (manifest.h): its MAC is
+// under the archive's master key, whose derivation needs the data object's header.
+void CheckManifestMac(Repository& repo, const Manifest& m, const pipeline::KeySpec& key, const ReadOptions& read) {
+  if (m.encryption == "none") return;
+  if (m.mac.empty()) {
+    if (read.allow_unauthenticated_manifest) return;
+    throw Error(ErrorCode::kUnauthenticated,
+                "backup " + m.id + ": the manifest carries no MAC (format 1, written by etcdsafe 0.1), so a forged "
+                "one cannot be told apart; pass --allow-unauthenticated-manifest if you trust this repository");
+  }
+  std::unique_ptr<Source> object = repo.store().Open(m.data_object);
+  uint8_t header[pipeline::kArchiveHeaderSize];
+  if (ReadFull(*object, header, sizeof header) != sizeof header) {
+    throw Error(ErrorCode::kDataLoss, What(repo, m) + ": truncated: no archive header");
+  }
+  pipeline::MasterKey master = pipeline::ArchiveMasterKey(key, Bytes(header, sizeof header));
+  const std::string want = kMacPrefix + pipeline::MacHex(master, kManifestMacPurpose, ManifestMacInput(m));
+  OPENSSL_cleanse(master.data(), master.size());
+  if (want.size() != m.mac.size() || CRYPTO_memcmp(want.data(), m.mac.data(), want.size()) != 0) {
+    throw Error(ErrorCode::kUnauthenticated, "backup " + m.id +
+                                                 ": manifest authentication failed: it was altered or forged "
+                                                 "(its MAC does not match under this key); refusing to use it");
+  }
+}
+
+// The read side of the pipeline for one backup: stored bytes (bounded by stored_size,
+// hashed) → decrypt → decompress → db bytes (bounded by db_size, hashed), handed to
+// `consume` chunk by chunk. Checks both hashes and sizes against the manifest at the end.
 void ReadBackup(Repository& repo, const Manifest& m, const std::optional<pipeline::KeySpec>& key,
                 const std::function<void(const uint8_t*, size_t)>& consume, const ProgressFn& progress) {
   std::optional<pipeline::KeySpec> k = KeyFor(m, key);
+  const std::string what = What(repo, m);
   std::unique_ptr<Source> object = repo.store().Open(m.data_object);
-  pipeline::HashSource stored(*object);
+  LimitSource bounded_object(*object, m.stored_size,
+                             what + ": stored object is larger than the manifest's stored_size (" +
+                                 std::to_string(m.stored_size) + " bytes): stopped reading");
+  pipeline::HashSource stored(bounded_object);
   std::unique_ptr<Source> decrypted;
   Source* compressed = &stored;
   if (k) {
@@ -39,7 +106,10 @@ void ReadBackup(Repository& repo, const Manifest& m, const std::optional<pipelin
     compressed = decrypted.get();
   }
   std::unique_ptr<Source> db = pipeline::NewDecompressSource(pipeline::ParseCompression(m.compression), *compressed);
-  pipeline::HashSource db_hash(*db);
+  LimitSource bounded_db(*db, m.db_size,
+                         what + ": decodes to more than the manifest's db_size (" + std::to_string(m.db_size) +
+                             " bytes): stopped");
+  pipeline::HashSource db_hash(bounded_db);
   std::vector<uint8_t> buf(kChunk);
   for (;;) {
     size_t n = db_hash.Read(buf.data(), buf.size());
@@ -47,7 +117,6 @@ void ReadBackup(Repository& repo, const Manifest& m, const std::optional<pipelin
     consume(buf.data(), n);
     if (progress) progress(db_hash.bytes());
   }
-  const std::string what = repo.Describe() + "/" + m.data_object;
   if (stored.bytes() != m.stored_size || HexBytes(stored.digest()) != m.stored_sha256) {
     throw Error(ErrorCode::kDataLoss, what + ": stored object does not match the manifest (" +
                                           std::to_string(stored.bytes()) + " bytes, sha256 " +
@@ -55,9 +124,53 @@ void ReadBackup(Repository& repo, const Manifest& m, const std::optional<pipelin
                                           std::to_string(m.stored_size) + " bytes, " + m.stored_sha256 + ")");
   }
   if (db_hash.bytes() != m.db_size || HexBytes(db_hash.digest()) != m.db_sha256) {
-    throw Error(ErrorCode::kDataLoss, what + ": restored db does not match the manifest (sha256 " +
-                                          HexBytes(db_hash.digest()) + ", manifest says " + m.db_sha256 + ")");
+    throw Error(ErrorCode::kDataLoss, what + ": restored db does not match the manifest (" +
+                                          std::to_string(db_hash.bytes()) + " bytes, sha256 " +
+                                          HexBytes(db_hash.digest()) + "; manifest says " +
+                                          std::to_string(m.db_size) + " bytes, " + m.db_sha256 + ")");
   }
+}
+
+// The stored bytes alone (no key needed): size and sha256 against the manifest.
+void CheckStoredBytes(Repository& repo, const Manifest& m) {
+  const std::string what = What(repo, m);
+  std::unique_ptr<Source> object = repo.store().Open(m.data_object);
+  LimitSource bounded(*object, m.stored_size,
+                      what + ": stored object is larger than the manifest's stored_size (" +
+                          std::to_string(m.stored_size) + " bytes)");
+  pipeline::HashSource stored(bounded);
+  std::vector<uint8_t> buf(kChunk);
+  while (stored.Read(buf.data(), buf.size()) > 0) {
+  }
+  if (stored.bytes() != m.stored_size || HexBytes(stored.digest()) != m.stored_sha256) {
+    throw Error(ErrorCode::kDataLoss, what + ": stored object does not match the manifest (sha256 " +
+                                          HexBytes(stored.digest()) + ", manifest says " + m.stored_sha256 + ")");
+  }
+}
+
+void CheckSidecar(Repository& repo, const Manifest& m) {
+  const std::string name = m.data_object + kSidecarSuffix;
+  std::string body;
+  try {
+    body = repo.store().Get(name, kSidecarLimit);
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kNotFound) throw Error(ErrorCode::kDataLoss, "sidecar " + name + " is missing");
+    throw;
+  }
+  if (body != m.stored_sha256 + "  " + m.data_object + "\n") {
+    throw Error(ErrorCode::kDataLoss, "sidecar " + name + " does not match the manifest (sha256sum -c would fail)");
+  }
+}
+
+template <typename S>
+bool SameStatus(const S& s, const Manifest& m) {
+  return s.revision == m.revision && static_cast<uint64_t>(s.total_key) == m.total_keys && s.hash == m.status_hash;
+}
+
+// Restore checks the db with its new consistent_index, so its hash differs from the
+// snapshot's: revision and key count are what it can compare.
+bool SameContent(const snapshot::StatusNumbers& s, const Manifest& m) {
+  return s.revision == m.revision && static_cast<uint64_t>(s.total_key) == m.total_keys;
 }
 
 }  // namespace
@@ -65,54 +178,84 @@ void ReadBackup(Repository& repo, const Manifest& m, const std::optional<pipelin
 snapshot::RestoreResult RestoreFromRepository(Repository& repo, const std::string& id_or_latest,
                                               const snapshot::RestoreOptions& opts,
                                               const std::optional<pipeline::KeySpec>& key,
-                                              const ProgressFn& progress) {
-  Manifest m = repo.Find(id_or_latest);
-  (void)KeyFor(m, key);  // fail on a missing key before creating anything
-  return snapshot::RestoreFromDb(opts, m.db_size, [&](const std::string& db_path) {
-    File out = File::Create(db_path, 0600);
-    ReadBackup(repo, m, key, [&](const uint8_t* p, size_t n) { out.WriteAll(p, n); }, progress);
-    out.Sync();
-    out.Close();
-  });
+                                              const ProgressFn& progress, const ReadOptions& read,
+                                              std::vector<std::string>* notes) {
+  std::vector<std::string> skipped;
+  Manifest m = repo.Find(id_or_latest, &skipped);
+  if (notes != nullptr) {
+    for (const auto& s : skipped) notes->push_back("skipped invalid manifest " + s);
+  }
+  // Every check that needs no download comes before anything is created.
+  std::optional<pipeline::KeySpec> k = KeyFor(m, key);
+  CheckStoredSize(repo, m);
+  if (k) CheckManifestMac(repo, m, *k, read);
+  return snapshot::RestoreFromDb(
+      opts, m.db_size,
+      [&](const std::string& db_path) {
+        File out = File::Create(db_path, 0600);
+        ReadBackup(repo, m, key, [&](const uint8_t* p, size_t n) { out.WriteAll(p, n); }, progress);
+        out.Sync();
+        out.Close();
+      },
+      {}, [&](const snapshot::StatusNumbers& s) {
+        // A manifest that lies about what it holds (a rolled-back object under a newer
+        // manifest) is caught here when it is not authenticated.
+        if (!SameContent(s, m)) {
+          throw Error(ErrorCode::kDataLoss, "backup " + m.id + ": restored db has revision " +
+                                                std::to_string(s.revision) + " and " + std::to_string(s.total_key) +
+                                                " keys; the manifest says revision " + std::to_string(m.revision) +
+                                                " and " + std::to_string(m.total_keys) + " keys: nothing was restored");
+        }
+      });
 }
 
 std::vector<VerifyOutcome> VerifyBackups(Repository& repo, const std::optional<std::string>& id,
                                          const std::optional<pipeline::KeySpec>& key, const ProgressFn& progress) {
   std::vector<VerifyOutcome> out;
-  std::vector<std::string> damaged;
   std::vector<Manifest> manifests;
   if (id) {
     manifests.push_back(repo.Find(*id));
   } else {
-    manifests = repo.ListBackups(&damaged);
-    if (manifests.empty() && damaged.empty()) {
+    Repository::Scan scan = repo.ScanTop();
+    manifests = std::move(scan.backups);
+    if (manifests.empty() && scan.invalid.empty()) {
       // Verifying nothing must not look like success to a monitoring job.
       throw Error(ErrorCode::kNotFound, repo.Describe() + ": no backups to verify");
     }
-  }
-  for (const auto& d : damaged) {
-    VerifyOutcome o;
-    o.manifest.id = d.substr(0, d.find(':'));
-    o.problem = d;
-    out.push_back(o);
+    for (const auto& d : scan.invalid) {
+      VerifyOutcome o;
+      o.name = d.substr(0, d.find(": "));
+      o.problem = d.substr(std::min(d.size(), o.name.size() + 2));
+      out.push_back(o);
+    }
   }
   for (const auto& m : manifests) {
     VerifyOutcome o;
     o.manifest = m;
+    o.name = m.id + kManifestSuffix;
     try {
+      CheckSidecar(repo, m);
+      CheckStoredSize(repo, m);
+      if (m.encryption != "none" && !key) {
+        CheckStoredBytes(repo, m);
+        o.state = VerifyOutcome::State::kKeyRequired;
+        o.problem = "encrypted (key id " + m.key_id +
+                    "): stored bytes and sidecar match the manifest; give the key to check the snapshot inside";
+        out.push_back(o);
+        continue;
+      }
+      if (key && m.encryption != "none") CheckManifestMac(repo, m, *key, ReadOptions{});
       bolt::StreamInspector inspector(m.id);
       ReadBackup(repo, m, key, [&](const uint8_t* p, size_t n) { inspector.Write(p, n); }, progress);
       bolt::InspectResult r = inspector.Finish();
       if (!r.problems.empty()) {
         throw Error(ErrorCode::kDataLoss, "integrity check failed: " + r.problems.front());
       }
-      if (r.status.hash != m.status_hash || r.status.revision != m.revision ||
-          static_cast<uint64_t>(r.status.total_key) != m.total_keys) {
-        throw Error(ErrorCode::kDataLoss, "status numbers differ from the manifest");
-      }
-      o.ok = true;
+      if (!SameStatus(r.status, m)) throw Error(ErrorCode::kDataLoss, "status numbers differ from the manifest");
+      o.state = VerifyOutcome::State::kOk;
     } catch (const Error& e) {
-      o.problem = e.what();
+      o.state = VerifyOutcome::State::kDamaged;
+      o.problem = EscapeForTerminal(e.what());
     }
     out.push_back(o);
   }
@@ -122,25 +265,104 @@ std::vector<VerifyOutcome> VerifyBackups(Repository& repo, const std::optional<s
 PruneReport Prune(Repository& repo, const catalog::RetentionPolicy& policy, bool dry_run,
                   std::chrono::system_clock::time_point now) {
   catalog::ValidatePolicy(policy);
+  repo.RequireMarker("prune");
   PruneReport report;
-  std::unique_ptr<RepositoryLock> lock = repo.Lock("prune", &report.notes);
-  std::vector<Manifest> backups = repo.ListBackups();
+  std::unique_ptr<RepositoryLock> lock;
+  if (!dry_run) {
+    lock = repo.Lock("prune", &report.notes);
+  } else {
+    report.notes.push_back("dry run: no lock taken, nothing written or removed");
+  }
+
+  // 1. Read and validate everything; refuse before removing anything.
+  Repository::Scan scan = repo.ScanTop();
+  if (!scan.invalid.empty()) {
+    std::string list;
+    for (size_t i = 0; i < scan.invalid.size() && i < 3; i++) list += (i ? "; " : "") + scan.invalid[i];
+    throw Error(ErrorCode::kDataLoss, "refusing to prune " + repo.Describe() + ": " +
+                                          std::to_string(scan.invalid.size()) +
+                                          " invalid manifest(s), nothing was removed (inspect or move them away): " + list);
+  }
   std::vector<catalog::BackupRef> refs;
-  for (const auto& m : backups) {
+  for (const auto& m : scan.backups) {
     refs.push_back({m.id, std::chrono::system_clock::time_point(std::chrono::seconds(m.time_unix))});
   }
   report.decisions = catalog::ApplyPolicy(refs, policy, now);
-  // Orphans first: they are invisible already, and removing them frees space.
-  for (const auto& name : repo.Orphans()) {
-    if (!dry_run) repo.store().Remove(name);
-    report.orphans_removed.push_back(name);
+
+  // 2. The plan.
+  std::set<std::string> present;
+  std::map<std::string, ParsedName> parsed;
+  for (const auto& o : scan.objects) {
+    present.insert(o.name);
+    parsed[o.name] = ClassifyName(o.name);
   }
-  if (dry_run) return report;
+  std::set<std::string> drop_ids;
   for (const auto& d : report.decisions) {
-    if (d.keep) continue;
-    for (const auto& m : backups) {
-      if (m.id == d.backup.id) repo.RemoveBackup(m);
+    if (!d.keep) drop_ids.insert(d.backup.id);
+  }
+  std::set<std::string> kept_names, committed_data, planned_names;
+  for (const auto& m : scan.backups) {
+    committed_data.insert(m.data_object);
+    if (drop_ids.count(m.id)) continue;
+    kept_names.insert(m.id + kManifestSuffix);
+    kept_names.insert(m.data_object);
+    kept_names.insert(m.data_object + kSidecarSuffix);
+  }
+  std::vector<std::pair<std::string, std::string>> plan;  // name, why
+  auto add = [&](const std::string& name, const std::string& why) {
+    if (present.count(name) && planned_names.insert(name).second) plan.push_back({name, why});
+  };
+  auto add_temps_of = [&](const std::string& stem, const std::string& why) {
+    for (const auto& [name, p] : parsed) {
+      if (p.kind == NameKind::kTemp && p.stem == stem) add(name, why);
     }
+  };
+  for (const auto& m : scan.backups) {
+    if (!drop_ids.count(m.id)) continue;
+    const std::string why = "backup " + m.id + ", not kept by the policy";
+    add(m.id + kManifestSuffix, why);  // first: the backup stops existing at once
+    add(m.data_object, why);
+    add(m.data_object + kSidecarSuffix, why);
+  }
+  for (const auto& [name, p] : parsed) {
+    if (p.kind != NameKind::kPending) continue;
+    const std::string data = p.stem + p.ext;
+    if (committed_data.count(data)) {
+      add(name, "intent record of committed backup data " + data);
+      continue;
+    }
+    const std::string why = "left by an interrupted backup (intent record " + name + ")";
+    add(data, why);
+    add(data + kSidecarSuffix, why);
+    add_temps_of(p.stem, why);
+    add(name, why);  // last: until it goes, it still proves the rest is ours
+  }
+  for (const auto& [name, p] : parsed) {
+    if (p.kind == NameKind::kTemp) add(name, "uncommitted temporary of a killed run");
+  }
+  for (const auto& [name, p] : parsed) {
+    if ((p.kind == NameKind::kData || p.kind == NameKind::kSidecar) && !kept_names.count(name) &&
+        !planned_names.count(name)) {
+      report.left_alone.push_back(EscapeForTerminal(name));
+    }
+  }
+  // 3. The plan's check: nothing a kept backup references, nothing foreign.
+  for (const auto& [name, why] : plan) {
+    if (kept_names.count(name) || ClassifyName(name).kind == NameKind::kForeign ||
+        ClassifyName(name).kind == NameKind::kMarker) {
+      throw Error(ErrorCode::kInternal, "prune plan would remove " + name + " (" + why + "); refusing");
+    }
+  }
+  // 4. Carry it out.
+  if (dry_run) {
+    for (const auto& [name, why] : plan) report.removed.push_back(name + "  (" + why + ")");
+    return report;
+  }
+  if (!plan.empty()) lock->CheckHeld();
+  for (const auto& [name, why] : plan) {
+    CommitSection section;  // an interrupt waits for this removal, and none starts after it
+    repo.store().Remove(name);
+    report.removed.push_back(name + "  (" + why + ")");
   }
   return report;
 }

@@ -1,4 +1,9 @@
 // Operations on existing backups: restore from a repository, verify, prune.
+//
+// Every read is bounded by the manifest: the stored object by `stored_size`, the db it
+// decodes to by `db_size`; a stream that goes past either stops at once with kDataLoss
+// naming the limit. An encrypted backup's manifest is authenticated (manifest.h) before
+// its data is used, when the key is given.
 #pragma once
 
 #include <chrono>
@@ -13,39 +18,61 @@
 
 namespace etcdsafe::backup {
 
+struct ReadOptions {
+  // Accept an encrypted backup whose manifest has no MAC (format 1, etcdsafe 0.1).
+  bool allow_unauthenticated_manifest = false;
+};
+
 // Streams download → decrypt → decompress → sha256 and size checked against the manifest
 // → the snapshot engine's restore (same flags and guarantees as `snapshot restore`:
-// built in a temporary sibling, renamed at the end, nothing left on failure).
-// Encrypted backup without `key`: kInvalidArgument; wrong key: kUnauthenticated.
+// built in a temporary sibling, renamed at the end, nothing left on failure). The
+// restored db's revision, key count and hash must equal the manifest's before the data
+// dir is committed. Encrypted backup without `key`: kInvalidArgument; wrong key:
+// kUnauthenticated; forged or altered manifest: kUnauthenticated. Notes (invalid
+// manifests skipped while looking for "latest") go to *notes.
 snapshot::RestoreResult RestoreFromRepository(Repository& repo, const std::string& id_or_latest,
                                               const snapshot::RestoreOptions& opts,
                                               const std::optional<pipeline::KeySpec>& key,
-                                              const ProgressFn& progress = {});
+                                              const ProgressFn& progress = {}, const ReadOptions& read = {},
+                                              std::vector<std::string>* notes = nullptr);
 
 struct VerifyOutcome {
+  enum class State { kOk, kDamaged, kKeyRequired };
   Manifest manifest;
-  bool ok = false;
-  std::string problem;  // one line when !ok
+  std::string name;  // the manifest's object name (for invalid manifests, whose id is unknown)
+  State state = State::kDamaged;
+  bool ok() const { return state == State::kOk; }
+  std::string problem;  // one printable line when not ok
 };
 
-// Re-downloads each backup (or only `id`), and checks the stored sha256 and size, that it
-// decrypts and decompresses, the db sha256 and size, and the status numbers and bbolt
-// consistency of the db against the manifest. Manifests that cannot be read are
-// reported as damaged too. Never throws for a damaged backup; only for a repository
-// that cannot be listed.
+// Re-downloads each backup (or only `id`), and checks the .sha256 sidecar, the stored
+// sha256 and size, the manifest's MAC, that it decrypts and decompresses, the db sha256
+// and size, and the status numbers and bbolt consistency of the db against the manifest.
+// Invalid manifests are reported as damaged. Without a key, an encrypted backup's stored
+// bytes and sidecar are checked and it is reported kKeyRequired. Never throws for a
+// damaged backup; only for a repository that cannot be listed.
 std::vector<VerifyOutcome> VerifyBackups(Repository& repo, const std::optional<std::string>& id,
                                          const std::optional<pipeline::KeySpec>& key,
                                          const ProgressFn& progress = {});
 
 struct PruneReport {
   std::vector<catalog::Decision> decisions;  // newest first
-  std::vector<std::string> orphans_removed;  // data objects of interrupted backups
-  std::vector<std::string> notes;
+  // Every object removed (or, with dry_run, that would be), in order: "<name>  (<why>)".
+  std::vector<std::string> removed;
+  // Top-level objects that look like etcdsafe's but are not provably its leftovers
+  // (no intent record): listed, never removed.
+  std::vector<std::string> left_alone;
+  std::vector<std::string> notes;  // stale locks, lock state in a dry run
 };
 
-// Applies the retention policy under the repository lock. Removal order keeps the
-// repository consistent if killed at any point: manifest first, then data. With
-// dry_run nothing is removed.
+// Applies the retention policy. Refuses a location without the repository marker
+// (kNotFound) and a repository holding any invalid manifest (kDataLoss, naming it) before
+// anything is removed. The whole plan is computed and checked first (nothing a kept
+// backup references is in it), then carried out under the repository lock, each backup
+// manifest first, then its data and sidecar, so a prune killed at any point leaves
+// complete backups and provable leftovers. Leftovers removed: objects of a backup that
+// was killed (its intent record names them) and the file store's temporaries of
+// etcdsafe's names. With dry_run nothing is written or removed (no lock is taken).
 PruneReport Prune(Repository& repo, const catalog::RetentionPolicy& policy, bool dry_run,
                   std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 

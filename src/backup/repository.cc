@@ -1,66 +1,168 @@
 #include "backup/repository.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <set>
 
+#include "backup/backup.h"
 #include "base/error.h"
 
 namespace etcdsafe::backup {
 namespace {
 
-bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+constexpr int kMarkerFormat = 1;
+constexpr size_t kMarkerLimit = 4 << 10;
+constexpr size_t kManifestLimit = 64 << 10;
+
+int64_t NowUnix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string RandomId() {
+  std::random_device rd;
+  static const char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 16; i++) out.push_back(kDigits[rd() % 16]);
+  return out;
 }
 
 }  // namespace
 
 Repository::Repository(std::unique_ptr<store::Store> store) : store_(std::move(store)) {}
 
-std::vector<Manifest> Repository::ListBackups(std::vector<std::string>* damaged) {
-  std::vector<Manifest> out;
-  for (const auto& obj : store_->List("")) {
-    if (!EndsWith(obj.name, kManifestSuffix) || obj.name.find('/') != std::string::npos) continue;
-    try {
-      out.push_back(ManifestFromJson(store_->Get(obj.name, 1 << 20), Describe() + "/" + obj.name));
-    } catch (const Error& e) {
-      if (damaged != nullptr) damaged->push_back(obj.name + ": " + e.what());
-    }
+bool Repository::HasMarker() {
+  const std::string what = Describe() + "/" + kMarkerName;
+  std::string body;
+  try {
+    body = store_->Get(kMarkerName, kMarkerLimit);
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::kNotFound) return false;
+    throw;
   }
-  std::sort(out.begin(), out.end(), [](const Manifest& a, const Manifest& b) {
-    return a.time_unix != b.time_unix ? a.time_unix < b.time_unix : a.id < b.id;
-  });
-  return out;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(body);
+  } catch (const nlohmann::json::exception&) {
+    throw Error(ErrorCode::kDataLoss, what + ": not an etcdsafe repository marker (not JSON)");
+  }
+  if (!j.is_object() || !j.contains("etcdsafe_repository") || !j["etcdsafe_repository"].is_number_integer()) {
+    throw Error(ErrorCode::kDataLoss, what + ": not an etcdsafe repository marker");
+  }
+  int64_t format = j["etcdsafe_repository"].get<int64_t>();
+  if (format > kMarkerFormat) {
+    throw Error(ErrorCode::kUnsupported, what + ": repository format " + std::to_string(format) +
+                                             " is newer than this etcdsafe understands");
+  }
+  if (format < 1) throw Error(ErrorCode::kDataLoss, what + ": bad repository format");
+  return true;
 }
 
-Manifest Repository::Find(const std::string& id_or_latest) {
-  std::vector<Manifest> all = ListBackups();
+void Repository::RequireMarker(const std::string& action) {
+  if (!HasMarker()) {
+    throw Error(ErrorCode::kNotFound, Describe() + " is not an etcdsafe repository (no " + kMarkerName +
+                                          "): refusing to " + action);
+  }
+}
+
+void Repository::EnsureMarker() {
+  if (HasMarker()) return;
+  nlohmann::ordered_json j;
+  j["etcdsafe_repository"] = kMarkerFormat;
+  j["id"] = RandomId();
+  j["created"] = FormatUtc(NowUnix());
+  j["created_by"] = kToolVersion;
+  j["note"] = "etcdsafe backup repository; etcdsafe deletes only the objects it names at this level";
+  store_->Put(kMarkerName, j.dump(2) + "\n");
+}
+
+Repository::Scan Repository::ScanTop() {
+  Scan scan;
+  scan.objects = store_->ListDir("", /*include_temp=*/true);
+  struct Candidate {
+    Manifest m;
+    std::string name;
+  };
+  std::vector<Candidate> candidates;
+  for (const auto& obj : scan.objects) {
+    if (ClassifyName(obj.name).kind != NameKind::kManifest) continue;
+    const std::string what = Describe() + "/" + obj.name;
+    try {
+      if (obj.size > kManifestLimit) {
+        throw Error(ErrorCode::kDataLoss, what + ": invalid manifest: larger than " + std::to_string(kManifestLimit) + " bytes");
+      }
+      Manifest m = ManifestFromJson(store_->Get(obj.name, kManifestLimit), what);
+      ValidateManifestName(m, obj.name, what);
+      candidates.push_back({std::move(m), obj.name});
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::kNotFound) continue;  // removed meanwhile
+      scan.invalid.push_back(obj.name + ": " + e.what());
+    }
+  }
+  // A data object belongs to one backup: two manifests claiming one make both invalid
+  // (one of them is a copy, and nothing says which).
+  std::map<std::string, std::vector<std::string>> claims;
+  for (const auto& c : candidates) claims[c.m.data_object].push_back(c.name);
+  for (auto& c : candidates) {
+    const auto& who = claims[c.m.data_object];
+    if (who.size() > 1) {
+      std::string others;
+      for (const auto& n : who) {
+        if (n != c.name) others += (others.empty() ? "" : ", ") + n;
+      }
+      scan.invalid.push_back(c.name + ": " + Describe() + "/" + c.name + ": invalid manifest: data object " +
+                             c.m.data_object + " is claimed by " + others + " too");
+      continue;
+    }
+    scan.backups.push_back(std::move(c.m));
+  }
+  std::sort(scan.backups.begin(), scan.backups.end(), [](const Manifest& a, const Manifest& b) {
+    return a.time_unix != b.time_unix ? a.time_unix < b.time_unix : a.id < b.id;
+  });
+  for (auto& s : scan.invalid) s = EscapeForTerminal(s);
+  return scan;
+}
+
+std::vector<Manifest> Repository::ListBackups(std::vector<std::string>* damaged) {
+  Scan scan = ScanTop();
+  if (damaged != nullptr) *damaged = std::move(scan.invalid);
+  return std::move(scan.backups);
+}
+
+Manifest Repository::Find(const std::string& id_or_latest, std::vector<std::string>* skipped) {
+  Scan scan = ScanTop();
   if (id_or_latest == "latest") {
-    if (all.empty()) throw Error(ErrorCode::kNotFound, Describe() + ": no backups");
-    return all.back();
+    if (skipped != nullptr) *skipped = scan.invalid;
+    if (scan.backups.empty()) {
+      throw Error(ErrorCode::kNotFound, Describe() + ": no backups" +
+                                            (scan.invalid.empty() ? "" : " (" + std::to_string(scan.invalid.size()) +
+                                                                             " invalid manifests: " + scan.invalid.front() + ")"));
+    }
+    return scan.backups.back();
   }
   std::string id = id_or_latest;
-  if (EndsWith(id, kManifestSuffix)) id.resize(id.size() - std::string(kManifestSuffix).size());
-  for (const auto& m : all) {
+  if (id.size() > sizeof(kManifestSuffix) - 1 && id.ends_with(kManifestSuffix)) {
+    id.resize(id.size() - (sizeof(kManifestSuffix) - 1));
+  }
+  if (!IsBackupId(id)) {
+    throw Error(ErrorCode::kInvalidArgument, "\"" + EscapeForTerminal(id) + "\" is not a backup id (want e.g. "
+                                             "etcd-snapshot-20261122-020000-r105106, or latest)");
+  }
+  const std::string name = id + kManifestSuffix;
+  for (const auto& bad : scan.invalid) {
+    if (bad.rfind(name + ": ", 0) == 0) {
+      throw Error(ErrorCode::kDataLoss, "refusing backup " + id + ": " + bad.substr(name.size() + 2));
+    }
+  }
+  for (const auto& m : scan.backups) {
     if (m.id == id) return m;
   }
   throw Error(ErrorCode::kNotFound, Describe() + ": no backup " + id);
-}
-
-std::vector<std::string> Repository::Orphans() {
-  std::set<std::string> referenced;
-  std::vector<store::ObjectInfo> objects = store_->List("");
-  for (const auto& m : ListBackups()) {
-    referenced.insert(m.data_object);
-    referenced.insert(m.data_object + kSidecarSuffix);
-  }
-  std::vector<std::string> out;
-  for (const auto& obj : objects) {
-    if (obj.name.rfind(kLockPrefix, 0) == 0 || EndsWith(obj.name, kManifestSuffix)) continue;
-    if (obj.name.rfind("etcd", 0) != 0 && obj.name.find(".db") == std::string::npos) continue;  // not ours
-    if (!referenced.count(obj.name)) out.push_back(obj.name);
-  }
-  return out;
 }
 
 std::unique_ptr<RepositoryLock> Repository::Lock(const std::string& operation,
@@ -70,18 +172,30 @@ std::unique_ptr<RepositoryLock> Repository::Lock(const std::string& operation,
 
 std::string Repository::FreshStem(const std::string& stem) {
   // A stem is taken by any object of an earlier backup: its data (whatever the
-  // extension), sidecar or manifest ("<stem>-r<rev>.manifest.json").
-  auto taken = [&](const std::string& candidate) {
-    for (const auto& obj : store_->List(candidate)) {
-      const std::string rest = obj.name.substr(candidate.size());
-      if (rest.rfind(".", 0) == 0 || rest.rfind("-r", 0) == 0) return true;
-    }
-    return false;
-  };
+  // extension), sidecar, intent record, manifest, or a temporary of one of them.
+  std::set<std::string> taken;
+  for (const auto& obj : store_->ListDir("", /*include_temp=*/true)) {
+    ParsedName p = ClassifyName(obj.name);
+    if (!p.stem.empty()) taken.insert(p.stem);
+  }
   std::string candidate = stem;
-  for (int i = 2; taken(candidate); i++) candidate = stem + "-" + std::to_string(i);
+  for (int i = 2; taken.count(candidate); i++) candidate = stem + "-" + std::to_string(i);
   return candidate;
 }
+
+void Repository::WritePending(const std::string& data_object, const std::string& operation) {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  nlohmann::ordered_json j;
+  j["data_object"] = data_object;
+  j["operation"] = operation;
+  j["host"] = host;
+  j["pid"] = static_cast<int>(::getpid());
+  j["since"] = FormatUtc(NowUnix());
+  store_->Put(data_object + kPendingSuffix, j.dump() + "\n");
+}
+
+void Repository::RemovePending(const std::string& data_object) { store_->Remove(data_object + kPendingSuffix); }
 
 void Repository::WriteSidecar(const std::string& data_object, const std::string& sha256_hex) {
   store_->Put(data_object + kSidecarSuffix, sha256_hex + "  " + data_object + "\n");
@@ -93,12 +207,6 @@ void Repository::WriteManifest(const Manifest& m) {
     throw Error(ErrorCode::kAlreadyExists, Describe() + ": backup " + m.id + " already exists");
   }
   store_->Put(m.id + kManifestSuffix, ManifestToJson(m));
-}
-
-void Repository::RemoveBackup(const Manifest& m) {
-  store_->Remove(m.id + kManifestSuffix);
-  store_->Remove(m.data_object);
-  store_->Remove(m.data_object + kSidecarSuffix);
 }
 
 }  // namespace etcdsafe::backup

@@ -1,26 +1,21 @@
-// A backup repository: the layout of backups inside a Store, and its lock.
-//
-// Layout (flat, so `ls` and `sha256sum -c` work as in the shell scripts it replaces):
-//   <stem><ext>                 data object, e.g. etcd-snapshot-20261122-020000.db.zst.enc
-//   <stem><ext>.sha256          "<hex>  <data object>\n", accepted by `sha256sum -c`
-//   <stem>-r<rev>.manifest.json the commit point, written last (see manifest.h)
-//   locks/<host>-<pid>-<nonce>.json
-// Thread-compatible.
+// A backup repository: the layout of backups inside a Store (layout.h), its marker and
+// its lock (lock.h). Everything read back from the store is validated before use: names
+// are classified (layout.h), manifests parsed strictly and checked against their names
+// and each other (manifest.h). Only the top level is listed (Store::ListDir), never a
+// sub-prefix. Thread-compatible.
 #pragma once
 
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "backup/layout.h"
 #include "backup/lock.h"
 #include "backup/manifest.h"
 #include "base/file.h"
 #include "store/store.h"
 
 namespace etcdsafe::backup {
-
-inline constexpr char kManifestSuffix[] = ".manifest.json";
-inline constexpr char kSidecarSuffix[] = ".sha256";
 
 class Repository {
  public:
@@ -29,28 +24,48 @@ class Repository {
   store::Store& store() { return *store_; }
   std::string Describe() const { return store_->Describe(); }
 
-  // Complete backups (those with a readable manifest), oldest first. Manifests that
-  // cannot be read are skipped and named in *damaged (if given).
-  std::vector<Manifest> ListBackups(std::vector<std::string>* damaged = nullptr);
-  // "latest" or an id (with or without the manifest suffix). Missing: kNotFound.
-  Manifest Find(const std::string& id_or_latest);
-  // Data objects and sidecars that no manifest references: leftovers of interrupted
-  // backups. Only meaningful while holding the lock.
-  std::vector<std::string> Orphans();
+  // The marker (layout.h) says this location is an etcdsafe repository. Commands that
+  // delete (prune, unlock) refuse a location without one: a directory that only looks like
+  // a repository is not one. The first backup writes it.
+  // HasMarker: false when absent; a marker that is not ours or is corrupt: kDataLoss; of
+  // a newer format: kUnsupported.
+  bool HasMarker();
+  // kNotFound "<url> is not an etcdsafe repository (no etcdsafe-repository.json): refusing
+  // to <action>" when absent.
+  void RequireMarker(const std::string& action);
+  // Writes the marker when absent (after validating one that exists).
+  void EnsureMarker();
 
-  // Takes the repository lock for `operation` ("backup", "prune"). Stale locks are
-  // removed and described in *removed_stale. Held by someone else: kLocked naming the
-  // owner.
+  // One listing of the top level, classified and validated.
+  struct Scan {
+    std::vector<store::ObjectInfo> objects;  // every top-level object, temporaries included
+    std::vector<Manifest> backups;           // valid manifests, oldest first
+    std::vector<std::string> invalid;        // "<name>: <why>", printable, for invalid manifests
+  };
+  Scan ScanTop();
+
+  // Complete backups (valid manifests), oldest first. Invalid manifests are skipped and
+  // named in *damaged (if given).
+  std::vector<Manifest> ListBackups(std::vector<std::string>* damaged = nullptr);
+  // "latest" or an id (with or without the manifest suffix). Missing: kNotFound; the
+  // id's manifest invalid: kDataLoss with the reason. "latest" is the newest valid
+  // backup; invalid manifests skipped on the way are named in *skipped.
+  Manifest Find(const std::string& id_or_latest, std::vector<std::string>* skipped = nullptr);
+
+  // Takes the repository lock for `operation` ("backup", "prune"); see lock.h.
   std::unique_ptr<RepositoryLock> Lock(const std::string& operation,
                                        std::vector<std::string>* removed_stale = nullptr);
 
-  // `stem`, or `stem-2`, `stem-3`, ... : a stem no earlier backup's objects use.
+  // `stem`, or `stem-2`, `stem-3`, ... : a stem no object of the repository uses.
   std::string FreshStem(const std::string& stem);
 
+  // The intent record of a backup about to write `data_object` (layout.h), and its removal
+  // once the manifest is committed or the data is gone.
+  void WritePending(const std::string& data_object, const std::string& operation);
+  void RemovePending(const std::string& data_object);
   void WriteSidecar(const std::string& data_object, const std::string& sha256_hex);
+  // Write-once: an existing manifest of that id is kAlreadyExists.
   void WriteManifest(const Manifest& m);
-  // Deletes a backup: manifest first (so it stops existing at once), then the data.
-  void RemoveBackup(const Manifest& m);
 
  private:
   std::unique_ptr<store::Store> store_;

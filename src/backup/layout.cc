@@ -1,0 +1,217 @@
+#include "backup/layout.h"
+
+#include <ctime>
+#include <vector>
+
+#include "store/store.h"
+
+namespace etcdsafe::backup {
+namespace {
+
+constexpr size_t kMaxPrefix = 64;
+constexpr std::string_view kExts[] = {".db.zst.enc", ".db.gz.enc", ".db.enc", ".db.zst", ".db.gz", ".db"};
+
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+bool AllDigits(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+// Decimal without leading zeros, 1..max.
+std::optional<int64_t> PositiveDecimal(std::string_view s, int64_t max) {
+  if (!AllDigits(s) || s[0] == '0' || s.size() > 19) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (v > (UINT64_MAX - 9) / 10) return std::nullopt;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (v > static_cast<uint64_t>(max)) return std::nullopt;
+  return static_cast<int64_t>(v);
+}
+
+int Num(std::string_view s) {
+  int v = 0;
+  for (char c : s) v = v * 10 + (c - '0');
+  return v;
+}
+
+bool ValidPrefix(std::string_view p) {
+  if (p.empty() || p.size() > kMaxPrefix) return false;
+  for (size_t i = 0; i < p.size(); i++) {
+    char c = p[i];
+    bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-'))) return false;
+  }
+  return true;
+}
+
+// "YYYYMMDD", "HHMMSS" → UTC seconds, or nullopt for an impossible date or time.
+std::optional<int64_t> ParseUtc(std::string_view date, std::string_view time) {
+  if (date.size() != 8 || time.size() != 6 || !AllDigits(date) || !AllDigits(time)) return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = Num(date.substr(0, 4)) - 1900;
+  tm.tm_mon = Num(date.substr(4, 2)) - 1;
+  tm.tm_mday = Num(date.substr(6, 2));
+  tm.tm_hour = Num(time.substr(0, 2));
+  tm.tm_min = Num(time.substr(2, 2));
+  tm.tm_sec = Num(time.substr(4, 2));
+  if (tm.tm_year < 100 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 59) return std::nullopt;
+  const std::tm want = tm;
+  std::time_t t = timegm(&tm);
+  std::tm back{};
+  gmtime_r(&t, &back);
+  if (back.tm_year != want.tm_year || back.tm_mon != want.tm_mon || back.tm_mday != want.tm_mday ||
+      back.tm_hour != want.tm_hour || back.tm_min != want.tm_min || back.tm_sec != want.tm_sec) {
+    return std::nullopt;
+  }
+  return static_cast<int64_t>(t);
+}
+
+// "<prefix>-<YYYYMMDD>-<HHMMSS>[-<N>]" → its UTC time.
+std::optional<int64_t> ParseStem(std::string_view stem) {
+  auto try_split = [&](bool with_n) -> std::optional<int64_t> {
+    std::string_view rest = stem;
+    if (with_n) {
+      size_t dash = rest.rfind('-');
+      if (dash == std::string_view::npos) return std::nullopt;
+      auto n = PositiveDecimal(rest.substr(dash + 1), 999999);
+      if (!n || *n < 2) return std::nullopt;
+      rest = rest.substr(0, dash);
+    }
+    if (rest.size() < 1 + 1 + 8 + 1 + 6) return std::nullopt;
+    std::string_view time = rest.substr(rest.size() - 6);
+    if (rest[rest.size() - 7] != '-') return std::nullopt;
+    std::string_view date = rest.substr(rest.size() - 15, 8);
+    if (rest[rest.size() - 16] != '-') return std::nullopt;
+    if (!ValidPrefix(rest.substr(0, rest.size() - 16))) return std::nullopt;
+    return ParseUtc(date, time);
+  };
+  if (auto t = try_split(true)) return t;
+  return try_split(false);
+}
+
+ParsedName ClassifyBase(std::string_view name) {
+  ParsedName p;
+  if (name == kMarkerName) {
+    p.kind = NameKind::kMarker;
+    return p;
+  }
+  if (EndsWith(name, kManifestSuffix)) {
+    std::string_view id = name.substr(0, name.size() - (sizeof(kManifestSuffix) - 1));
+    size_t r = id.rfind("-r");
+    if (r == std::string_view::npos) return p;
+    auto rev = PositiveDecimal(id.substr(r + 2), INT64_MAX);
+    auto t = ParseStem(id.substr(0, r));
+    if (!rev || !t) return p;
+    p.kind = NameKind::kManifest;
+    p.stem = std::string(id.substr(0, r));
+    p.revision = *rev;
+    p.time_unix = *t;
+    return p;
+  }
+  NameKind kind = NameKind::kData;
+  std::string_view data = name;
+  if (EndsWith(name, kSidecarSuffix)) {
+    kind = NameKind::kSidecar;
+    data = name.substr(0, name.size() - (sizeof(kSidecarSuffix) - 1));
+  } else if (EndsWith(name, kPendingSuffix)) {
+    kind = NameKind::kPending;
+    data = name.substr(0, name.size() - (sizeof(kPendingSuffix) - 1));
+  }
+  for (std::string_view ext : kExts) {
+    if (!EndsWith(data, ext)) continue;
+    std::string_view stem = data.substr(0, data.size() - ext.size());
+    auto t = ParseStem(stem);
+    if (!t) return p;
+    p.kind = kind;
+    p.stem = std::string(stem);
+    p.ext = std::string(ext);
+    p.time_unix = *t;
+    return p;
+  }
+  return p;
+}
+
+size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  unsigned char c = static_cast<unsigned char>(s[i]);
+  size_t len = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+  if (len == 0 || i + len > s.size()) return 0;
+  for (size_t k = 1; k < len; k++) {
+    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return 0;
+  }
+  return len;
+}
+
+}  // namespace
+
+ParsedName ClassifyName(std::string_view name) {
+  if (name.find('/') != std::string_view::npos) return ParsedName{};
+  if (store::IsTempName(std::string(name))) {
+    std::string_view base = name.substr(0, name.size() - 21);  // ".tmp-" + 16 hex digits
+    ParsedName b = ClassifyBase(base);
+    if (b.kind == NameKind::kForeign) return ParsedName{};
+    b.base_kind = b.kind;
+    b.kind = NameKind::kTemp;
+    b.base = std::string(base);
+    return b;
+  }
+  return ClassifyBase(name);
+}
+
+std::optional<std::string> DataExtension(std::string_view compression, std::string_view encryption) {
+  std::string ext = ".db";
+  if (compression == "zstd") {
+    ext += ".zst";
+  } else if (compression == "gzip") {
+    ext += ".gz";
+  } else if (compression != "none") {
+    return std::nullopt;
+  }
+  if (encryption == "aes-256-gcm-chunked") {
+    ext += ".enc";
+  } else if (encryption != "none") {
+    return std::nullopt;
+  }
+  return ext;
+}
+
+bool IsBackupId(std::string_view id) {
+  return ClassifyBase(std::string(id) + kManifestSuffix).kind == NameKind::kManifest;
+}
+
+std::string EscapeForTerminal(std::string_view s) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      if (size_t len = Utf8SequenceLength(s, i); len > 0) {
+        // C1 controls (U+0080..U+009F) act on terminals too.
+        bool c1 = c == 0xC2 && static_cast<unsigned char>(s[i + 1]) < 0xA0;
+        if (!c1) {
+          out.append(s.substr(i, len));
+          i += len;
+          continue;
+        }
+      }
+    } else if (c >= 0x20 && c != 0x7f && c != '\\') {
+      out.push_back(static_cast<char>(c));
+      i++;
+      continue;
+    }
+    out += "\\x";
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+    i++;
+  }
+  return out;
+}
+
+}  // namespace etcdsafe::backup

@@ -1,0 +1,60 @@
+// The names etcdsafe writes in a repository, and nothing else.
+//
+// Every command that acts on a repository's objects first classifies their names with
+// ClassifyName; an object whose name is not exactly one etcdsafe writes is foreign and is
+// never read, changed or deleted (docs/design.md, "Repository invariants"). Names live at
+// the repository's top level only (plus "locks/", see lock.h); sub-prefixes are never
+// looked into, since they may hold another repository or anyone's files.
+//
+//   etcdsafe-repository.json                 the marker: this location is a repository
+//   <stem><ext>                              data object
+//   <stem><ext>.sha256                       its sidecar, for sha256sum -c
+//   <stem><ext>.pending                      intent record: written before the data object,
+//                                            removed after the manifest; proves which
+//                                            leftovers a killed backup wrote
+//   <stem>-r<revision>.manifest.json         the manifest (commit point); its id is the
+//                                            file name without ".manifest.json"
+//   <any of the above>.tmp-<16 hex>          the file store's uncommitted temporaries
+// with <stem> = <prefix>-<YYYYMMDD>-<HHMMSS>[-<N>] (UTC), <prefix> = [a-z0-9][a-z0-9._-]*
+// up to 64 characters, <ext> = ".db" [".zst" | ".gz"] [".enc"].
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace etcdsafe::backup {
+
+inline constexpr char kMarkerName[] = "etcdsafe-repository.json";
+inline constexpr char kManifestSuffix[] = ".manifest.json";
+inline constexpr char kSidecarSuffix[] = ".sha256";
+inline constexpr char kPendingSuffix[] = ".pending";
+
+enum class NameKind { kForeign, kMarker, kData, kSidecar, kPending, kManifest, kTemp };
+
+struct ParsedName {
+  NameKind kind = NameKind::kForeign;
+  std::string stem;          // kData/kSidecar/kPending/kManifest; for kTemp: of the base name
+  std::string ext;           // kData/kSidecar/kPending: ".db.zst.enc" etc.
+  int64_t time_unix = 0;     // from the stem's UTC date and time
+  int64_t revision = 0;      // kManifest
+  std::string base;          // kTemp: the name the temporary would have been committed as
+  NameKind base_kind = NameKind::kForeign;  // kTemp: kind of `base`
+};
+
+// Classifies a top-level object name (a name containing '/' is foreign).
+ParsedName ClassifyName(std::string_view name);
+
+// ".db" + ".zst"/".gz" + ".enc" for a manifest's compression/encryption fields; nullopt
+// for values etcdsafe does not write.
+std::optional<std::string> DataExtension(std::string_view compression, std::string_view encryption);
+
+// True for a valid backup id: "<stem>-r<revision>".
+bool IsBackupId(std::string_view id);
+
+// Makes untrusted text safe to print on one terminal line: control characters, DEL,
+// backslash and bytes that are not UTF-8 become \xNN escapes.
+std::string EscapeForTerminal(std::string_view s);
+
+}  // namespace etcdsafe::backup
