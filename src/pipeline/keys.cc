@@ -5,14 +5,17 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/kdf.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-#include <cstdlib>
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "base/bytes.h"
 #include "base/error.h"
-#include "base/file.h"
 
 namespace etcdsafe::pipeline {
 namespace {
@@ -35,21 +38,73 @@ std::string_view StripTrailingSpace(std::string_view s) {
   return s;
 }
 
+constexpr size_t kSecretFileLimit = 64 << 10;
+
+// Reads a key or passphrase file until EOF, at most kSecretFileLimit bytes. Unlike
+// ReadSmallFile it does not trust st_size, so pipes, FIFOs and /dev/fd/N (a shell's
+// `<(cat key)`) work; a device that never ends (/dev/zero) hits the bound. The buffer is
+// allocated once (no stray copies from reallocation) and wiped on every error path.
 std::string ReadSecretFile(const std::string& path, const std::string& what, std::string* warning) {
-  std::string data;
-  try {
-    data = ReadSmallFile(path, 64 << 10);
-  } catch (const Error& e) {
-    Bad(what, e.what());
-  }
+  int fd;
+  do {
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) Bad(what, std::string("cannot open: ") + std::strerror(errno));
   struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    Bad(what, std::string("cannot stat: ") + std::strerror(err));
+  }
+  if (S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    Bad(what, "is a directory");
+  }
+  std::string data(kSecretFileLimit + 1, '\0');
+  size_t have = 0;
+  int err = 0;
+  while (have < data.size()) {
+    ssize_t n = ::read(fd, data.data() + have, data.size() - have);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      err = errno;
+      break;
+    }
+    if (n == 0) break;
+    have += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  if (err != 0 || have > kSecretFileLimit) {
+    OPENSSL_cleanse(data.data(), data.size());
+    if (err != 0) Bad(what, std::string("read failed: ") + std::strerror(err));
+    Bad(what, "more than " + std::to_string(kSecretFileLimit) + " bytes; not a key or passphrase file");
+  }
+  OPENSSL_cleanse(data.data() + have, data.size() - have);
+  data.resize(have);
+  // Permissions matter for files at rest; a pipe's contents are gone once read.
+  if (S_ISREG(st.st_mode) && (st.st_mode & 077) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
     *warning = what + " is accessible by group/others (mode " + mode + "); chmod 600 it";
   }
   return data;
 }
+
+// True if every byte is printable ASCII or whitespace: text someone typed, not key material.
+// 32 random bytes are all in this set (100 of 256 values) with probability
+// (100/256)^32 ≈ 9e-14, so refusing them costs nothing.
+bool LooksLikeText(std::string_view s) {
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    bool ok = (c >= 0x20 && c <= 0x7e) || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+constexpr std::string_view kKeyHint =
+    "for a passphrase use --passphrase-file; to make a key: head -c 32 /dev/urandom > key "
+    "or openssl rand -hex 32 > key";
 
 }  // namespace
 
@@ -62,6 +117,10 @@ KeySpec ParseKey(std::string_view text, const std::string& what) {
   KeySpec spec;
   spec.kind = KeySpec::Kind::kRawKey;
   if (text.size() == 32) {
+    if (LooksLikeText(text)) {
+      Bad(what, "32 bytes of text, not key material (a raw key is 32 random bytes, 64 hex characters or "
+                "base64 of 32 bytes); " + std::string(kKeyHint));
+    }
     std::copy(text.begin(), text.end(), spec.raw.begin());
     return spec;
   }
@@ -69,7 +128,11 @@ KeySpec ParseKey(std::string_view text, const std::string& what) {
   if (t.size() == 64) {
     for (size_t i = 0; i < 32; i++) {
       int hi = HexVal(t[2 * i]), lo = HexVal(t[2 * i + 1]);
-      if (hi < 0 || lo < 0) Bad(what, "bad hex key: non-hex character at offset " + std::to_string(hi < 0 ? 2 * i : 2 * i + 1));
+      if (hi < 0 || lo < 0) {
+        OPENSSL_cleanse(spec.raw.data(), spec.raw.size());
+        Bad(what, "bad hex key: non-hex character at offset " + std::to_string(hi < 0 ? 2 * i : 2 * i + 1) + "; " +
+                      std::string(kKeyHint));
+      }
       spec.raw[i] = static_cast<uint8_t>(hi << 4 | lo);
     }
     return spec;
@@ -82,15 +145,15 @@ KeySpec ParseKey(std::string_view text, const std::string& what) {
     if (n != 33 || b64[43] != '=' || b64[42] == '=') {
       OPENSSL_cleanse(out, sizeof out);
       OPENSSL_cleanse(b64.data(), b64.size());
-      Bad(what, "bad base64 key (want base64 of exactly 32 bytes)");
+      Bad(what, "bad base64 key (want base64 of exactly 32 bytes); " + std::string(kKeyHint));
     }
     std::copy(out, out + 32, spec.raw.begin());
     OPENSSL_cleanse(out, sizeof out);
     OPENSSL_cleanse(b64.data(), b64.size());
     return spec;
   }
-  Bad(what, "expected 32 raw bytes, 64 hex characters or base64 of 32 bytes; got " +
-                std::to_string(text.size()) + " bytes");
+  Bad(what, "expected 32 raw bytes, 64 hex characters or base64 of 32 bytes; got " + std::to_string(text.size()) +
+                " bytes; " + std::string(kKeyHint));
 }
 
 KeySpec LoadKeyFile(const std::string& path) {
@@ -116,7 +179,8 @@ KeySpec KeyFromEnv(const std::string& var) {
   std::string_view text(v);
   if (StripTrailingSpace(text).size() != 64 && StripTrailingSpace(text).size() != 44 &&
       StripTrailingSpace(text).size() != 43) {
-    Bad(what, "expected 64 hex characters or base64 of 32 bytes; got " + std::to_string(text.size()) + " characters");
+    Bad(what, "expected 64 hex characters or base64 of 32 bytes; got " + std::to_string(text.size()) +
+                  " characters; for a passphrase use --passphrase-file; to make a key: openssl rand -hex 32");
   }
   return ParseKey(text, what);
 }

@@ -5,7 +5,7 @@
 // come from argv (visible in `ps`). Loaders throw Error(kInvalidArgument) naming the file
 // or variable, never echoing key material. Key files readable by group/others are
 // accepted (Kubernetes mounts secrets 0644 by default) but KeySpec::warning says so and
-// the CLI should print it. Thread-compatible values; key bytes are wiped on destruction.
+// the CLI should print it (regular files only: a pipe's contents are not at rest). Thread-compatible values; key bytes are wiped on destruction.
 #pragma once
 
 #include <array>
@@ -30,15 +30,23 @@ struct KeySpec {
   ~KeySpec();  // OPENSSL_cleanse of raw and passphrase
 };
 
-// Parses key text: exactly 32 raw bytes, or (after trailing whitespace is stripped) 64
-// hex characters or standard base64 of 32 bytes. `what` names the origin in errors.
+// Parses key text: exactly 32 raw bytes of key material, or (after trailing whitespace is
+// stripped) 64 hex characters or standard base64 of 32 bytes. 32 bytes that are all
+// printable ASCII or whitespace are text (a 31-character passphrase and a newline), not
+// key material, and are refused: 32 random bytes look like that with probability
+// (100/256)^32 ≈ 9e-14. `what` names the origin in errors; every error is one line,
+// never echoes key material, and says to use --passphrase-file for a passphrase or
+// `head -c 32 /dev/urandom > key` / `openssl rand -hex 32 > key` to make a key.
 KeySpec ParseKey(std::string_view text, const std::string& what);
-// A key file in any ParseKey format. Missing/unreadable file, wrong length, bad hex or
-// base64: kInvalidArgument "key file <path>: ...".
+// A key file in any ParseKey format. Read until EOF (at most 64 KiB), so pipes, FIFOs
+// and /dev/fd/N (`--encryption-key-file <(cat key)`) work. Missing/unreadable file,
+// over 64 KiB, wrong length, text, bad hex or base64: kInvalidArgument
+// "key file <path>: ...".
 KeySpec LoadKeyFile(const std::string& path);
 // The value of environment variable `var` (hex or base64; unset/empty is an error).
 KeySpec KeyFromEnv(const std::string& var);
-// A passphrase file: its contents minus one trailing "\n" or "\r\n"; empty is an error.
+// A passphrase file (read like a key file): its contents minus one trailing "\n" or
+// "\r\n"; empty is an error.
 KeySpec LoadPassphraseFile(const std::string& path);
 
 // Public id of a master key, safe to store in manifests and print: lowercase hex of the

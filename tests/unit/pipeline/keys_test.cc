@@ -1,9 +1,12 @@
 #include "pipeline/keys.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
+#include <thread>
 
 #include "base/error.h"
 #include "testutil/temp_dir.h"
@@ -85,6 +88,99 @@ TEST(Keys, FileErrorsNameTheFile) {
   EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
 }
 
+// A 31-character passphrase plus a newline is 32 bytes: it used to become the AES key
+// itself, with no KDF. Text is refused with a hint; binary key material still works.
+TEST(Keys, ThirtyTwoBytesOfTextAreNotAKey) {
+  testutil::TempDir d;
+  const std::string pass31 = "correct horse battery staple!!!";
+  ASSERT_EQ(pass31.size(), 31u);
+  for (const std::string& text : {pass31 + "\n", std::string(32, 'a'), pass31 + " ", std::string(16, ' ') + "\t\r\n\v\f" + "01234567890",
+                                  std::string("0123456789abcdef0123456789abcdef")}) {
+    ASSERT_EQ(text.size(), 32u);
+    Error e = LoadError(Write(d, "pass.key", text));
+    std::string msg = e.what();
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(msg.find("key file " + d.Sub("pass.key")), std::string::npos) << msg;
+    EXPECT_NE(msg.find("not key material"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("--passphrase-file"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("head -c 32 /dev/urandom > key"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("openssl rand -hex 32 > key"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << "one line";
+    EXPECT_EQ(msg.find(text.substr(0, 20)), std::string::npos) << "must not echo key material";
+    EXPECT_THROW(ParseKey(text, "x"), Error);
+  }
+  // One byte outside printable ASCII/whitespace makes it key material.
+  std::string bin(32, 'a');
+  bin[7] = '\x80';
+  EXPECT_EQ(LoadKeyFile(Write(d, "bin.key", bin)).raw[7], 0x80);
+  bin[7] = '\0';
+  EXPECT_EQ(LoadKeyFile(Write(d, "bin.key", bin)).raw[7], 0);
+  // Every error carries the hint, including a wrong length.
+  std::string msg = LoadError(Write(d, "short.key", "hunter2\n")).what();
+  EXPECT_NE(msg.find("--passphrase-file"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("hunter2"), std::string::npos) << msg;
+}
+
+// `--encryption-key-file <(cat key)`: a pipe has st_size 0, which read as "got 0 bytes".
+TEST(Keys, ReadFromPipe) {
+  int fds[2];
+  ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
+  ASSERT_EQ(write(fds[1], kHex.data(), kHex.size()), static_cast<ssize_t>(kHex.size()));
+  ASSERT_EQ(write(fds[1], "\n", 1), 1);
+  close(fds[1]);
+  KeySpec k = LoadKeyFile("/dev/fd/" + std::to_string(fds[0]));
+  close(fds[0]);
+  EXPECT_EQ(k.kind, KeySpec::Kind::kRawKey);
+  EXPECT_EQ(k.raw, Expected());
+  EXPECT_EQ(k.warning, "");
+
+  ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
+  ASSERT_EQ(write(fds[1], "pipe pass\n", 10), 10);
+  close(fds[1]);
+  EXPECT_EQ(LoadPassphraseFile("/dev/fd/" + std::to_string(fds[0])).passphrase, "pipe pass");
+  close(fds[0]);
+}
+
+// A FIFO whose writer delivers in pieces, larger than a pipe's buffer would allow in one
+// write; and one that sends more than 64 KiB is refused (so does /dev/zero).
+TEST(Keys, ReadFromFifoBoundedAt64KiB) {
+  testutil::TempDir d;
+  std::string fifo = d.Sub("key.fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  auto writer = [&](std::string data) {
+    return std::thread([&fifo, data] {
+      int fd = open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0) return;
+      for (size_t off = 0; off < data.size();) {
+        size_t n = std::min<size_t>(7, data.size() - off);
+        ssize_t w = write(fd, data.data() + off, n);
+        if (w <= 0) break;
+        off += static_cast<size_t>(w);
+      }
+      close(fd);
+    });
+  };
+  std::thread t = writer(kB64 + "\n");
+  EXPECT_EQ(LoadKeyFile(fifo).raw, Expected());
+  t.join();
+
+  std::string big(64 << 10, 'p');
+  t = writer(big);
+  EXPECT_EQ(LoadPassphraseFile(fifo).passphrase.size(), big.size());  // exactly at the bound
+  t.join();
+
+  t = writer(big + "x");
+  Error e = LoadError(fifo);
+  t.join();
+  EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(std::string(e.what()).find("more than 65536 bytes"), std::string::npos) << e.what();
+
+  e = LoadError("/dev/zero");
+  EXPECT_NE(std::string(e.what()).find("more than 65536 bytes"), std::string::npos) << e.what();
+  e = LoadError(d.path());
+  EXPECT_NE(std::string(e.what()).find("is a directory"), std::string::npos) << e.what();
+}
+
 TEST(Keys, GroupReadableFileWarns) {
   testutil::TempDir d;
   KeySpec k = LoadKeyFile(Write(d, "k", kHex, 0644));
@@ -105,6 +201,9 @@ TEST(Keys, FromEnv) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
     EXPECT_NE(std::string(e.what()).find("environment variable ETCDSAFE_TEST_KEY"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("--passphrase-file"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("openssl rand -hex 32"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("0123456789abcdef"), std::string::npos) << e.what();
   }
   unsetenv("ETCDSAFE_TEST_KEY");
   EXPECT_THROW(KeyFromEnv("ETCDSAFE_TEST_KEY"), Error);
