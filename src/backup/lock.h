@@ -1,14 +1,38 @@
 // The repository lock: one object under "locks/" per running backup or prune.
 //
-// Held while a backup or prune runs. A lock is stale when its owner is a dead process on
-// this host, or when it was not refreshed for `kLockStaleAfter` (owners refresh it every
-// minute). Released (deleted) on destruction, and by the interrupt handler on SIGINT/TERM.
-// Thread-compatible.
+// What a lock proves. A run holds the repository while its lock object exists and is
+// fresh. Owners rewrite it every minute (kLockRefreshEvery); every write gives the object
+// a new modification time stamped by the STORE (file:// mtime, S3 Last-Modified), so ages
+// are measured on one clock, the store's, and the writers' clocks never matter: a lock
+// whose content says it was refreshed in 2030, or 31 minutes ago, is judged by its
+// object's mtime alone ("refreshed_unix" inside is informational). "Store now" is read
+// from the mtime of the lock we have just written ourselves.
+//
+// Another lock is STALE, and removed by the next backup/prune/unlock, when
+//  - its mtime is more than kLockStaleAfter older than store-now, or
+//  - it was written in our own PID namespace on our own boot of our own host (host name,
+//    /proc/sys/kernel/random/boot_id and the /proc/self/ns/pid inode all equal ours) and
+//    its process is gone (or its pid now belongs to a process started at another time).
+//    Containers with `--network host` and hostNetwork pods share the host name but not
+//    the PID namespace: for them only the mtime counts.
+// Otherwise it is HELD. A lock etcdsafe cannot read (not JSON, not an etcdsafe lock,
+// larger than kMaxLockSize, a newer lock format) is always HELD: it is never removed
+// automatically, the error names it and points to `etcdsafe unlock --force`.
+//
+// An owner that could not refresh its lock for kLockGiveUpAfter (5 minutes before anyone
+// may judge it stale) stops refreshing and considers it lost, so a lock that was judged
+// stale is never brought back; CheckHeld() is called right before every commit.
+// Thread-compatible, except that CheckHeld may run while the refresher thread works.
 #pragma once
+
+#include <sys/types.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,6 +44,41 @@ namespace etcdsafe::backup {
 
 inline constexpr char kLockPrefix[] = "locks/";
 inline constexpr std::chrono::minutes kLockStaleAfter{30};
+inline constexpr std::chrono::minutes kLockRefreshEvery{1};
+inline constexpr std::chrono::minutes kLockGiveUpAfter = kLockStaleAfter - std::chrono::minutes(5);
+// Lock objects are a few hundred bytes; a larger one is not read (and is HELD).
+inline constexpr size_t kMaxLockSize = 64 << 10;
+// "etcdsafe_lock": the lock format version this build writes. Version 0 is the format
+// of earlier builds (no version, no boot id or PID namespace): read, judged by mtime only.
+inline constexpr int kLockFormat = 1;
+
+// Who this process is, as written into its locks and compared with others'.
+struct LockIdentity {
+  std::string host;
+  int64_t pid = 0;
+  std::string boot_id;     // empty: unknown (then no PID check is trusted)
+  uint64_t pid_ns = 0;     // inode of /proc/self/ns/pid; 0: unknown
+  uint64_t pid_start = 0;  // /proc/self/stat starttime (clock ticks after boot); 0: unknown
+  static LockIdentity Self();
+};
+
+// One object under locks/, as judged by a backup, prune, unlock or an inspection.
+struct LockInfo {
+  std::string name;        // "locks/<host>-<pid>-<nonce>.json"
+  bool readable = false;   // an etcdsafe lock of a format this build knows
+  int format = -1;         // 0 or kLockFormat when readable
+  std::string operation;   // "backup", "prune", ...
+  LockIdentity owner;
+  int64_t since_unix = 0, refreshed_unix = 0;  // the owner's clock, informational
+  int64_t mtime_unix = 0;  // the store's clock
+  int64_t age_seconds = 0; // now - mtime (never negative)
+  bool stale = false;
+  std::string why;         // why stale, or why held
+  // "backup on host h (pid 12), last written 3 min ago" (or "unreadable lock: ...").
+  std::string Describe() const;
+};
+
+class LockFactory;
 
 class RepositoryLock {
  public:
@@ -27,23 +86,55 @@ class RepositoryLock {
   RepositoryLock(const RepositoryLock&) = delete;
   RepositoryLock& operator=(const RepositoryLock&) = delete;
 
+  const std::string& name() const { return name_; }
+
+  // Right before a commit (a manifest written, a backup's objects deleted): throws kLocked
+  // "<repo>: lost its repository lock <name> (...); nothing was committed" when our lock
+  // object is gone, is not ours any more, or went unrefreshed so long that another run
+  // may have judged it stale. Does not write.
+  void CheckHeld();
+
  private:
-  friend std::unique_ptr<RepositoryLock> AcquireLock(store::Store&, const std::string&, std::vector<std::string>*);
-  RepositoryLock(store::Store& store, std::string name, std::string body_prefix);
+  friend class LockFactory;
+  RepositoryLock(store::Store& store, std::string name, std::string operation, LockIdentity self);
+  std::string Body() const;
+  // Writes the lock; the caller holds mu_.
+  void Write();
   void Refresh();
+  [[noreturn]] void Lost(const std::string& why);
 
   store::Store& store_;
-  std::string name_, body_prefix_;
+  const std::string name_, operation_, token_;
+  const LockIdentity self_;
+  const int64_t since_unix_;
+  std::mutex mu_;  // one write or check of the lock object at a time
   std::atomic<bool> stop_{false};
+  std::atomic<bool> lost_{false};
+  std::string lost_why_;  // under mu_
+  // steady_clock time at which the last successful write started (rep, ns).
+  std::atomic<int64_t> last_write_ok_{0};
   std::thread refresher_;
   // Declared last: unregistered before the members it uses go away.
   InterruptCleanup on_interrupt_;
 };
 
-// Takes the repository lock for `operation` ("backup", "prune"). Stale locks are
-// removed and described in *removed_stale. Held by someone else: kLocked naming the
-// owner.
+// Takes the repository lock for `operation` ("backup", "prune"). Stale locks are removed
+// and described in *removed_stale. Any held lock: kLocked naming its owner (or why it
+// cannot be read) and `etcdsafe unlock`.
 std::unique_ptr<RepositoryLock> AcquireLock(store::Store& store, const std::string& operation,
                                             std::vector<std::string>* removed_stale);
+
+// Read-only: every object under locks/, judged by the rules above, but ages by this
+// host's clock (nothing is written, so the store's clock cannot be read). For dry runs.
+std::vector<LockInfo> InspectLocks(store::Store& store);
+
+// `etcdsafe unlock`: removes stale locks, or with `force` every lock, and returns what it
+// removed and what it kept. Ages by the store's clock: it writes (and removes) a lock of
+// its own, operation "unlock", to read it. With dry_run nothing is written or removed
+// (ages by this host's clock, as InspectLocks).
+struct UnlockReport {
+  std::vector<LockInfo> removed, kept;
+};
+UnlockReport Unlock(store::Store& store, bool force, bool dry_run);
 
 }  // namespace etcdsafe::backup
