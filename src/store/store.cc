@@ -1,6 +1,9 @@
 #include "store/store.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <random>
+#include <string_view>
 
 #include "base/error.h"
 #include "store/file_store.h"
@@ -35,25 +38,68 @@ std::string TempName(const std::string& name) {
   return out;
 }
 
-void ValidateName(const std::string& store_url, const std::string& name) {
-  auto bad = [&](const char* why) {
-    throw Error(ErrorCode::kInvalidArgument,
-                store_url + ": invalid object name \"" + name + "\": " + why);
-  };
-  if (name.empty()) bad("empty");
-  if (name.size() > 900) bad("longer than 900 bytes");
-  if (name.find('\0') != std::string::npos) bad("contains NUL");
+namespace {
+
+// Why `name` is not a valid object name, or nullptr.
+const char* NameProblem(const std::string& name, bool allow_temp) {
+  if (name.empty()) return "empty";
+  if (name.size() > 900) return "longer than 900 bytes";
+  if (name.find('\0') != std::string::npos) return "contains NUL";
+  for (char c : name) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return "contains a control character";
+  }
   size_t start = 0;
   for (;;) {
     size_t end = name.find('/', start);
     std::string_view seg(name.data() + start,
                          (end == std::string::npos ? name.size() : end) - start);
-    if (seg.empty()) bad("empty path segment");
-    if (seg == "." || seg == "..") bad("'.' or '..' segment");
+    if (seg.empty()) return "empty path segment";
+    if (seg == "." || seg == "..") return "'.' or '..' segment";
     if (end == std::string::npos) break;
     start = end + 1;
   }
-  if (IsTempName(name)) bad("reserved temporary-file suffix");
+  if (!allow_temp && IsTempName(name)) return "reserved temporary-file suffix";
+  return nullptr;
+}
+
+// Control characters shown escaped, so the message stays one line.
+std::string Printable(const std::string& s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+bool IsValidName(const std::string& name, bool allow_temp) {
+  return NameProblem(name, allow_temp) == nullptr;
+}
+
+void ValidateName(const std::string& store_url, const std::string& name, bool allow_temp) {
+  if (const char* why = NameProblem(name, allow_temp)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                store_url + ": invalid object name \"" + Printable(name) + "\": " + why);
+  }
+}
+
+void ValidateDir(const std::string& store_url, const std::string& dir) {
+  if (dir.empty()) return;
+  const char* why = dir.back() != '/' ? "a directory ends in '/'"
+                                      : NameProblem(dir.substr(0, dir.size() - 1), false);
+  if (why != nullptr) {
+    throw Error(ErrorCode::kInvalidArgument,
+                store_url + ": invalid directory \"" + Printable(dir) + "\": " + why);
+  }
 }
 
 void Store::Put(const std::string& name, const std::string& data) {
@@ -66,23 +112,16 @@ std::string Store::Get(const std::string& name, size_t limit) {
   auto src = Open(name);
   std::string out;
   uint8_t buf[64 << 10];
+  // Never asks for more than limit + 1 bytes: one past the limit proves "larger".
+  const size_t want_total = limit == SIZE_MAX ? SIZE_MAX : limit + 1;
   for (;;) {
-    size_t n = src->Read(buf, sizeof buf);
+    size_t n = src->Read(buf, std::min(sizeof buf, want_total - out.size()));
     if (n == 0) break;
     if (out.size() + n > limit) {
       throw Error(ErrorCode::kDataLoss, Describe() + "/" + name + ": larger than " +
                                             std::to_string(limit) + " bytes");
     }
     out.append(reinterpret_cast<char*>(buf), n);
-  }
-  return out;
-}
-
-// Placeholder until every backend lists one level itself (filters the recursive List).
-std::vector<ObjectInfo> Store::ListDir(const std::string& dir, bool /*include_temp*/) {
-  std::vector<ObjectInfo> out;
-  for (auto& o : List(dir)) {
-    if (o.name.find('/', dir.size()) == std::string::npos) out.push_back(std::move(o));
   }
   return out;
 }
@@ -95,7 +134,7 @@ std::unique_ptr<Store> OpenStore(const std::string& url, const StoreOptions& opt
                   "repository " + url + ": file URL needs an absolute path (file:///dir)");
     }
     while (path.size() > 1 && path.back() == '/') path.pop_back();
-    return NewFileStore(path);
+    return NewFileStore(path, options);
   }
   if (url.starts_with("s3://")) return NewS3Store(url, options);
   size_t colon = url.find("://");

@@ -4,7 +4,9 @@
 //
 // Contract shared by every backend (tests/unit/store/conformance_test.cc checks it):
 //  - Names are relative to the root, '/'-separated, non-empty, no "." / ".." / empty
-//    segments, no NUL, and never end in a temp suffix (".tmp-" + 16 hex digits).
+//    segments, no NUL or other control character, and never end in a temp suffix
+//    (".tmp-" + 16 hex digits). Listings never return a name that breaks these rules
+//    (a stray file or S3 key named so is skipped, not an error).
 //  - Create() streams an object; nothing is visible under the name until the Sink's
 //    Close() returns (atomic commit; an existing object is replaced). Destroying the Sink
 //    without Close(), or a Close() that throws, leaves nothing behind (temp file removed,
@@ -13,6 +15,15 @@
 //    "<url>/<name>: not found".
 //  - List(prefix) returns committed objects whose name starts with `prefix` (a plain
 //    string prefix), sorted by name. Remove() of a missing object succeeds.
+//  - Listings are bounded: more than max_list_entries (default kMaxListEntries) entries
+//    seen in one listing, or an S3 server whose pages do not progress (a repeated or
+//    missing continuation token, an empty or backwards truncated page), is kDataLoss
+//    naming the repository, never unbounded memory or an endless loop.
+//  - file:// objects are regular files only: a symlink (even to a regular file), FIFO,
+//    socket, device or directory under an object's name is not an object (Open is
+//    kDataLoss "<url>/<name>: not a regular file (...)", Stat is nullopt, listings skip
+//    it), and no operation follows a symlink below the repository root (the root
+//    itself may be one). Nothing ever blocks on opening an object.
 //  - Errors are etcdsafe::Error: kNotFound, kPermissionDenied (HTTP 403), kUnavailable
 //    (5xx after retries, connection refused or dropped), kInvalidArgument (bad URL,
 //    options, names), kIo (local disk), kDataLoss (short or changed object).
@@ -49,16 +60,24 @@ class Store {
   virtual void Put(const std::string& name, const std::string& data);
   virtual std::unique_ptr<Source> Open(const std::string& name) = 0;
   // Reads a whole small object; larger than `limit` is kDataLoss (a manifest never is).
+  // Never reads more than limit + 1 bytes of it (S3: a Content-Length over the limit
+  // fails before any GET).
   virtual std::string Get(const std::string& name, size_t limit = 16 << 20);
-  // nullopt when the object does not exist.
+  // nullopt when the object does not exist (file://: or is not a regular file). Accepts
+  // temp names (IsTempName) too, as ListDir(dir, true) returns them.
   virtual std::optional<ObjectInfo> Stat(const std::string& name) = 0;
   virtual std::vector<ObjectInfo> List(const std::string& prefix) = 0;
   // Objects directly under `dir` ("" = the root, or e.g. "locks/"), never deeper (S3:
   // delimiter "/"): a repository never looks into sub-prefixes, which may hold another
   // repository or anything else. With include_temp, uncommitted temporaries (IsTempName)
   // are listed too, so prune can remove those a killed run left. Bounded: more than
-  // kMaxListEntries entries is kDataLoss. Sorted by name.
-  virtual std::vector<ObjectInfo> ListDir(const std::string& dir, bool include_temp = false);
+  // kMaxListEntries entries is kDataLoss. Sorted by name. `dir` is "" or a valid name
+  // followed by "/" (else kInvalidArgument); a missing dir lists as empty. file://: a
+  // `dir` that is (or passes through) a symlink is kDataLoss, never followed.
+  virtual std::vector<ObjectInfo> ListDir(const std::string& dir, bool include_temp = false) = 0;
+  // Accepts temp names too (prune removes what a killed run left). file://: removes
+  // only a regular file (anything else under the name is kDataLoss, left alone) and
+  // never through a symlinked directory.
   virtual void Remove(const std::string& name) = 0;
 };
 
@@ -89,6 +108,9 @@ struct StoreOptions {
   // (retry_base_ms, doubling, capped at 10 s, with jitter).
   int max_retries = 5;
   int retry_base_ms = 200;
+  // Entries one List/ListDir may see before it fails with kDataLoss (both backends).
+  // Tests lower it; 0 means kMaxListEntries.
+  size_t max_list_entries = kMaxListEntries;
 };
 
 // Opens "file:///abs/path" or "s3://bucket[/prefix]". Other schemes: kInvalidArgument
@@ -96,8 +118,14 @@ struct StoreOptions {
 // write); for s3:// it resolves credentials but does not contact the endpoint.
 std::unique_ptr<Store> OpenStore(const std::string& url, const StoreOptions& options = {});
 
-// Checks an object name against the contract above; throws kInvalidArgument.
-void ValidateName(const std::string& store_url, const std::string& name);
+// Checks an object name against the contract above; throws kInvalidArgument. With
+// allow_temp, a temp name (IsTempName) passes too (Stat, Remove).
+void ValidateName(const std::string& store_url, const std::string& name,
+                  bool allow_temp = false);
+// The same check without throwing, for names found in listings.
+bool IsValidName(const std::string& name, bool allow_temp = false);
+// Checks a ListDir `dir`: "" or a valid name + "/"; throws kInvalidArgument.
+void ValidateDir(const std::string& store_url, const std::string& dir);
 // True for names the backends use for uncommitted data (skipped by List).
 bool IsTempName(const std::string& name);
 // "<name>.tmp-<16 random hex digits>".
