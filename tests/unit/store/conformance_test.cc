@@ -20,12 +20,18 @@ class Conformance : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     if (GetParam() == "file") {
-      store_ = OpenStore("file://" + tmp_.Sub("repo"));
+      url_ = "file://" + tmp_.Sub("repo");
     } else {
       auto& s3 = testing::SharedS3();
-      store_ = OpenStore("s3://" + testing::NewBucket(s3) + "/repo/prefix",
-                         testing::S3Options(s3.endpoint()));
+      url_ = "s3://" + testing::NewBucket(s3) + "/repo/prefix";
+      options_ = testing::S3Options(s3.endpoint());
     }
+    store_ = OpenStore(url_, options_);
+  }
+  std::vector<std::string> DirNames(const std::string& dir, bool include_temp = false) {
+    std::vector<std::string> out;
+    for (const auto& i : store_->ListDir(dir, include_temp)) out.push_back(i.name);
+    return out;
   }
   std::vector<std::string> Names(const std::string& prefix) {
     std::vector<std::string> out;
@@ -34,6 +40,8 @@ class Conformance : public ::testing::TestWithParam<std::string> {
   }
 
   testutil::TempDir tmp_;
+  std::string url_;
+  StoreOptions options_;
   std::unique_ptr<Store> store_;
 };
 
@@ -174,6 +182,81 @@ TEST_P(Conformance, GetLimitAndBadNames) {
       EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
     }
   }
+}
+
+// Invariant: ListDir sees one level of the repository, never a sub-prefix (which may
+// hold another repository), sorted, with sizes; "" is the root.
+TEST_P(Conformance, ListDirIsOneLevel) {
+  for (std::string n : {"top2", "top1", "a b+&<>.json", "locks/l1", "locks/deeper/l2",
+                        "nested/repo/etcd-x.db", "nested/top", "z/y/x/w"}) {
+    store_->Put(n, n);
+  }
+  EXPECT_EQ(DirNames(""), (std::vector<std::string>{"a b+&<>.json", "top1", "top2"}));
+  EXPECT_EQ(DirNames("", true), DirNames(""));  // nothing uncommitted
+  EXPECT_EQ(DirNames("locks/"), std::vector<std::string>{"locks/l1"});
+  EXPECT_EQ(DirNames("locks/deeper/"), std::vector<std::string>{"locks/deeper/l2"});
+  EXPECT_EQ(DirNames("nested/"), std::vector<std::string>{"nested/top"});
+  EXPECT_TRUE(DirNames("z/").empty());
+  EXPECT_TRUE(DirNames("missing/").empty());
+  auto infos = store_->ListDir("");
+  ASSERT_EQ(infos.size(), 3u);
+  EXPECT_EQ(infos[1].size, 4u);
+  EXPECT_GT(infos[1].mtime_unix, 1600000000);
+  for (std::string bad : {"locks", "/", "a//", "../", "x.tmp-0123456789abcdef/"}) {
+    try {
+      store_->ListDir(bad);
+      FAIL() << bad;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << bad;
+    }
+  }
+  // Temp names (what ListDir(dir, true) returns) can be looked at and removed, never
+  // created.
+  EXPECT_FALSE(store_->Stat("x.tmp-0123456789abcdef").has_value());
+  EXPECT_NO_THROW(store_->Remove("x.tmp-0123456789abcdef"));
+}
+
+// ListDir pages like List (S3: 1000 keys a page, with delimiter "/") and is bounded:
+// more entries than max_list_entries is kDataLoss naming the repository.
+TEST_P(Conformance, ListDirPagesAndIsBounded) {
+  const int n = 1100;
+  std::vector<std::string> want;
+  for (int i = 0; i < n; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "many/%05d", i);
+    want.push_back(name);
+  }
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t) {
+    ts.emplace_back([&, t] {
+      for (int i = t; i < n; i += 4) store_->Put(want[static_cast<size_t>(i)], "x");
+    });
+  }
+  for (auto& t : ts) t.join();
+  store_->Put("many/sub/deeper", "y");
+  store_->Put("top", "z");
+  EXPECT_EQ(DirNames("many/"), want);
+  EXPECT_EQ(DirNames(""), std::vector<std::string>{"top"});
+  StoreOptions small = options_;
+  small.max_list_entries = 1000;
+  auto bounded = OpenStore(url_, small);
+  try {
+    bounded->ListDir("many/");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kDataLoss);
+    EXPECT_NE(std::string(e.what()).find(store_->Describe() + "/many/"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("more than 1000 entries"), std::string::npos)
+        << e.what();
+  }
+  try {
+    bounded->List("");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kDataLoss);
+  }
+  EXPECT_EQ(bounded->ListDir("").size(), 1u);  // "top" and the prefix "many/": 2 entries
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, Conformance, ::testing::Values("file", "s3"),

@@ -413,6 +413,82 @@ TEST(S3Store, ForbiddenIsPermissionDenied) {
   EXPECT_EQ(proxy.heads().size(), 3u);  // 403 is not retried
 }
 
+// ListDir on s3rver: ListObjectsV2 with delimiter "/" under the repository's prefix;
+// objects under sub-prefixes (a nested repository) are never returned, temp objects only
+// when asked for, keys with control characters never (written here by /usr/bin/aws).
+TEST(S3Store, ListDirUsesDelimiterAndSkipsWhatIsNotOurs) {
+  auto& s3 = testing::SharedS3();
+  const std::string bucket = testing::NewBucket(s3);
+  FaultProxy proxy(s3.port(), [](const std::string&, int) { return FaultProxy::kForward; });
+  auto store = OpenStore("s3://" + bucket + "/r", testing::S3Options(proxy.endpoint()));
+  store->Put("etcd-1.db.zst", "data");
+  store->Put("etcd-1.manifest.json", "{}");
+  store->Put("cluster-b/etcd-2.db.zst", "nested repository");
+  store->Put("cluster-b/locks/l.json", "{}");
+  store->Put("locks/a.json", "{}");
+  store->Put("locks/deeper/b.json", "{}");
+  testutil::TempDir tmp;
+  testutil::WriteFile(tmp.Sub("f"), "x");
+  std::string out;
+  ASSERT_EQ(s3.Aws("s3 cp " + tmp.Sub("f") + " s3://" + bucket +
+                       "/r/etcd-3.db.zst.tmp-0123456789abcdef", &out), 0) << out;
+  // The key holds an ESC byte (the shell's printf makes it; aws passes it on).
+  const std::string esc_key = "\"r/$(printf 'esc\\033[31mred.db')\"";
+  ASSERT_EQ(s3.Aws("s3 cp " + tmp.Sub("f") + " s3://" + bucket + "/" + esc_key, &out), 0) << out;
+  ASSERT_EQ(s3.Aws("s3 cp " + tmp.Sub("f") + " s3://" + bucket + "/rx", &out), 0) << out;
+  ASSERT_EQ(s3.Aws("s3api head-object --bucket " + bucket + " --key " + esc_key, &out), 0)
+      << out;
+  auto names = [](const std::vector<ObjectInfo>& v) {
+    std::vector<std::string> n;
+    for (const auto& o : v) n.push_back(o.name);
+    return n;
+  };
+  EXPECT_EQ(names(store->ListDir("")),
+            (std::vector<std::string>{"etcd-1.db.zst", "etcd-1.manifest.json"}));
+  EXPECT_EQ(names(store->ListDir("", true)),
+            (std::vector<std::string>{"etcd-1.db.zst", "etcd-1.manifest.json",
+                                      "etcd-3.db.zst.tmp-0123456789abcdef"}));
+  EXPECT_EQ(names(store->ListDir("locks/")), std::vector<std::string>{"locks/a.json"});
+  EXPECT_EQ(names(store->ListDir("cluster-b/")),
+            std::vector<std::string>{"cluster-b/etcd-2.db.zst"});
+  for (const auto& n : names(store->List(""))) {
+    EXPECT_EQ(n.find('\x1b'), std::string::npos) << n;
+    EXPECT_FALSE(IsTempName(n)) << n;
+  }
+  // A listed temp can be removed (prune's sweep of what a killed run left).
+  store->Remove("etcd-3.db.zst.tmp-0123456789abcdef");
+  EXPECT_EQ(store->ListDir("", true).size(), 2u);
+  int delimited = 0;
+  for (const auto& h : proxy.heads()) {
+    if (h.find("list-type=2") == std::string::npos) continue;
+    if (h.find("delimiter=%2F") != std::string::npos) {
+      ++delimited;
+      EXPECT_TRUE(h.find("prefix=r%2F&") != std::string::npos ||
+                  h.find("prefix=r%2Flocks%2F&") != std::string::npos ||
+                  h.find("prefix=r%2Fcluster-b%2F&") != std::string::npos ||
+                  h.find("prefix=r%2F ") != std::string::npos ||
+                  h.find("prefix=r%2Flocks%2F ") != std::string::npos ||
+                  h.find("prefix=r%2Fcluster-b%2F ") != std::string::npos)
+          << h;
+    }
+  }
+  EXPECT_EQ(delimited, 5);
+}
+
+// Get over its limit on s3rver: the HEAD's Content-Length decides, no GET is sent.
+TEST(S3Store, GetOverTheLimitReadsNothing) {
+  auto& s3 = testing::SharedS3();
+  const std::string bucket = testing::NewBucket(s3);
+  FaultProxy proxy(s3.port(), [](const std::string&, int) { return FaultProxy::kForward; });
+  auto store = OpenStore("s3://" + bucket + "/r", testing::S3Options(proxy.endpoint()));
+  store->Put("big.json", std::string(100000, 'x'));
+  std::string msg;
+  EXPECT_EQ(CodeOf([&] { store->Get("big.json", 99999); }, &msg), ErrorCode::kDataLoss);
+  EXPECT_EQ(msg, "s3://" + bucket + "/r/big.json: larger than 99999 bytes (100000)");
+  for (const auto& h : proxy.heads()) EXPECT_FALSE(h.starts_with("GET /" + bucket + "/r/big")) << h;
+  EXPECT_EQ(store->Get("big.json", 100000).size(), 100000u);
+}
+
 // Manual: ./store_s3_test --gtest_also_run_disabled_tests --gtest_filter='*Throughput*'
 TEST(S3Store, DISABLED_ThroughputVsAwsCli) {
   auto& s3 = testing::SharedS3();
