@@ -340,9 +340,11 @@ RepositoryLock::RepositoryLock(store::Store& store, std::string name, std::strin
       }) {
   refresher_ = std::thread([this] {
     auto next = std::chrono::steady_clock::now() + kLockRefreshEvery;
-    while (!stop_.load()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      if (stop_.load() || std::chrono::steady_clock::now() < next) continue;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> l(stop_mu_);
+        if (stop_cv_.wait_until(l, next, [this] { return stop_.load(); })) return;
+      }
       next += kLockRefreshEvery;
       Refresh();
     }
@@ -429,7 +431,11 @@ void RepositoryLock::CheckHeld() {
 }
 
 RepositoryLock::~RepositoryLock() {
-  stop_ = true;
+  {
+    std::lock_guard<std::mutex> l(stop_mu_);
+    stop_ = true;
+  }
+  stop_cv_.notify_all();
   if (refresher_.joinable()) refresher_.join();
   std::lock_guard<std::mutex> l(mu_);
   try {

@@ -29,6 +29,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -108,6 +109,8 @@ class RepositoryLock {
   const LockIdentity self_;
   const int64_t since_unix_;
   std::mutex mu_;  // one write or check of the lock object at a time
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;  // wakes the refresher when stop_ is set
   std::atomic<bool> stop_{false};
   std::atomic<bool> lost_{false};
   std::string lost_why_;  // under mu_
