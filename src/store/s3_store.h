@@ -7,6 +7,11 @@
 // the upload; a failure, or a Sink destroyed without Close(), aborts it.
 // Reads: ranged GETs of read_chunk bytes pinned to the first response's ETag (If-Match),
 // so memory stays bounded and an object replaced mid-read is kDataLoss, not a mix.
+// Listing: ListObjectsV2 pages (ListDir with delimiter "/"), bounded by
+// max_list_entries; a server whose truncated pages repeat a continuation token, omit
+// it, or do not move past the previous page is kDataLoss (S3 lists in ascending key
+// order). Keys that are not valid object names are skipped. Every response body has a
+// cap: an object read never receives more than the range it asked for.
 // Every request is retried on 5xx/429 and transport errors with exponential backoff.
 // Payloads are always SHA-256-signed (parts are hashed in the uploading threads), which
 // also protects bodies over plain http. Bucket creation is deliberately not done here.

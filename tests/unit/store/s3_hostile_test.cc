@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <functional>
 
 #include "base/error.h"
@@ -158,6 +159,16 @@ TEST(S3Hostile, EndlessListingStopsAtTheEntryBound) {
       5000, "more than 5000 entries", 6);
 }
 
+// The process's peak resident set (VmHWM), in KiB.
+long PeakRssKiB() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("VmHWM:")) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
 // The same with the real default limit (kMaxListEntries = 1,000,000): bounded in time
 // and memory, a thousand pages.
 TEST(S3Hostile, EndlessListingAtTheDefaultLimit) {
@@ -176,8 +187,11 @@ TEST(S3Hostile, EndlessListingAtTheDefaultLimit) {
   auto took = std::chrono::duration<double>(Clock::now() - start).count();
   EXPECT_NE(msg.find("more than 1000000 entries"), std::string::npos) << msg;
   EXPECT_EQ(server.requests(), 1001);
-  std::printf("endless LIST at the default limit: %d pages, %.1f s\n", server.requests(), took);
+  const long peak_kib = PeakRssKiB();
+  std::printf("endless LIST at the default limit: %d pages, %.1f s, peak RSS %ld MiB\n",
+              server.requests(), took, peak_kib / 1024);
   EXPECT_LT(took, 60);
+  EXPECT_LT(peak_kib, 256 * 1024);  // a million entries held, nothing more
 }
 
 // Keys a listing must never return: outside the root, invalid names (empty segments,
