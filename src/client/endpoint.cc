@@ -11,12 +11,27 @@ std::string Endpoint::HostPort() const {
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
+std::string RedactEndpoint(const std::string& text) {
+  const auto at = text.rfind('@');
+  if (at == std::string::npos) return text;
+  auto scheme = text.find("://");
+  const size_t start = (scheme != std::string::npos && scheme < at) ? scheme + 3 : 0;
+  const std::string userinfo = text.substr(start, at - start);
+  const auto colon = userinfo.find(':');
+  const std::string shown = colon == std::string::npos ? "***" : userinfo.substr(0, colon) + ":***";
+  return text.substr(0, start) + shown + text.substr(at);
+}
+
 Endpoint ParseEndpoint(const std::string& text, bool tls_by_default) {
+  const std::string shown = RedactEndpoint(text);
   auto bad = [&](const std::string& why) {
-    return Error(ErrorCode::kInvalidArgument, "invalid endpoint \"" + text + "\": " + why);
+    return Error(ErrorCode::kInvalidArgument, "invalid endpoint \"" + shown + "\": " + why);
   };
+  if (shown != text) {
+    throw bad("credentials in an endpoint are not supported; use --user NAME with ETCDCTL_PASSWORD or --password");
+  }
   Endpoint ep;
-  ep.original = text;
+  ep.original = shown;
   std::string rest = text;
   ep.tls = tls_by_default;
   if (auto pos = rest.find("://"); pos != std::string::npos) {
