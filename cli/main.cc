@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
   etcdsafe::cli::AddGlobalFlags(app, globals);
   etcdsafe::cli::AddSnapshotCommands(app, globals);
   etcdsafe::cli::AddBackupCommands(app, globals);
+  etcdsafe::cli::AddUnlockCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

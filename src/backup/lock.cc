@@ -320,6 +320,8 @@ std::string LockInfo::Describe() const {
   return s;
 }
 
+std::string LockInfo::DisplayName() const { return Printable(name); }
+
 RepositoryLock::RepositoryLock(store::Store& store, std::string name, std::string operation, LockIdentity self)
     : store_(store),
       name_(std::move(name)),

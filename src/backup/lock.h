@@ -77,6 +77,8 @@ struct LockInfo {
   std::string why;         // why stale, or why held
   // "backup on host h (pid 12), last written 3 min ago" (or "unreadable lock: ...").
   std::string Describe() const;
+  // The name with control characters escaped, for messages.
+  std::string DisplayName() const;
 };
 
 class LockFactory;

@@ -1,0 +1,73 @@
+// etcdsafe unlock: removes repository locks left by runs that are gone (restic's escape
+// hatch). Without --force only stale locks (backup/lock.h says when a lock is stale);
+// with --force every lock, for a lock etcdsafe cannot read or a run known to be dead.
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backup/backup.h"
+#include "backup/lock.h"
+#include "backup/repository.h"
+#include "base/error.h"
+#include "commands.h"
+
+namespace etcdsafe::cli {
+namespace {
+
+// The repository flags unlock needs (the store's, no keys): the same names as the other
+// repository commands (cmd_backup.cc).
+struct UnlockFlags {
+  std::vector<std::string> repos;
+  std::string s3_endpoint, s3_region = "us-east-1", s3_ca_file;
+  bool s3_path_style = false, s3_insecure = false;
+  bool force = false, dry_run = false;
+};
+
+void RunUnlock(const UnlockFlags& f) {
+  if (f.repos.size() != 1) throw Error(ErrorCode::kInvalidArgument, "give exactly one --repo");
+  store::StoreOptions o;
+  o.s3_endpoint = f.s3_endpoint;
+  o.region = f.s3_region;
+  o.path_style = f.s3_path_style;
+  o.ca_file = f.s3_ca_file;
+  o.insecure_skip_tls_verify = f.s3_insecure;
+  std::unique_ptr<backup::Repository> repo = backup::OpenRepository(f.repos[0], o, /*must_exist=*/true);
+  backup::UnlockReport r = backup::Unlock(repo->store(), f.force, f.dry_run);
+  const char* verb = f.dry_run ? "would remove" : "removed";
+  for (const auto& l : r.removed) {
+    const std::string why = l.stale ? "stale: " + l.why : "not stale (" + l.why + "), removed by --force";
+    std::printf("%s %s: %s; %s\n", verb, l.DisplayName().c_str(), l.Describe().c_str(), why.c_str());
+  }
+  for (const auto& l : r.kept) {
+    const std::string why = l.readable ? "held: " + l.why : "never removed without --force";
+    std::printf("kept %s: %s; %s\n", l.DisplayName().c_str(), l.Describe().c_str(), why.c_str());
+  }
+  if (r.removed.empty()) {
+    std::printf("%s: no %slocks to remove%s\n", repo->Describe().c_str(), f.force ? "" : "stale ",
+                r.kept.empty() ? "" : " (--force removes every lock)");
+  } else if (f.dry_run) {
+    std::printf("dry run: nothing was removed\n");
+  }
+}
+
+}  // namespace
+
+void AddUnlockCommand(CLI::App& app) {
+  auto f = std::make_shared<UnlockFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "unlock", "Remove stale repository locks (--force: every lock); prints each lock it removes");
+  cmd->add_option("--repo", f->repos, "repository URL: file:///path or s3://bucket/prefix")->envname("ETCDSAFE_REPO");
+  cmd->add_option("--s3-endpoint", f->s3_endpoint, "S3-compatible endpoint URL (default: AWS for --s3-region)");
+  cmd->add_option("--s3-region", f->s3_region, "S3 region")->capture_default_str();
+  cmd->add_flag("--s3-path-style", f->s3_path_style, "path-style bucket addressing (most S3-compatible servers)");
+  cmd->add_option("--s3-ca-file", f->s3_ca_file, "CA bundle for the S3 endpoint");
+  cmd->add_flag("--s3-insecure-skip-tls-verify", f->s3_insecure, "accept any S3 server certificate (testing only)");
+  cmd->add_flag("--force", f->force,
+                "remove every lock, also those of running backups and locks etcdsafe cannot read: only when "
+                "no etcdsafe uses the repository");
+  cmd->add_flag("--dry-run", f->dry_run, "print what would be removed, remove nothing");
+  cmd->callback([f] { RunUnlock(*f); });
+}
+
+}  // namespace etcdsafe::cli
