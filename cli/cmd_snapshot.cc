@@ -25,6 +25,7 @@ const std::string& OneArg(const std::vector<std::string>& args, const std::strin
 void RunSave(const GlobalFlags& g, const std::vector<std::string>& args) {
   const std::string& path = OneArg(args, "snapshot save expects one argument");
   client::ClientConfig config = ToClientConfig(g);
+  snapshot::CheckSaveTarget(path);  // before connecting: a bad target never costs a stream
   std::unique_ptr<client::EtcdClient> client = client::EtcdClient::Connect(config);
   ProgressLine line("saving snapshot from " + client->endpoint());
   snapshot::SaveResult r = snapshot::SaveSnapshot(

@@ -18,12 +18,27 @@ constexpr size_t kAlign = 4096;
 
 DirectWriter::DirectWriter(const std::string& path, mode_t mode) {
   const int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
-  int fd = ::open(path.c_str(), flags | O_DIRECT, mode);
-  direct_ = fd >= 0;
-  if (fd < 0 && errno == EINVAL) fd = ::open(path.c_str(), flags, mode);  // no O_DIRECT here
+  int fd;
+  {
+    CommitSection section;  // no path appears behind an interrupt cleanup's back
+    fd = ::open(path.c_str(), flags | O_DIRECT, mode);
+    direct_ = fd >= 0;
+    if (fd < 0 && errno == EINVAL) fd = ::open(path.c_str(), flags, mode);  // no O_DIRECT here
+  }
   if (fd < 0) throw SystemError("create " + path, errno);
   file_ = File(fd, path);
   if (::fchmod(fd, mode) != 0) throw SystemError("chmod " + path, errno);
+  StartThread();
+}
+
+DirectWriter::DirectWriter(File file) : file_(std::move(file)) {
+  int fl = ::fcntl(file_.fd(), F_GETFL);
+  if (fl < 0) throw SystemError("fcntl " + file_.path(), errno);
+  direct_ = ::fcntl(file_.fd(), F_SETFL, fl | O_DIRECT) == 0;  // EINVAL: no O_DIRECT here
+  StartThread();
+}
+
+void DirectWriter::StartThread() {
   for (size_t i = 0; i < kBuffers; i++) {
     void* p = std::aligned_alloc(kAlign, kChunkSize);
     if (p == nullptr) throw Error(ErrorCode::kIo, "out of memory for write buffers");

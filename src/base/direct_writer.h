@@ -37,6 +37,9 @@ class DirectWriter {
 
   // Creates `path` (O_EXCL, `mode`). Throws kAlreadyExists / kIo like File::Create.
   DirectWriter(const std::string& path, mode_t mode);
+  // Writes from the start of an already open, empty file (e.g. LockedTemp::OpenForWrite),
+  // switching it to O_DIRECT where the filesystem allows.
+  explicit DirectWriter(File file);
   // Stops the writer thread; the file is left as is (the caller's CleanupGuard removes it).
   ~DirectWriter();
   DirectWriter(const DirectWriter&) = delete;
@@ -62,6 +65,7 @@ class DirectWriter {
   void WriteChunk(const Chunk& c);
   void DisableDirect();
   void Stop();
+  void StartThread();
 
   File file_;
   bool direct_ = false;

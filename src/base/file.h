@@ -1,15 +1,33 @@
 // Thin POSIX file helpers that throw etcdsafe::Error with the path in the message.
 //
 // The rule they serve: nothing half-written ever appears under a final name. Writers
-// create "<final>.part" (or a temporary sibling directory), fsync, then rename and fsync
-// the parent directory. Thread-compatible: one File per thread.
+// create a uniquely named temporary sibling (LockedTemp), fsync, then rename it into place
+// and fsync the parent directory, inside a CommitSection. Thread-compatible: one File per
+// thread.
+//
+// Interrupts (the CLI's signal thread runs RemovePendingCleanups) and the main thread:
+// - Every helper here that creates, renames or removes a path (File::Create, MakeDirs,
+//   RenameDurable, RemoveAll, LockedTemp, DirectWriter, CleanupGuard's constructor) holds
+//   the CommitSection lock while it does so. RemovePendingCleanups takes that lock first and
+//   never releases it, so once the cleanup began the main thread stops at the next such
+//   call (a safe point) and can neither recreate a temporary directory the cleanup just
+//   removed (MakeDirs of its parent chain) nor move entries under the cleanup's feet.
+// - A commit (rename into place + CleanupGuard::Release) holds a CommitSection around
+//   both, so the cleanup either runs before the commit (and removes the temporary) or
+//   after it (and finds the guard released): a committed path is never cleaned.
+// - Repository locks are InterruptCleanup actions: they run after the paths, under the
+//   same lock, so a lock is never removed while its holder still deletes or commits
+//   (those hold a CommitSection).
 #pragma once
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "base/bytes.h"
 
@@ -63,7 +81,7 @@ void SyncDir(const std::string& dir);
 std::string ParentDir(const std::string& path);
 // rename(2) then fsync of the destination's parent directory.
 void RenameDurable(const std::string& from, const std::string& to);
-// rm -rf; missing path is fine.
+// rm -rf without following symlinks; a missing path is fine, errors are ignored.
 void RemoveAll(const std::string& path);
 // Free bytes available to an unprivileged writer on the filesystem holding `path`.
 uint64_t FreeSpace(const std::string& path);
@@ -72,7 +90,9 @@ std::string ReadSmallFile(const std::string& path, size_t limit = 16 << 20);
 
 // Deletes the path on destruction unless Release()d: the "no leftovers" guard. Live
 // guards are also registered process-wide so a signal handler thread can remove them
-// before exiting (RemovePendingCleanups), since a signal skips destructors.
+// before exiting (RemovePendingCleanups), since a signal skips destructors. Construct the
+// guard before creating its path: after an interrupt began the constructor blocks (the
+// process is exiting), so a path is never created unguarded behind the cleanup's back.
 class CleanupGuard {
  public:
   explicit CleanupGuard(std::string path);
@@ -97,14 +117,16 @@ class InterruptCleanup {
   InterruptCleanup& operator=(const InterruptCleanup&) = delete;
 
  private:
-  friend void RemovePendingCleanups();
+  friend size_t RemovePendingCleanups();
   std::function<void()> fn_;
 };
 
 // Removes the paths of every live CleanupGuard, then runs every live InterruptCleanup.
 // For the interrupt handler only: it first takes the commit lock (CommitSection), so it
-// never runs while a commit is half done, and no commit starts after it began.
-void RemovePendingCleanups();
+// never runs while a commit is half done, and no commit starts after it began. Returns
+// how many guarded paths existed and were removed plus how many actions ran (0: the
+// interrupt found no partial output, e.g. it came after the last commit).
+size_t RemovePendingCleanups();
 
 // Serialises commits against the interrupt handler. Code that makes work final (renames
 // a file or directory into place and releases its CleanupGuard, writes a manifest,
@@ -119,5 +141,51 @@ class CommitSection {
   CommitSection(const CommitSection&) = delete;
   CommitSection& operator=(const CommitSection&) = delete;
 };
+
+// A uniquely named temporary sibling, "<dir>/<prefix>XXXXXX<suffix>" (X: [A-Za-z0-9]),
+// created exclusively (never an existing name: two runs never share one), held under
+// flock(LOCK_EX) while this object lives and registered for cleanup (CleanupGuard), all
+// before an interrupt cleanup can run. flock locks die with their process, so a later
+// run tells a killed run's leftover (lock free) from a live run's temporary (lock held):
+// RemoveStaleTemps. Not thread-safe.
+class LockedTemp {
+ public:
+  enum class Kind { kFile, kDirectory };
+  LockedTemp(const std::string& dir, const std::string& prefix, const std::string& suffix, Kind kind,
+             mode_t mode);
+  // Removes the temporary unless committed, then releases the lock.
+  ~LockedTemp();
+  LockedTemp(const LockedTemp&) = delete;
+  LockedTemp& operator=(const LockedTemp&) = delete;
+
+  const std::string& path() const { return path_; }
+  // kFile: a descriptor for writing the file (a dup of the locked one, so closing it
+  // keeps the lock).
+  File OpenForWrite() const;
+  // Renames the temporary to `final_path` (durably) and releases its guard, inside a
+  // CommitSection, after checking that its name still refers to what this object created
+  // (kDataLoss otherwise). The lock stays held until destruction.
+  void CommitTo(const std::string& final_path);
+
+ private:
+  std::string path_;
+  int lock_fd_ = -1;
+  std::optional<CleanupGuard> guard_;
+};
+
+// Removes the entries of `dir` named exactly <prefix> + 6 of [A-Za-z0-9] + <suffix> that
+// are leftovers of killed runs: regular files or directories (never a symlink) whose
+// flock is free, locked while they are removed. Returns the paths removed. Best effort:
+// never throws; an unreadable `dir` removes nothing.
+std::vector<std::string> RemoveStaleTemps(const std::string& dir, const std::string& prefix,
+                                          const std::string& suffix);
+
+// The last path component ("a/b/" -> "b").
+std::string BaseName(const std::string& path);
+
+// Test hook: if ETCDSAFE_TEST_PAUSE is "<point>:<milliseconds>", sleeps that long when the
+// code reaches `point`; otherwise does nothing. Lets tests land a signal or kill -9 at a
+// named instant (e.g. between the two renames of a restore with --wal-dir).
+void TestPause(const char* point);
 
 }  // namespace etcdsafe

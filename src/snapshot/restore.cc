@@ -2,10 +2,14 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <future>
 #include <thread>
 
@@ -43,24 +47,148 @@ bool IsEmptyDir(const std::string& path) {
   return empty;
 }
 
-// A target may be missing or an empty directory (etcdutl 3.5's rule; etcdctl 3.4 refuses
-// even an empty one, which only gets in the way of a mount point).
-void CheckTarget(const std::string& path, const std::string& what) {
-  if (!PathExists(path)) return;
-  if (IsDirectory(path) && IsEmptyDir(path)) return;
-  throw Error(ErrorCode::kAlreadyExists, what + " \"" + path + "\" exists and is not empty");
+void Note(const RestoreOptions& opts, const std::string& line) {
+  if (opts.note) {
+    opts.note(line);
+  } else {
+    std::fprintf(stderr, "etcdsafe: note: %s\n", line.c_str());
+  }
 }
 
-std::string MakeTempSibling(const std::string& final_path) {
-  std::string parent = ParentDir(final_path);
-  MakeDirs(parent, 0700);
-  std::string base = final_path;
-  while (base.size() > 1 && base.back() == '/') base.pop_back();
-  base = base.substr(base.rfind('/') == std::string::npos ? 0 : base.rfind('/') + 1);
-  std::string tmpl = parent + "/." + base + ".etcdsafe-restore-XXXXXX";
-  if (::mkdtemp(tmpl.data()) == nullptr) throw SystemError("mkdtemp in " + parent, errno);
-  if (::chmod(tmpl.c_str(), 0700) != 0) throw SystemError("chmod " + tmpl, errno);
-  return tmpl;
+// A target may be missing or an empty directory (etcdutl 3.5's rule; etcdctl 3.4 refuses
+// even an empty one, which only gets in the way of a mount point). A symlink is refused
+// whatever it points to: the rename that commits would replace the link, not fill the
+// directory it names (and a dangling one is no directory at all).
+void CheckTarget(const std::string& path, const std::string& what, const std::string& hint = "") {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return;
+    throw SystemError("stat " + path, errno);
+  }
+  if (S_ISLNK(st.st_mode)) {
+    char to[4096];
+    ssize_t n = ::readlink(path.c_str(), to, sizeof to - 1);
+    std::string target = n > 0 ? std::string(to, static_cast<size_t>(n)) : "?";
+    throw Error(ErrorCode::kAlreadyExists, what + " \"" + path + "\" is a symbolic link (to \"" + target +
+                                               "\"); give the directory itself");
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    throw Error(ErrorCode::kAlreadyExists, what + " \"" + path + "\" exists and is not a directory");
+  }
+  if (IsEmptyDir(path)) return;
+  throw Error(ErrorCode::kAlreadyExists, what + " \"" + path + "\" exists and is not empty" + hint);
+}
+
+bool IsRealDir(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool AbsentOrEmptyDir(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return errno == ENOENT;
+  return S_ISDIR(st.st_mode) && IsEmptyDir(path);
+}
+
+std::string AbsolutePath(const std::string& path) {
+  std::string out = std::filesystem::absolute(path).lexically_normal().string();
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  return out;
+}
+
+// ".<base>.etcdsafe-restore-" + XXXXXX: the temporary siblings of a target.
+std::string TempPrefix(const std::string& target) { return "." + BaseName(target) + ".etcdsafe-restore-"; }
+
+bool IsWalName(const std::string& n) {
+  if (n.size() != 37 || n[16] != '-' || n.compare(33, 4, ".wal") != 0) return false;
+  for (size_t i = 0; i < 33; i++) {
+    if (i == 16) continue;
+    if (!std::isxdigit(static_cast<unsigned char>(n[i]))) return false;
+  }
+  return true;
+}
+
+// A WAL dir renamed into place by a restore whose data dir was not committed yet: it
+// holds exactly our marker (naming that data dir) and WAL segments.
+struct PendingWal {
+  enum State { kNo, kSameDataDir, kOtherDataDir } state = kNo;
+  std::string data_dir;  // as the marker names it
+};
+
+PendingWal ReadPendingWal(const std::string& wal_dir, const std::string& data_dir_abs) {
+  PendingWal out;
+  if (!IsRealDir(wal_dir)) return out;
+  const std::string marker = wal_dir + "/" + kPendingMarker;
+  struct stat st;
+  if (::lstat(marker.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > 65536) return out;
+  DIR* d = ::opendir(wal_dir.c_str());
+  if (d == nullptr) return out;
+  bool only_ours = true;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != ".." && n != kPendingMarker && !IsWalName(n)) only_ours = false;
+  }
+  ::closedir(d);
+  if (!only_ours) return out;
+  std::string text;
+  try {
+    text = ReadSmallFile(marker, 65536);
+  } catch (const Error&) {
+    return out;
+  }
+  const std::string key = "\ndata-dir=";
+  size_t at = text.find(key);
+  if (at == std::string::npos) return out;
+  size_t end = text.find('\n', at + key.size());
+  if (end == std::string::npos) return out;
+  out.data_dir = text.substr(at + key.size(), end - at - key.size());
+  out.state = out.data_dir == data_dir_abs ? PendingWal::kSameDataDir : PendingWal::kOtherDataDir;
+  return out;
+}
+
+// Locks the marker of a pending WAL dir (LOCK_NB): -1 with errno EWOULDBLOCK while the
+// restore that wrote it still runs.
+int LockMarker(const std::string& wal_dir) {
+  const std::string marker = wal_dir + "/" + kPendingMarker;
+  int fd = ::open(marker.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return -1;
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+    ::close(fd);
+    errno = EWOULDBLOCK;
+    return -1;
+  }
+  return fd;
+}
+
+Error BusyWal(const RestoreOptions& opts) {
+  return Error(ErrorCode::kAlreadyExists, "wal-dir \"" + opts.wal_dir +
+                                              "\" is being committed by another restore into \"" +
+                                              opts.data_dir + "\"");
+}
+
+// Before a restore writes anything: leftovers of killed restores to the same targets
+// (temporary siblings whose lock is free; a WAL dir of an interrupted commit into the
+// same data dir) are removed, each with a note.
+void PrepareTargets(const RestoreOptions& opts) {
+  std::vector<std::string> targets = {opts.data_dir};
+  if (!opts.wal_dir.empty()) targets.push_back(opts.wal_dir);
+  for (const auto& t : targets) {
+    for (const auto& p : RemoveStaleTemps(ParentDir(t), TempPrefix(t), "")) {
+      Note(opts, "removed " + p + ", left by an interrupted restore");
+    }
+  }
+  if (opts.wal_dir.empty()) return;
+  const std::string data_abs = AbsolutePath(opts.data_dir);
+  if (ReadPendingWal(opts.wal_dir, data_abs).state != PendingWal::kSameDataDir) return;
+  int fd = LockMarker(opts.wal_dir);
+  if (fd < 0 && errno == EWOULDBLOCK) throw BusyWal(opts);
+  // Under its lock (its writer is gone): still ours, and the data dir still uncommitted.
+  if (ReadPendingWal(opts.wal_dir, data_abs).state == PendingWal::kSameDataDir && AbsentOrEmptyDir(opts.data_dir)) {
+    RemoveAll(opts.wal_dir);
+    Note(opts, "removed wal-dir " + opts.wal_dir + ", left by an interrupted restore whose data dir " +
+                   opts.data_dir + " was never committed");
+  }
+  if (fd >= 0) ::close(fd);
 }
 
 // Copies the first `length` bytes of src into a new file dst (mode 0600) with direct
@@ -179,12 +307,16 @@ PlanAndStatus PlanAndCheck(const std::string& content_path, uint64_t consistent_
 // after write_db succeeded, so a hash mismatch is still the error a corrupt snapshot gets.
 RestoreResult RestoreCore(const RestoreOptions& opts, const etcdfmt::RestoreCluster& cluster,
                           uint64_t db_size_hint, const std::string& content_path, const DbWriter& write_db,
-                          const RestoreProgress& progress) {
+                          const RestoreProgress& progress, const InputCheck& check_input) {
   auto stage = [&](const char* name, uint64_t bytes) {
     if (progress) progress(name, bytes);
   };
-  std::string tmp_data = MakeTempSibling(opts.data_dir);
-  CleanupGuard remove_tmp_data(tmp_data);
+  PrepareTargets(opts);
+  MakeDirs(ParentDir(opts.data_dir), 0700);
+  // Locked while we run: the next restore to this target removes it only if we are gone.
+  LockedTemp tmp_data_dir(ParentDir(opts.data_dir), TempPrefix(opts.data_dir), "", LockedTemp::Kind::kDirectory,
+                          0700);
+  const std::string& tmp_data = tmp_data_dir.path();
   uint64_t need = db_size_hint + kWalAndSlackBytes;
   if (uint64_t free = FreeSpace(tmp_data); free < need) {
     throw Error(ErrorCode::kIo, "not enough free space in " + ParentDir(opts.data_dir) + ": need " +
@@ -204,7 +336,14 @@ RestoreResult RestoreCore(const RestoreOptions& opts, const etcdfmt::RestoreClus
 
   stage("check", 0);
   const std::string& content = content_path.empty() ? db_path : content_path;
+  // The caller's check of the input db's own numbers runs beside the plan (other core),
+  // and before the db is patched or rebuilt.
+  std::future<StatusNumbers> input_status;
+  if (check_input) {
+    input_status = std::async(std::launch::async, [&] { return ReadStatus(content).numbers; });
+  }
   PlanAndStatus checked = early.valid() ? early.get() : PlanAndCheck(db_path, consistent_index, opts);
+  if (check_input) check_input(input_status.get());
   RestoreResult result;
   result.db_rewritten = !checked.plan.patch;
   ApplyDb(std::move(checked.plan), content, db_path);
@@ -227,34 +366,65 @@ RestoreResult RestoreCore(const RestoreOptions& opts, const etcdfmt::RestoreClus
   if (sync_error) std::rethrow_exception(sync_error);
 
   stage("wal", 0);
-  std::string tmp_wal_root;
-  std::optional<CleanupGuard> remove_tmp_wal;
+  std::optional<LockedTemp> tmp_wal_root;
+  std::optional<File> marker;
   std::string wal_target;
   if (separate_wal) {
-    tmp_wal_root = MakeTempSibling(opts.wal_dir);
-    remove_tmp_wal.emplace(tmp_wal_root);
-    wal_target = tmp_wal_root + "/wal";
+    MakeDirs(ParentDir(opts.wal_dir), 0700);
+    // The WAL is built in <root>/wal (CreateRestoreWal replaces its target dir; the lock
+    // is on the root).
+    tmp_wal_root.emplace(ParentDir(opts.wal_dir), TempPrefix(opts.wal_dir), "", LockedTemp::Kind::kDirectory, 0700);
+    wal_target = tmp_wal_root->path() + "/wal";
   } else {
     wal_target = tmp_data + "/member/wal";
   }
   etcdfmt::CreateRestoreWal(wal_target, cluster);
+  if (separate_wal) {
+    // Travels with the WAL: until it is removed, the WAL dir's data dir is not committed.
+    // Locked while we run, so a concurrent restore never takes our WAL for a leftover.
+    const std::string marker_path = wal_target + "/" + kPendingMarker;
+    marker.emplace(File::Create(marker_path, 0600));
+    (void)::flock(marker->fd(), LOCK_EX | LOCK_NB);  // fresh file: free; ENOLCK: unlocked
+    marker->WriteAll(AsBytes("etcdsafe restore: the data dir of this WAL is not committed yet\ndata-dir=" +
+                             AbsolutePath(opts.data_dir) + "\n"));
+    marker->Sync();
+    SyncDir(wal_target);
+  }
   etcdfmt::WriteRestoreSnap(snap_dir, cluster);
   SyncDir(snap_dir);
   SyncDir(tmp_data + "/member");
   SyncDir(tmp_data);
 
-  // Commit: WAL first (if separate), then the data dir. rename(2) replaces an empty
-  // directory atomically, so an empty mount point works too.
-  if (separate_wal) {
-    RenameDurable(wal_target, opts.wal_dir);
+  // Commit: WAL first (if separate, with its marker), then the data dir, then the marker
+  // goes. One CommitSection: an interrupt waits for all of it (both dirs or neither); a
+  // kill -9 between the renames leaves a WAL dir whose marker names an absent data dir,
+  // which the next restore to the same pair removes (PrepareTargets). rename(2) replaces
+  // an empty directory atomically, so an empty mount point works too.
+  TestPause("restore-before-commit");
+  {
+    CommitSection commit;
+    if (separate_wal) RenameDurable(wal_target, opts.wal_dir);
+    TestPause("restore-between-renames");
+    try {
+      tmp_data_dir.CommitTo(opts.data_dir);
+    } catch (...) {
+      if (separate_wal) RemoveAll(opts.wal_dir);
+      throw;
+    }
+    if (separate_wal) {
+      // Committed: a failure from here on only leaves the (harmless) marker; etcd ignores
+      // files in its WAL dir that are not WAL segments.
+      const std::string marker_path = opts.wal_dir + "/" + kPendingMarker;
+      if (::unlink(marker_path.c_str()) == 0) {
+        try {
+          SyncDir(opts.wal_dir);
+        } catch (const Error&) {
+        }
+      }
+      marker.reset();
+      tmp_wal_root.reset();  // its root is empty now: removed, lock released
+    }
   }
-  try {
-    RenameDurable(tmp_data, opts.data_dir);
-  } catch (...) {
-    if (separate_wal) RemoveAll(opts.wal_dir);
-    throw;
-  }
-  remove_tmp_data.Release();
 
   result.data_dir = opts.data_dir;
   result.wal_dir = separate_wal ? opts.wal_dir : opts.data_dir + "/member/wal";
@@ -277,7 +447,21 @@ etcdfmt::RestoreCluster ValidateRestore(RestoreOptions& opts) {
       opts.name, opts.initial_cluster, opts.initial_cluster_token, opts.initial_advertise_peer_urls);
   if (opts.data_dir.empty()) opts.data_dir = opts.name + ".etcd";
   CheckTarget(opts.data_dir, "data-dir");
-  if (!opts.wal_dir.empty()) CheckTarget(opts.wal_dir, "wal-dir");
+  if (!opts.wal_dir.empty()) {
+    PendingWal pending = ReadPendingWal(opts.wal_dir, AbsolutePath(opts.data_dir));
+    if (pending.state == PendingWal::kSameDataDir) {
+      // Ours, from an interrupted commit (the data dir is absent or empty, checked above):
+      // the restore removes it, unless that restore is still running.
+      int fd = LockMarker(opts.wal_dir);
+      if (fd < 0 && errno == EWOULDBLOCK) throw BusyWal(opts);
+      if (fd >= 0) ::close(fd);
+    } else {
+      CheckTarget(opts.wal_dir, "wal-dir",
+                  pending.state == PendingWal::kOtherDataDir
+                      ? " (it holds the WAL of an interrupted restore into \"" + pending.data_dir + "\")"
+                      : "");
+    }
+  }
   return cluster;
 }
 
@@ -311,17 +495,17 @@ RestoreResult Restore(const RestoreOptions& in_opts, const RestoreProgress& prog
                     "expected sha256 " + GoByteSlice(trailer) + ", got " + GoByteSlice(digest));
       }
     }
-  }, progress);
+  }, progress, {});
   result.hash_checked = has_trailer && !opts.skip_hash_check;
   return result;
 }
 
 RestoreResult RestoreFromDb(const RestoreOptions& in_opts, uint64_t db_size_hint, const DbWriter& write_db,
-                            const RestoreProgress& progress) {
+                            const RestoreProgress& progress, const InputCheck& check_input) {
   RestoreOptions opts = in_opts;
   if (progress) progress("validate", 0);
   const etcdfmt::RestoreCluster cluster = ValidateRestore(opts);
-  RestoreResult result = RestoreCore(opts, cluster, db_size_hint, "", write_db, progress);
+  RestoreResult result = RestoreCore(opts, cluster, db_size_hint, "", write_db, progress, check_input);
   result.hash_checked = true;
   return result;
 }

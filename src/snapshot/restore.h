@@ -30,6 +30,8 @@ struct RestoreOptions {
   bool skip_hash_check = false;
   uint64_t bump_revision = 0;
   bool mark_compacted = false;
+  // One line for the user (leftovers removed, ...); empty: "etcdsafe: note: ..." on stderr.
+  std::function<void(const std::string&)> note;
 };
 
 struct RestoreResult {
@@ -47,20 +49,40 @@ struct RestoreResult {
 using RestoreProgress = std::function<void(const std::string& stage, uint64_t bytes)>;
 
 // Errors (all leave nothing behind): kInvalidArgument for flags (etcdctl's messages),
-// kAlreadyExists for a non-empty data or WAL dir, kNotFound for a missing snapshot,
-// kDataLoss for a missing/mismatching trailer or a corrupt db, kIo for disk problems.
+// kAlreadyExists for a non-empty data or WAL dir, a symlink or a non-directory given as
+// one, kNotFound for a missing snapshot, kDataLoss for a missing/mismatching trailer or a
+// corrupt db, kIo for disk problems.
+//
+// Crash safety: the data dir (and the WAL dir) are built in temporary siblings named
+// ".<base>.etcdsafe-restore-XXXXXX", flock'ed while the restore runs; the next restore to
+// the same target removes those of killed runs (a note says so). With --wal-dir the WAL
+// is renamed into place first, holding a marker (kPendingMarker) that names the data dir,
+// then the data dir, then the marker is removed: a kill between the renames leaves a WAL
+// dir that the next restore to the same pair recognises and removes. An interrupt waits
+// for a commit in progress (CommitSection): it leaves both dirs or neither.
 RestoreResult Restore(const RestoreOptions& opts, const RestoreProgress& progress = {});
 
 // Restore from db bytes that come from elsewhere (a backup repository): `write_db` must
 // create the file it is given (mode 0600) holding exactly the db bytes, verified by the
 // caller (it throws on a mismatch). opts.snapshot_path is unused. `db_size_hint` is used
 // for the free-space check. Same guarantees and errors as Restore.
+//
+// `check_input` (may be empty) is called with the status numbers of the db exactly as
+// write_db wrote it (revision, total_key, hash as `snapshot status` computes them on the
+// backed-up snapshot, total_size), after bbolt's consistency check and before anything is
+// committed: a throw aborts the restore and leaves nothing behind (the error propagates).
 using DbWriter = std::function<void(const std::string& db_path)>;
+using InputCheck = std::function<void(const StatusNumbers& input)>;
 RestoreResult RestoreFromDb(const RestoreOptions& opts, uint64_t db_size_hint, const DbWriter& write_db,
-                            const RestoreProgress& progress = {});
+                            const RestoreProgress& progress = {}, const InputCheck& check_input = {});
 
 // Checks flags and targets without writing anything (fills in the default data dir):
 // what a restore would refuse, it refuses here first. Returns the cluster to create.
+// A WAL dir left by an interrupted commit into the same data dir passes (the restore
+// removes it).
 etcdfmt::RestoreCluster ValidateRestore(RestoreOptions& opts);
+
+// Name of the marker file in a WAL dir whose data dir is not committed yet.
+inline constexpr const char* kPendingMarker = ".etcdsafe-restore-pending";
 
 }  // namespace etcdsafe::snapshot

@@ -1,9 +1,11 @@
 #include "snapshot/save.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <thread>
@@ -55,15 +57,38 @@ void PumpStream(const SnapshotStream& stream, const BlobSink& consume) {
   if (stream_error) std::rethrow_exception(stream_error);
 }
 
+std::string SaveTempPrefix(const std::string& path) { return BaseName(path) + ".etcdsafe-"; }
+
+void CheckSaveTarget(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    throw Error(ErrorCode::kAlreadyExists, path + ": is a directory; snapshot save needs a file name");
+  }
+  const std::string dir = ParentDir(path);
+  if (!IsDirectory(dir)) {
+    throw Error(ErrorCode::kNotFound, path + ": directory " + dir + " does not exist");
+  }
+}
+
 SaveResult SaveSnapshot(const SnapshotStream& stream, const std::string& path,
-                        const std::function<void(uint64_t)>& progress) {
-  const std::string part = path + ".part";
-  CleanupGuard remove_part(part);
-  // A .part can only be a leftover of a killed run (we remove ours): replace it.
-  if (::unlink(part.c_str()) != 0 && errno != ENOENT) throw SystemError("remove " + part, errno);
+                        const std::function<void(uint64_t)>& progress, const NoteFn& note) {
+  CheckSaveTarget(path);
+  const std::string dir = ParentDir(path);
+  for (const auto& leftover : RemoveStaleTemps(dir, SaveTempPrefix(path), kSaveTempSuffix)) {
+    std::string line = "removed " + leftover + ", left by an interrupted save";
+    if (note) {
+      note(line);
+    } else {
+      std::fprintf(stderr, "etcdsafe: note: %s\n", line.c_str());
+    }
+  }
+  // A name of our own (O_EXCL), locked while we live: a concurrent save to the same path
+  // writes its own file, and a later save can tell our leftover (if we are killed) from
+  // a live run's file.
+  LockedTemp part(dir, SaveTempPrefix(path), kSaveTempSuffix, LockedTemp::Kind::kFile, 0600);
   // Direct writes go to the disk while the stream runs, instead of piling up as dirty
   // page cache that the final fsync must push out (see DirectWriter).
-  DirectWriter out(part, 0600);
+  DirectWriter out(part.OpenForWrite());
   TrailerVerifier verifier;
   uint8_t* buf = nullptr;
   size_t filled = 0;
@@ -99,8 +124,8 @@ SaveResult SaveSnapshot(const SnapshotStream& stream, const std::string& path,
   }
   if (buf != nullptr) out.Submit(filled);
   out.Finish();  // fsyncs
-  RenameDurable(part, path);
-  remove_part.Release();
+  TestPause("save-before-rename");
+  part.CommitTo(path);  // renames the file this run wrote, inside a CommitSection
   return SaveResult{v.db_size, verifier.bytes_seen(), v.computed};
 }
 

@@ -3,8 +3,10 @@
 // Better than etcdctl: the sha256 of the db bytes is recomputed and compared with the
 // trailer the server sent (etcdctl only checks the length), hashing and disk writes run
 // on a second thread so they overlap the network, and on any failure nothing is left
-// behind: bytes go to "<path>.part" (mode 0600), which is fsynced and renamed to <path>
-// only after every check passed.
+// behind: bytes go to "<path>.etcdsafe-XXXXXX.part" (mode 0600, a name no other run
+// shares, flock'ed while this run lives), which is fsynced and renamed to <path> only
+// after every check passed. Leftovers of killed runs (same pattern, lock free) are
+// removed by the next save to the same path.
 #pragma once
 
 #include <cstdint>
@@ -33,11 +35,23 @@ struct SaveResult {
   Sha256Digest db_sha256{};
 };
 
+// One line for the user (a leftover removed, ...); empty: "etcdsafe: note: ..." on stderr.
+using NoteFn = std::function<void(const std::string&)>;
+
+// What a save refuses before it streams anything: a directory (or a symlink to one) as
+// the target is kAlreadyExists "<path>: is a directory ...", a missing parent kNotFound.
+void CheckSaveTarget(const std::string& path);
+
 // `progress` (may be empty) is called from the writer thread with bytes written so far.
-// Errors: kDataLoss "sha256 checksum not found [bytes: N]" / "snapshot sha256 mismatch:
-// ..." for a bad stream, kIo for local write failures (ENOSPC, ...), and whatever the
-// stream throws (kUnavailable, kUnauthenticated, ...). <path>.part never survives.
+// Errors: CheckSaveTarget's first, then kDataLoss "sha256 checksum not found [bytes: N]" /
+// "snapshot sha256 mismatch: ..." for a bad stream, kIo for local write failures (ENOSPC,
+// ...), and whatever the stream throws (kUnavailable, kUnauthenticated, ...). The
+// temporary never survives. Two saves to one path each rename the file they wrote.
 SaveResult SaveSnapshot(const SnapshotStream& stream, const std::string& path,
-                        const std::function<void(uint64_t)>& progress = {});
+                        const std::function<void(uint64_t)>& progress = {}, const NoteFn& note = {});
+
+// The temporary name's pattern: <base>.etcdsafe-XXXXXX.part next to <path>.
+std::string SaveTempPrefix(const std::string& path);
+inline constexpr const char* kSaveTempSuffix = ".part";
 
 }  // namespace etcdsafe::snapshot

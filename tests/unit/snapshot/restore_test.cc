@@ -3,8 +3,13 @@
 #include "snapshot/restore.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include <set>
 
@@ -187,6 +192,145 @@ TEST_F(RestoreFailure, SeparateWalDir) {
   EXPECT_TRUE(PathExists(dir_.Sub("wal/0000000000000000-0000000000000000.wal")));
   EXPECT_FALSE(PathExists(dir_.Sub("restored/member/wal")));
   EXPECT_EQ(ListDir(dir_.path()), (std::set<std::string>{"restored", "wal"}));
+}
+
+// Issue 12 §6: a symlinked data dir used to run the whole restore and then fail "Not a
+// directory"; a dangling one said "exists and is not empty". Both are refused first.
+TEST_F(RestoreFailure, SymlinkTargetsAreRefusedFirst) {
+  MakeDirs(dir_.Sub("real-empty"), 0700);
+  ASSERT_EQ(::symlink(dir_.Sub("real-empty").c_str(), dir_.Sub("link").c_str()), 0);
+  ASSERT_EQ(::symlink(dir_.Sub("nowhere").c_str(), dir_.Sub("dangling").c_str()), 0);
+  testutil::WriteFile(dir_.Sub("a-file"), "x");
+  for (const char* what : {"data-dir", "wal-dir"}) {
+    auto opts = [&](const std::string& target) {
+      RestoreOptions o = Opts(kData + "/small.db");
+      if (std::string(what) == "wal-dir") {
+        o.wal_dir = target;
+      } else {
+        o.data_dir = target;
+      }
+      return o;
+    };
+    ExpectFails(opts(dir_.Sub("link")), ErrorCode::kAlreadyExists,
+                std::string(what) + " \"" + dir_.Sub("link") + "\" is a symbolic link (to \"" + dir_.Sub("real-empty") +
+                    "\"); give the directory itself");
+    ExpectFails(opts(dir_.Sub("dangling")), ErrorCode::kAlreadyExists, "is a symbolic link (to \"" + dir_.Sub("nowhere"));
+    ExpectFails(opts(dir_.Sub("a-file")), ErrorCode::kAlreadyExists,
+                std::string(what) + " \"" + dir_.Sub("a-file") + "\" exists and is not a directory");
+    // Before anything else: even a missing snapshot is reported second.
+    RestoreOptions missing = opts(dir_.Sub("link"));
+    missing.snapshot_path = dir_.Sub("no-such.db");
+    ExpectFails(missing, ErrorCode::kAlreadyExists, "is a symbolic link");
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir_.Sub("real-empty")));
+}
+
+// Issue 12 §5: a restore with --wal-dir killed between its two renames left the WAL dir
+// in place without the data dir, and every rerun failed "wal-dir exists and is not empty".
+// Here that state is laid out as a killed run leaves it (WAL dir with our marker naming the
+// data dir, the data dir's and the WAL root's locked-no-more temporaries): the rerun
+// recognises it, removes it with notes, and restores.
+TEST_F(RestoreFailure, RerunFinishesAfterAKillBetweenTheRenames) {
+  RestoreOptions o = Opts(kData + "/small.db");
+  o.wal_dir = dir_.Sub("wal");
+  std::vector<std::string> notes;
+  o.note = [&](const std::string& n) { notes.push_back(n); };
+  Restore(o);  // the real thing, to copy its WAL segment
+  EXPECT_TRUE(notes.empty());
+  EXPECT_FALSE(PathExists(dir_.Sub("wal/") + kPendingMarker));
+  RemoveAll(dir_.Sub("restored"));
+  testutil::WriteFile(dir_.Sub("wal/") + kPendingMarker,
+                      "etcdsafe restore: the data dir of this WAL is not committed yet\ndata-dir=" +
+                          dir_.Sub("restored") + "\n");
+  MakeDirs(dir_.Sub(".restored.etcdsafe-restore-Ab12Cd/member/snap"), 0700);
+  testutil::WriteFile(dir_.Sub(".restored.etcdsafe-restore-Ab12Cd/member/snap/db"), "decrypted secrets");
+  MakeDirs(dir_.Sub(".wal.etcdsafe-restore-Ef34Gh"), 0700);
+  RestoreResult r = Restore(o);
+  EXPECT_EQ(r.restored.revision, 8);
+  EXPECT_EQ(notes, (std::vector<std::string>{
+                       "removed " + dir_.Sub(".restored.etcdsafe-restore-Ab12Cd") + ", left by an interrupted restore",
+                       "removed " + dir_.Sub(".wal.etcdsafe-restore-Ef34Gh") + ", left by an interrupted restore",
+                       "removed wal-dir " + dir_.Sub("wal") + ", left by an interrupted restore whose data dir " +
+                           dir_.Sub("restored") + " was never committed"}));
+  EXPECT_EQ(ListDir(dir_.path()), (std::set<std::string>{"restored", "wal"}));
+  EXPECT_EQ(ListDir(dir_.Sub("wal")), std::set<std::string>{"0000000000000000-0000000000000000.wal"});
+}
+
+// What is not provably ours is never removed: a marker naming another data dir, a WAL dir
+// with other files, or a marker still locked by a live restore.
+TEST_F(RestoreFailure, PendingWalOfAnotherRunIsLeftAlone) {
+  RestoreOptions o = Opts(kData + "/small.db");
+  o.wal_dir = dir_.Sub("wal");
+  MakeDirs(dir_.Sub("wal"), 0700);
+  const std::string marker = dir_.Sub("wal/") + kPendingMarker;
+  testutil::WriteFile(dir_.Sub("wal/0000000000000000-0000000000000000.wal"), "wal");
+  testutil::WriteFile(marker, "x\ndata-dir=/elsewhere/other.etcd\n");
+  ExpectFails(o, ErrorCode::kAlreadyExists,
+              "exists and is not empty (it holds the WAL of an interrupted restore into \"/elsewhere/other.etcd\")");
+  testutil::WriteFile(marker, "x\ndata-dir=" + dir_.Sub("restored") + "\n");
+  testutil::WriteFile(dir_.Sub("wal/notes.txt"), "the user's");
+  ExpectFails(o, ErrorCode::kAlreadyExists, "wal-dir \"" + dir_.Sub("wal") + "\" exists and is not empty");
+  ASSERT_EQ(::unlink(dir_.Sub("wal/notes.txt").c_str()), 0);
+  int held = ::open(marker.c_str(), O_RDONLY);
+  ASSERT_EQ(::flock(held, LOCK_EX), 0);
+  ExpectFails(o, ErrorCode::kAlreadyExists, "is being committed by another restore");
+  ::close(held);
+  EXPECT_EQ(ListDir(dir_.Sub("wal")),
+            (std::set<std::string>{"0000000000000000-0000000000000000.wal", kPendingMarker}));
+  // A data dir that exists is never "absent": the WAL dir is kept and the restore refused.
+  MakeDirs(dir_.Sub("restored/member"), 0700);
+  ExpectFails(o, ErrorCode::kAlreadyExists, "data-dir \"" + dir_.Sub("restored") + "\" exists and is not empty");
+  EXPECT_TRUE(PathExists(marker));
+}
+
+// A live restore's temporary sibling (its lock held) is not a leftover.
+TEST_F(RestoreFailure, LiveTemporaryOfAnotherRestoreIsKept) {
+  MakeDirs(dir_.Sub(".restored.etcdsafe-restore-Live99"), 0700);
+  int held = ::open(dir_.Sub(".restored.etcdsafe-restore-Live99").c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_EQ(::flock(held, LOCK_EX), 0);
+  RestoreOptions o = Opts(kData + "/small.db");
+  std::vector<std::string> notes;
+  o.note = [&](const std::string& n) { notes.push_back(n); };
+  Restore(o);
+  ::close(held);
+  EXPECT_TRUE(notes.empty());
+  EXPECT_EQ(ListDir(dir_.path()), (std::set<std::string>{"restored", ".restored.etcdsafe-restore-Live99"}));
+}
+
+// For the repository restore: the input db's own numbers (as `snapshot status` computes
+// them on the backed-up snapshot, before consistent_index is patched) reach the caller
+// before anything is committed, and a throw leaves nothing behind.
+TEST_F(RestoreFailure, RestoreFromDbHandsTheInputNumbersToTheCaller) {
+  const std::string src = kData + "/small.db";
+  const uint64_t db_size = testutil::ReadFile(src).size() - 32;
+  auto write_db = [&](const std::string& db_path) {
+    File out = File::Create(db_path, 0600);
+    out.WriteAll(AsBytes(testutil::ReadFile(src).substr(0, db_size)));
+    out.Close();
+  };
+  FileStatus expected = ReadStatus(src);
+  RestoreOptions o = Opts(src);
+  std::optional<StatusNumbers> seen;
+  RestoreResult r = RestoreFromDb(o, db_size, write_db, {}, [&](const StatusNumbers& in) {
+    EXPECT_FALSE(PathExists(dir_.Sub("restored")));
+    seen = in;
+  });
+  ASSERT_TRUE(seen);
+  EXPECT_EQ(seen->hash, expected.numbers.hash);
+  EXPECT_EQ(seen->revision, expected.numbers.revision);
+  EXPECT_EQ(seen->total_key, expected.numbers.total_key);
+  EXPECT_NE(r.restored.hash, seen->hash);  // the restored db has consistent_index patched
+  RemoveAll(dir_.Sub("restored"));
+  o.wal_dir = dir_.Sub("wal");
+  try {
+    RestoreFromDb(o, db_size, write_db, {}, [&](const StatusNumbers& in) {
+      throw Error(ErrorCode::kDataLoss, "revision " + std::to_string(in.revision) + " does not match the manifest");
+    });
+    FAIL() << "the check's throw did not abort the restore";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "revision 8 does not match the manifest");
+  }
+  EXPECT_EQ(ListDir(dir_.path()), std::set<std::string>{});
 }
 
 TEST(Restore, BumpRevisionAndMarkCompacted) {

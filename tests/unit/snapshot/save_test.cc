@@ -2,8 +2,17 @@
 // end-to-end test against a live server is in tests/integration).
 #include "snapshot/save.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <future>
+#include <set>
+#include <thread>
 
 #include "base/error.h"
 #include "base/file.h"
@@ -40,6 +49,13 @@ TEST(Save, WritesExactBytesWithMode0600) {
     EXPECT_EQ(st.st_mode & 0777, 0600u);
     EXPECT_FALSE(PathExists(out + ".part"));
   }
+  // Nothing but the saved files: no temporary survives.
+  size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+    EXPECT_EQ(e.path().extension(), ".db") << e.path();
+    n++;
+  }
+  EXPECT_EQ(n, 5u);
 }
 
 TEST(Save, FlippedByteIsCaughtAndNothingIsLeft) {
@@ -55,7 +71,7 @@ TEST(Save, FlippedByteIsCaughtAndNothingIsLeft) {
     EXPECT_NE(std::string(e.what()).find("sha256 mismatch"), std::string::npos) << e.what();
   }
   EXPECT_FALSE(PathExists(out));
-  EXPECT_FALSE(PathExists(out + ".part"));
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
 }
 
 TEST(Save, ShortStreamHasNoTrailer) {
@@ -96,6 +112,94 @@ TEST(Save, UnwritableDirectoryIsAnIoError) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kNotFound);
   }
+}
+
+// Issue 12 §5: two saves to one path. The second used to unlink the first's "<path>.part"
+// and create its own; the first then renamed that (still empty) file by name and reported
+// "sha256 verified" on a 0-byte snapshot. Each run now renames the file it wrote.
+TEST(Save, TwoConcurrentSavesToOnePathEachCommitTheirOwnFile) {
+  testutil::TempDir dir;
+  const std::string src = testutil::ReadFile(kSmall);
+  const std::string out = dir.Sub("same.db");
+  std::promise<void> b_started, a_done;
+  std::shared_future<void> a_done_f = a_done.get_future().share();
+  auto half = [&](const BlobSink& sink, size_t from, size_t to) {
+    sink(reinterpret_cast<const uint8_t*>(src.data() + from), to - from);
+  };
+  // A streams half, waits until B has started writing, then finishes.
+  std::future<SaveResult> a = std::async(std::launch::async, [&] {
+    return SaveSnapshot([&](const BlobSink& sink) {
+      half(sink, 0, 10000);
+      b_started.get_future().wait();
+      half(sink, 10000, src.size());
+    }, out);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // A's temporary exists
+  // B starts (creating its temporary), streams a little, and waits until A committed.
+  std::future<SaveResult> b = std::async(std::launch::async, [&] {
+    return SaveSnapshot([&](const BlobSink& sink) {
+      half(sink, 0, 100);
+      b_started.set_value();
+      a_done_f.wait();
+      half(sink, 100, src.size());
+    }, out);
+  });
+  SaveResult ra = a.get();
+  EXPECT_EQ(testutil::ReadFile(out), src) << "the first save committed a file it did not write";
+  a_done.set_value();
+  SaveResult rb = b.get();
+  EXPECT_EQ(ra.file_size, src.size());
+  EXPECT_EQ(rb.file_size, src.size());
+  EXPECT_EQ(testutil::ReadFile(out), src);
+  size_t entries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+    (void)e;
+    entries++;
+  }
+  EXPECT_EQ(entries, 1u) << "a temporary was left behind";
+}
+
+// Leftovers of killed saves (exact pattern, lock free) are removed by the next save to
+// the same path, with a note; a live run's temporary (lock held) and look-alikes stay.
+TEST(Save, NextSaveRemovesOnlyDeadRunsLeftovers) {
+  testutil::TempDir dir;
+  const std::string src = testutil::ReadFile(kSmall);
+  const std::string out = dir.Sub("s.db");
+  testutil::WriteFile(dir.Sub("s.db.etcdsafe-Kill9x.part"), std::string(5000, 'k'));
+  testutil::WriteFile(dir.Sub("s.db.etcdsafe-Live00.part"), "a live save");
+  testutil::WriteFile(dir.Sub("s.db.part"), "not our pattern");
+  testutil::WriteFile(dir.Sub("other.db.etcdsafe-Kill9x.part"), "another target's");
+  int held = ::open(dir.Sub("s.db.etcdsafe-Live00.part").c_str(), O_RDONLY);
+  ASSERT_EQ(::flock(held, LOCK_EX), 0);
+  std::vector<std::string> notes;
+  SaveSnapshot(StreamOf(src, 4096), out, {}, [&](const std::string& n) { notes.push_back(n); });
+  ::close(held);
+  EXPECT_EQ(notes, std::vector<std::string>{"removed " + dir.Sub("s.db.etcdsafe-Kill9x.part") +
+                                            ", left by an interrupted save"});
+  std::set<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) names.insert(e.path().filename());
+  EXPECT_EQ(names, (std::set<std::string>{"s.db", "s.db.etcdsafe-Live00.part", "s.db.part",
+                                          "other.db.etcdsafe-Kill9x.part"}));
+  EXPECT_EQ(testutil::ReadFile(out), src);
+}
+
+// Issue 12 §6: a directory as the target used to stream the whole snapshot, then fail.
+TEST(Save, DirectoryTargetFailsBeforeStreaming) {
+  testutil::TempDir dir;
+  MakeDirs(dir.Sub("adir"), 0700);
+  ASSERT_EQ(::symlink(dir.Sub("adir").c_str(), dir.Sub("link").c_str()), 0);
+  for (const std::string& target : {dir.Sub("adir"), dir.Sub("link")}) {
+    bool streamed = false;
+    try {
+      SaveSnapshot([&](const BlobSink&) { streamed = true; }, target);
+      FAIL() << target;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kAlreadyExists) << e.what();
+      EXPECT_EQ(std::string(e.what()), target + ": is a directory; snapshot save needs a file name");
+    }
+    EXPECT_FALSE(streamed);
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir.Sub("adir")));
 }
 
 TEST(Trailer, VerifierMatchesFileTrailer) {
