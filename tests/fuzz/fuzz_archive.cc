@@ -3,8 +3,14 @@
 // alone, a passphrase archive when its header asks for a cheap KDF, and the raw zstd and
 // gzip decompressors. Only etcdsafe::Error may escape; output is read in small pieces
 // and capped so decompression bombs cost time, not memory.
+// Header bounds: a header ParseArchiveHeader accepts must be within the writer's scrypt
+// budget (p = 1, 128·r·N ≤ 128 MiB), and a passphrase header outside it must be refused
+// as kDataLoss before anything is derived (abort() otherwise: a regression would also
+// show as a slow, memory-hungry input). ArchiveMasterKey and MacHex run on every header
+// that parses (scrypt only when its parameters are cheap).
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -67,10 +73,56 @@ void Try(F&& f) {
   }
 }
 
+// Header offsets (docs/formats/archive.md).
+constexpr size_t kOffKind = 13, kOffScryptN = 15, kOffScryptR = 16, kOffScryptP = 17;
+
+bool WithinScryptBudget(int log2n, int r, int p) {
+  return p == 1 && log2n >= 10 && log2n <= 20 && r >= 1 && (uint64_t{128} * uint64_t(r) << log2n) <= (uint64_t{128} << 20);
+}
+
+void CheckHeaderBounds(const uint8_t* data, size_t size) {
+  if (size < kArchiveHeaderSize) return;
+  const Bytes header{data, kArchiveHeaderSize};
+  if (data[kOffKind] == 2 && !WithinScryptBudget(data[kOffScryptN], data[kOffScryptR], data[kOffScryptP])) {
+    // Must be refused from the header alone, before scrypt runs.
+    BytesSource in(data, size);
+    try {
+      auto dec = NewDecryptSource(TestPassphrase(), in);
+      Drain(*dec);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kDataLoss) std::abort();
+      return;
+    }
+    std::abort();
+  }
+  ArchiveHeader h;
+  try {
+    h = ParseArchiveHeader(header);
+  } catch (const Error&) {
+    return;
+  }
+  if (h.key_kind == KeySpec::Kind::kPassphrase && !WithinScryptBudget(h.scrypt_log2n, h.scrypt_r, h.scrypt_p)) {
+    std::abort();
+  }
+  if (ArchiveKeyId(header) != h.key_id) std::abort();
+  Try([&] {
+    MasterKey m = ArchiveMasterKey(TestKey(), header);
+    if (KeyIdOf(m) != h.key_id) std::abort();
+    if (MacHex(m, "manifest", std::string_view(reinterpret_cast<const char*>(data), size)).size() != 64) std::abort();
+  });
+  if (h.key_kind == KeySpec::Kind::kPassphrase && h.scrypt_log2n <= 10 && h.scrypt_r <= 8) {
+    Try([&] {
+      MasterKey m = ArchiveMasterKey(TestPassphrase(), header);
+      if (KeyIdOf(m) != h.key_id) std::abort();
+    });
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const KeySpec key = TestKey();
+  CheckHeaderBounds(data, size);
   Try([&] {
     BytesSource in(data, size);
     auto dec = NewDecryptSource(key, in);
