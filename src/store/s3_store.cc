@@ -915,11 +915,14 @@ std::string S3Store::Get(const std::string& name, size_t limit) {
     throw Error(ErrorCode::kDataLoss, Url(name) + ": larger than " + std::to_string(limit) +
                                           " bytes (" + std::to_string(src.size()) + ")");
   }
-  std::string out(static_cast<size_t>(src.size()), '\0');
-  size_t got = ReadFull(src, reinterpret_cast<uint8_t*>(out.data()), out.size());
-  if (got != out.size()) {
-    throw Error(ErrorCode::kDataLoss, Url(name) + ": short read (" + std::to_string(got) +
-                                          " of " + std::to_string(out.size()) + " bytes)");
+  // Grows with what arrives (a caller's large limit is no reason to trust the HEAD).
+  std::string out;
+  out.reserve(static_cast<size_t>(std::min<uint64_t>(src.size(), 16 << 20)));
+  uint8_t buf[64 << 10];
+  while (size_t n = src.Read(buf, sizeof buf)) out.append(reinterpret_cast<char*>(buf), n);
+  if (out.size() != src.size()) {
+    throw Error(ErrorCode::kDataLoss, Url(name) + ": short read (" + std::to_string(out.size()) +
+                                          " of " + std::to_string(src.size()) + " bytes)");
   }
   return out;
 }
