@@ -91,7 +91,7 @@ Repository::Scan Repository::ScanTop() {
   std::vector<Candidate> candidates;
   for (const auto& obj : scan.objects) {
     if (ClassifyName(obj.name).kind != NameKind::kManifest) continue;
-    const std::string what = Describe() + "/" + obj.name;
+    const std::string& what = obj.name;
     try {
       if (obj.size > kManifestLimit) {
         throw Error(ErrorCode::kDataLoss, what + ": invalid manifest: larger than " + std::to_string(kManifestLimit) + " bytes");
@@ -101,7 +101,7 @@ Repository::Scan Repository::ScanTop() {
       candidates.push_back({std::move(m), obj.name});
     } catch (const Error& e) {
       if (e.code() == ErrorCode::kNotFound) continue;  // removed meanwhile
-      scan.invalid.push_back(obj.name + ": " + e.what());
+      scan.invalid.push_back(e.what());  // "<name>: ..."
     }
   }
   // A data object belongs to one backup: two manifests claiming one make both invalid
@@ -115,8 +115,8 @@ Repository::Scan Repository::ScanTop() {
       for (const auto& n : who) {
         if (n != c.name) others += (others.empty() ? "" : ", ") + n;
       }
-      scan.invalid.push_back(c.name + ": " + Describe() + "/" + c.name + ": invalid manifest: data object " +
-                             c.m.data_object + " is claimed by " + others + " too");
+      scan.invalid.push_back(c.name + ": invalid manifest: data object " + c.m.data_object + " is claimed by " +
+                             others + " too");
       continue;
     }
     scan.backups.push_back(std::move(c.m));
@@ -156,7 +156,7 @@ Manifest Repository::Find(const std::string& id_or_latest, std::vector<std::stri
   const std::string name = id + kManifestSuffix;
   for (const auto& bad : scan.invalid) {
     if (bad.rfind(name + ": ", 0) == 0) {
-      throw Error(ErrorCode::kDataLoss, "refusing backup " + id + ": " + bad.substr(name.size() + 2));
+      throw Error(ErrorCode::kDataLoss, Describe() + ": refusing backup " + id + ": " + bad.substr(name.size() + 2));
     }
   }
   for (const auto& m : scan.backups) {
