@@ -49,8 +49,8 @@ bench: build
 
 fuzz: deps
 	CC=clang CXX=clang++ cmake -S . -B build-fuzz -DETCDSAFE_FUZZ=ON -DETCDSAFE_WERROR=OFF -DETCDSAFE_TESTS=ON
-	cmake --build build-fuzz -j$(JOBS) --target fuzz_bolt fuzz_wal fuzz_snap
-	for t in bolt wal snap; do build-fuzz/tests/fuzz/fuzz_$$t -max_total_time=$${FUZZ_SECONDS:-60} \
+	cmake --build build-fuzz -j$(JOBS) --target fuzz_bolt fuzz_wal fuzz_snap fuzz_manifest
+	for t in bolt wal snap manifest; do build-fuzz/tests/fuzz/fuzz_$$t -max_total_time=$${FUZZ_SECONDS:-60} \
 	  tests/fuzz/corpus/$$t || exit 1; done
 
 clean:
