@@ -21,6 +21,19 @@
 
 namespace {
 
+// Blocked before any static initializer (gRPC's, abseil's) runs and before main: a signal
+// that arrives while the process starts stays pending until the signal thread takes it
+// (exit 130), instead of killing the process by default action (exit 143). Threads
+// started from now on inherit the mask, so only the signal thread ever receives them.
+__attribute__((constructor(101))) void BlockSignalsEarly() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  sigprocmask(SIG_BLOCK, &set, nullptr);
+}
+
 [[noreturn]] void ExitInterrupted(int sig, const char* outcome) {
   static std::mutex once;
   once.lock();  // never unlocked: a second caller waits here for the first one's exit

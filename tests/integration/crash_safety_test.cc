@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <random>
@@ -242,13 +243,21 @@ TEST(CrashSafety, TimeoutDoubleSignalsAtRandomInstants) {
   std::string snap = dir.Sub("snap.db");
   BuildSnapshot(snap, 40000, 4000);  // ~170 MB
   const std::string data = dir.Sub("d"), wal = dir.Sub("w");
-  auto t0 = std::chrono::steady_clock::now();
-  ASSERT_EQ(Shell(RestoreCmd(snap, data, wal)).code, 0);
-  const double restore_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  RemoveAll(data);
-  RemoveAll(wal);
+  // How long an undisturbed run takes here (the faster of two, cache warm).
+  auto timed = [&](const std::string& cmd, const std::vector<std::string>& outputs) {
+    double best = 1e9;
+    for (int i = 0; i < 2; i++) {
+      auto t0 = std::chrono::steady_clock::now();
+      EXPECT_EQ(Shell(cmd).code, 0);
+      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      for (const auto& o : outputs) RemoveAll(o);
+    }
+    return best;
+  };
+  const double restore_s = timed(RestoreCmd(snap, data, wal), {data, wal});
+  RecordProperty("restore_seconds", std::to_string(restore_s));
   std::mt19937 rng(12);
-  int committed = 0, cleaned = 0;
+  int committed = 0, cleaned = 0, finished = 0;
   for (int run = 0; run < 20; run++) {
     const bool widened = run % 2 == 1;  // 400 ms between the two renames
     const double span = widened ? restore_s + 0.4 : restore_s;
@@ -258,7 +267,13 @@ TEST(CrashSafety, TimeoutDoubleSignalsAtRandomInstants) {
     const std::string env = widened ? "ETCDSAFE_TEST_PAUSE=restore-between-renames:400 " : "";
     CmdResult r = Shell(env + "timeout --preserve-status -s TERM " + delay + " " + RestoreCmd(snap, data, wal));
     SCOPED_TRACE("run " + std::to_string(run) + " signalled at " + delay + " s: " + r.err);
-    EXPECT_EQ(r.code, 130);
+    // A run the machine let finish before the signal is no failure (counted below).
+    if (r.code == 0 && Contains(r.err, "etcdsafe: restored ")) {
+      finished++;
+      EXPECT_TRUE(CompletePair(data, wal));
+    } else {
+      EXPECT_EQ(r.code, 130);
+    }
     EXPECT_FALSE(Contains(r.err, "cut short"));
     std::set<std::string> names = ListDir(dir.path());
     names.erase("snap.db");
@@ -277,6 +292,7 @@ TEST(CrashSafety, TimeoutDoubleSignalsAtRandomInstants) {
   RecordProperty("restore_runs_committed", committed);
   RecordProperty("restore_runs_cleaned", cleaned);
   EXPECT_GT(cleaned, 0);
+  EXPECT_LE(finished, 5) << "most runs must be interrupted for this test to mean anything";
 
   // The same for saves from a real etcd (~60 MB, so a save takes a while).
   EtcdServer server;
@@ -284,11 +300,9 @@ TEST(CrashSafety, TimeoutDoubleSignalsAtRandomInstants) {
   for (int i = 0; i < 60; i++) c->Put("/registry/blob" + std::to_string(i), std::string(1 << 20, 'a' + i % 26));
   const std::string out = dir.Sub("s.db");
   const std::string save = kBin + " snapshot save " + ShellQuote(out) + " --endpoints " + server.client_url();
-  t0 = std::chrono::steady_clock::now();
-  ASSERT_EQ(Shell(save).code, 0);
-  const double save_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  RemoveAll(out);
-  int saved = 0;
+  const double save_s = timed(save, {out});
+  RecordProperty("save_seconds", std::to_string(save_s));
+  int saved = 0, save_finished = 0;
   for (int run = 0; run < 10; run++) {
     const bool widened = run % 2 == 1;
     std::uniform_real_distribution<double> at(0.01, widened ? save_s + 0.35 : save_s * 0.8);
@@ -297,7 +311,11 @@ TEST(CrashSafety, TimeoutDoubleSignalsAtRandomInstants) {
     const std::string env = widened ? "ETCDSAFE_TEST_PAUSE=save-before-rename:400 " : "";
     CmdResult r = Shell(env + "timeout --preserve-status -s TERM " + delay + " " + save);
     SCOPED_TRACE("save run " + std::to_string(run) + " signalled at " + delay + " s: " + r.err);
-    EXPECT_EQ(r.code, 130);
+    if (r.code == 0 && Contains(r.out, "Snapshot saved at ")) {
+      save_finished++;
+    } else {
+      EXPECT_EQ(r.code, 130);
+    }
     EXPECT_FALSE(Contains(r.err, "cut short"));
     std::set<std::string> names = ListDir(dir.path());
     names.erase("snap.db");
@@ -312,6 +330,7 @@ TEST(CrashSafety, TimeoutDoubleSignalsAtRandomInstants) {
     RemoveAll(out);
   }
   RecordProperty("save_runs_committed", saved);
+  EXPECT_LE(save_finished, 3);
 }
 
 // Issue 12 §6: targets are checked before any work, with the right message and code.

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "base/error.h"
+#include "base/file.h"
 #include "testutil/temp_dir.h"
 
 namespace etcdsafe {
@@ -102,6 +103,21 @@ void WriteBeyondLimit(const std::string& path) {
 TEST(DirectWriter, WriteErrorsReachTheProducer) {
   testutil::TempDir dir;
   EXPECT_EXIT(WriteBeyondLimit(dir.Sub("f")), ::testing::ExitedWithCode(0), "");
+}
+
+// The save path: a LockedTemp's file written through a dup of its locked descriptor; the
+// lock survives the writer's close (a later run must not take the file for a leftover).
+TEST(DirectWriter, WritesAnOpenLockedTemporary) {
+  testutil::TempDir dir;
+  const std::string data = Pattern(DirectWriter::kChunkSize * 2 + 12345, 9);
+  LockedTemp t(dir.path(), "x.etcdsafe-", ".part", LockedTemp::Kind::kFile, 0600);
+  DirectWriter w(t.OpenForWrite());
+  WriteAll(w, data);
+  w.Finish();
+  EXPECT_TRUE(RemoveStaleTemps(dir.path(), "x.etcdsafe-", ".part").empty());
+  EXPECT_EQ(testutil::ReadFile(t.path()), data);
+  t.CommitTo(dir.Sub("x"));
+  EXPECT_EQ(testutil::ReadFile(dir.Sub("x")), data);
 }
 
 }  // namespace
