@@ -272,6 +272,11 @@ PruneReport Prune(Repository& repo, const catalog::RetentionPolicy& policy, bool
     lock = repo.Lock("prune", &report.notes);
   } else {
     report.notes.push_back("dry run: no lock taken, nothing written or removed");
+    for (const LockInfo& l : InspectLocks(repo.store())) {
+      report.notes.push_back(std::string(l.stale ? "stale lock " : "lock held: ") + l.DisplayName() + " (" +
+                             l.Describe() + (l.why.empty() ? "" : "; " + l.why) + ")" +
+                             (l.stale ? " would be removed by a real run" : ": a real run would stop here (exit 11)"));
+    }
   }
 
   // 1. Read and validate everything; refuse before removing anything.

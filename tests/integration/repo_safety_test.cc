@@ -478,5 +478,34 @@ TEST_F(RepoSafety, I7_PruneRemovesWhatAKilledBackupLeftAndOnlyThat) {
   EXPECT_EQ(dry.code, 0) << dry.err;
 }
 
+// Locks: `prune --dry-run` takes no lock and removes nothing, not even a stale lock; it
+// says what a real run would do about the locks it sees.
+TEST_F(RepoSafety, PruneDryRunHasNoSideEffects) {
+  const std::string r = dir_.Sub("d");
+  Backup(Repo("d"));
+  Backup(Repo("d"));
+  MakeDirs(r + "/locks", 0700);
+  // Stale by the store's clock: not written for two hours.
+  WriteFile(r + "/locks/old.json", "{\"etcdsafe_lock\":1,\"operation\":\"backup\",\"host\":\"elsewhere\",\"pid\":7,"
+            "\"boot_id\":\"x\",\"pid_ns\":1,\"pid_start\":0,\"since_unix\":1,\"refreshed_unix\":1,\"token\":\"t\"}\n");
+  ASSERT_EQ(Shell("touch -d '2 hours ago' " + ShellQuote(r + "/locks/old.json")).code, 0);
+  std::vector<std::string> before = Tree(r);
+  struct stat st_before {};
+  ASSERT_EQ(::stat((r + "/locks").c_str(), &st_before), 0);
+  CmdResult dry = Etcdsafe({"prune", "--repo", Repo("d"), "--keep-last", "1", "--dry-run"});
+  ASSERT_EQ(dry.code, 0) << dry.err;
+  EXPECT_TRUE(Contains(dry.out, "would remove")) << dry.out;
+  EXPECT_TRUE(Contains(dry.err, "stale lock locks/old.json")) << dry.err;
+  EXPECT_EQ(Tree(r), before);
+  struct stat st_after {};
+  ASSERT_EQ(::stat((r + "/locks").c_str(), &st_after), 0);
+  EXPECT_EQ(st_before.st_mtim.tv_sec, st_after.st_mtim.tv_sec);
+  EXPECT_EQ(st_before.st_mtim.tv_nsec, st_after.st_mtim.tv_nsec) << "a lock was written and removed";
+  CmdResult real = Etcdsafe({"prune", "--repo", Repo("d"), "--keep-last", "1"});
+  ASSERT_EQ(real.code, 0) << real.err;
+  EXPECT_TRUE(Contains(real.err, "removed stale lock")) << real.err;
+  EXPECT_FALSE(PathExists(r + "/locks/old.json"));
+}
+
 }  // namespace
 }  // namespace etcdsafe
