@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -57,6 +58,8 @@ __attribute__((constructor(101))) void BlockSignalsEarly() {
 // child again), and a terminal's Ctrl-C reaches every process of the foreground group.
 // It does not cut the cleanup short; a later one (a deliberate second Ctrl-C) does.
 constexpr auto kSecondSignalGrace = std::chrono::seconds(2);
+// Set by the signal thread before the cleanup starts: main then never exits on its own.
+std::atomic<bool> g_interrupted{false};
 constexpr auto kCleanupLimit = std::chrono::seconds(10);
 
 void StartSignalThread() {
@@ -69,6 +72,7 @@ void StartSignalThread() {
   std::thread([set] {
     int sig = 0;
     sigwait(&set, &sig);
+    g_interrupted = true;
     const auto first = std::chrono::steady_clock::now();
     std::thread([sig] {
       size_t removed = etcdsafe::RemovePendingCleanups();
@@ -93,12 +97,22 @@ void StartSignalThread() {
 // Every way out of main once the signal thread runs: the commit lock first (if an
 // interrupt cleanup has begun, this waits for its exit: 130), then flush and _exit, so
 // static destructors never run while the cleanup thread still walks static objects.
+// An interrupted run always ends with the signal thread's 130 and its message, even when
+// the command got to finish its commit while the cleanup waited for it.
 [[noreturn]] void Exit(int code) {
-  etcdsafe::CommitSection done;  // never released: the process ends here
   std::cout.flush();
   std::fflush(stdout);
   std::fflush(stderr);
-  std::_Exit(code);
+  for (;;) {
+    if (!g_interrupted) {
+      etcdsafe::CommitSection done;  // never released if we exit here
+      // A signal from here on finds the work done: its cleanup waits for this lock, and
+      // the process ends first.
+      if (!g_interrupted) std::_Exit(code);
+    }
+    // The signal thread's cleanup takes the lock (released above) and exits 130.
+    std::this_thread::sleep_for(std::chrono::hours(1));
+  }
 }
 
 int Run(int argc, char** argv) {
