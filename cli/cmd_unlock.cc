@@ -33,6 +33,8 @@ void RunUnlock(const UnlockFlags& f) {
   o.ca_file = f.s3_ca_file;
   o.insecure_skip_tls_verify = f.s3_insecure;
   std::unique_ptr<backup::Repository> repo = backup::OpenRepository(f.repos[0], o, /*must_exist=*/true);
+  // Only a repository's locks: never the locks/ of something else.
+  repo->RequireMarker(f.dry_run ? "inspect its locks" : "remove locks");
   backup::UnlockReport r = backup::Unlock(repo->store(), f.force, f.dry_run);
   const char* verb = f.dry_run ? "would remove" : "removed";
   for (const auto& l : r.removed) {

@@ -325,6 +325,14 @@ TEST_F(LockCli, UnlockBadInput) {
   CmdResult missing = Etcdsafe({"unlock", "--repo", "file://" + dir_.Sub("nothing-here")});
   EXPECT_EQ(missing.code, 10) << missing.err;
   EXPECT_TRUE(testutil::IsOneLineError(missing)) << missing.err;
+  // A directory with locks/ that is not a repository (no marker): its locks are not ours.
+  ::mkdir(dir_.Sub("other").c_str(), 0700);
+  ::mkdir(dir_.Sub("other/locks").c_str(), 0700);
+  testutil::WriteFile(dir_.Sub("other/locks/app.json"), "{}");
+  CmdResult foreign = Etcdsafe({"unlock", "--repo", "file://" + dir_.Sub("other"), "--force"});
+  EXPECT_EQ(foreign.code, 10) << foreign.err;
+  EXPECT_NE(foreign.err.find("is not an etcdsafe repository"), std::string::npos) << foreign.err;
+  EXPECT_EQ(::access(dir_.Sub("other/locks/app.json").c_str(), F_OK), 0);
   CmdResult scheme = Etcdsafe({"unlock", "--repo", "ftp://x/y"});
   EXPECT_EQ(scheme.code, 128) << scheme.err;
 }
