@@ -179,6 +179,43 @@ TEST(CrashSafety, SigtermDuringTheCommitLetsItFinish) {
   EXPECT_TRUE(CompletePair(data, wal));
 }
 
+// A second signal within 2 s of the first is the same request (`timeout`, a terminal's
+// Ctrl-C to the whole group): the cleanup still waits for the commit. A deliberate later
+// one cuts it short at once ("cleanup cut short"), here in the middle of the commit, and
+// the rerun still recognises and finishes what that left.
+TEST(CrashSafety, OnlyALaterSecondSignalCutsTheCleanupShort) {
+  TempDir dir;
+  std::string snap = dir.Sub("snap.db");
+  BuildSnapshot(snap, 2000, 1000);
+  const std::string data = dir.Sub("d"), wal = dir.Sub("w");
+  const std::string marker = wal + "/" + snapshot::kPendingMarker;
+  auto run = [&](const std::string& gap) {
+    return Shell("ETCDSAFE_TEST_PAUSE=restore-between-renames:4000 " + RestoreCmd(snap, data, wal) +
+                 " & pid=$!; i=0; while [ ! -e " + ShellQuote(marker) +
+                 " ] && [ $i -lt 2000 ]; do sleep 0.01; i=$((i+1)); done; kill -INT $pid; sleep " + gap +
+                 "; kill -INT $pid; wait $pid");
+  };
+  CmdResult same = run("1");
+  EXPECT_EQ(same.code, 130) << same.err;
+  EXPECT_TRUE(Contains(same.err, "interrupted by signal 2; no partial output to remove")) << same.err;
+  EXPECT_TRUE(CompletePair(data, wal));
+  RemoveAll(data);
+  RemoveAll(wal);
+
+  auto t0 = std::chrono::steady_clock::now();
+  CmdResult later = run("2.5");
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(later.code, 130) << later.err;
+  EXPECT_TRUE(Contains(later.err, "interrupted by signal 2; cleanup cut short, partial output may remain")) << later.err;
+  EXPECT_LT(took, 3.8) << "the second signal did not cut the wait for the commit short";
+  EXPECT_FALSE(PathExists(data));
+  CmdResult rerun = Shell(RestoreCmd(snap, data, wal));
+  EXPECT_EQ(rerun.code, 0) << rerun.err;
+  EXPECT_TRUE(Contains(rerun.err, "removed wal-dir " + wal)) << rerun.err;
+  EXPECT_EQ(ListDir(dir.path()), (std::set<std::string>{"snap.db", "d", "w"}));
+  EXPECT_TRUE(CompletePair(data, wal));
+}
+
 // Issue 12 §5: kill -9 mid-restore left `.D.etcdsafe-restore-*` (0700, holding the db)
 // that no later run removed. The next restore to the same target removes it, with a note.
 TEST(CrashSafety, KillMidRestoreLeftoverIsRemovedByTheNextRestore) {
