@@ -153,6 +153,25 @@ EtcdClient::MemberInfo ToMember(const pb::Member& m) {
   return out;
 }
 
+EtcdClient::ResponseHeader ToHeader(const pb::ResponseHeader& h) {
+  EtcdClient::ResponseHeader out;
+  out.cluster_id = h.cluster_id();
+  out.member_id = h.member_id();
+  out.revision = h.revision();
+  out.raft_term = h.raft_term();
+  return out;
+}
+
+template <class Resp>
+void FillMembers(const Resp& resp, std::vector<EtcdClient::MemberInfo>* members,
+                 EtcdClient::ResponseHeader* header) {
+  if (members != nullptr) {
+    members->clear();
+    for (const auto& m : resp.members()) members->push_back(ToMember(m));
+  }
+  if (header != nullptr) *header = ToHeader(resp.header());
+}
+
 }  // namespace
 
 struct EtcdClient::Impl {
@@ -333,6 +352,7 @@ EtcdClient::Status EtcdClient::EndpointStatus() {
       },
       impl_->config.command_timeout);
   Status s;
+  s.header = ToHeader(resp.header());
   s.version = resp.version();
   s.db_size = resp.db_size();
   s.db_size_in_use = resp.db_size_in_use();
@@ -348,7 +368,21 @@ EtcdClient::Status EtcdClient::EndpointStatus() {
   return s;
 }
 
-std::vector<EtcdClient::MemberInfo> EtcdClient::MemberList() {
+EtcdClient::HashKVResult EtcdClient::HashKV(int64_t revision) {
+  pb::HashKVRequest req;
+  req.set_revision(revision);
+  pb::HashKVResponse resp;
+  impl_->Call(
+      [&](grpc::ClientContext& ctx) { return impl_->maintenance->HashKV(&ctx, req, &resp); },
+      impl_->config.command_timeout);
+  HashKVResult out;
+  out.header = ToHeader(resp.header());
+  out.hash = resp.hash();
+  out.compact_revision = resp.compact_revision();
+  return out;
+}
+
+std::vector<EtcdClient::MemberInfo> EtcdClient::MemberList(ResponseHeader* header) {
   pb::MemberListResponse resp;
   impl_->Call(
       [&](grpc::ClientContext& ctx) {
@@ -356,13 +390,48 @@ std::vector<EtcdClient::MemberInfo> EtcdClient::MemberList() {
       },
       impl_->config.command_timeout);
   std::vector<MemberInfo> out;
-  for (const auto& m : resp.members()) out.push_back(ToMember(m));
+  FillMembers(resp, &out, header);
   return out;
+}
+
+void EtcdClient::MemberRemove(uint64_t id, std::vector<MemberInfo>* members,
+                              ResponseHeader* header) {
+  pb::MemberRemoveRequest req;
+  req.set_id(id);
+  pb::MemberRemoveResponse resp;
+  impl_->Call(
+      [&](grpc::ClientContext& ctx) { return impl_->cluster->MemberRemove(&ctx, req, &resp); },
+      impl_->config.command_timeout);
+  FillMembers(resp, members, header);
+}
+
+void EtcdClient::MemberUpdate(uint64_t id, const std::vector<std::string>& peer_urls,
+                              std::vector<MemberInfo>* members, ResponseHeader* header) {
+  pb::MemberUpdateRequest req;
+  req.set_id(id);
+  for (const auto& u : peer_urls) req.add_peer_urls(u);
+  pb::MemberUpdateResponse resp;
+  impl_->Call(
+      [&](grpc::ClientContext& ctx) { return impl_->cluster->MemberUpdate(&ctx, req, &resp); },
+      impl_->config.command_timeout);
+  FillMembers(resp, members, header);
+}
+
+void EtcdClient::MemberPromote(uint64_t id, std::vector<MemberInfo>* members,
+                               ResponseHeader* header) {
+  pb::MemberPromoteRequest req;
+  req.set_id(id);
+  pb::MemberPromoteResponse resp;
+  impl_->Call(
+      [&](grpc::ClientContext& ctx) { return impl_->cluster->MemberPromote(&ctx, req, &resp); },
+      impl_->config.command_timeout);
+  FillMembers(resp, members, header);
 }
 
 EtcdClient::MemberInfo EtcdClient::MemberAdd(const std::vector<std::string>& peer_urls,
                                              bool is_learner,
-                                             std::vector<MemberInfo>* members) {
+                                             std::vector<MemberInfo>* members,
+                                             ResponseHeader* header) {
   pb::MemberAddRequest req;
   for (const auto& u : peer_urls) req.add_peer_urls(u);
   req.set_is_learner(is_learner);
@@ -370,10 +439,7 @@ EtcdClient::MemberInfo EtcdClient::MemberAdd(const std::vector<std::string>& pee
   impl_->Call(
       [&](grpc::ClientContext& ctx) { return impl_->cluster->MemberAdd(&ctx, req, &resp); },
       impl_->config.command_timeout);
-  if (members != nullptr) {
-    members->clear();
-    for (const auto& m : resp.members()) members->push_back(ToMember(m));
-  }
+  FillMembers(resp, members, header);
   return ToMember(resp.member());
 }
 
@@ -438,6 +504,7 @@ EtcdClient::RangeResult EtcdClient::Range(const std::string& key, const std::str
   impl_->Call([&](grpc::ClientContext& ctx) { return impl_->kv->Range(&ctx, req, &resp); },
               impl_->config.command_timeout);
   RangeResult out;
+  out.header = ToHeader(resp.header());
   out.revision = resp.header().revision();
   out.count = resp.count();
   out.more = resp.more();

@@ -1,6 +1,6 @@
 // EtcdClient: a small native etcd v3 gRPC client, just enough for backup and restore
-// (Maintenance.Snapshot/Status/Alarm, KV.Range/Put, Cluster.MemberList/MemberAdd,
-// Auth.Authenticate).
+// (Maintenance.Snapshot/Status/Alarm/HashKV, KV.Range/Put/DeleteRange,
+// Cluster.MemberList/MemberAdd/MemberRemove/MemberUpdate/MemberPromote, Auth.Authenticate).
 //
 // Contract:
 //  * Connect() tries the endpoints in order; the first that connects (and, when a user
@@ -68,7 +68,15 @@ class EtcdClient {
   // cancelled and the exception propagates. Needs the root role when auth is on.
   void Snapshot(const std::function<void(const uint8_t*, size_t)>& on_blob);
 
+  // etcd's ResponseHeader, as the answering member filled it in.
+  struct ResponseHeader {
+    uint64_t cluster_id = 0, member_id = 0;
+    int64_t revision = 0;
+    uint64_t raft_term = 0;
+  };
+
   struct Status {
+    ResponseHeader header;
     std::string version;
     int64_t db_size = 0, db_size_in_use = 0;
     uint64_t leader = 0, raft_index = 0, raft_term = 0, raft_applied_index = 0;
@@ -79,16 +87,36 @@ class EtcdClient {
   };
   Status EndpointStatus();
 
+  // Maintenance.HashKV: the hash of the answering member's MVCC key space up to
+  // `revision` (0 = its current revision), as `etcdctl endpoint hashkv` shows it.
+  struct HashKVResult {
+    ResponseHeader header;
+    uint32_t hash = 0;
+    int64_t compact_revision = 0;
+  };
+  HashKVResult HashKV(int64_t revision);
+
   struct MemberInfo {
     uint64_t id = 0;
     std::string name;
     std::vector<std::string> peer_urls, client_urls;
     bool is_learner = false;
   };
-  std::vector<MemberInfo> MemberList();
+  std::vector<MemberInfo> MemberList(ResponseHeader* header = nullptr);
   // Adds a member with the given peer URLs; returns the new member and the new list.
   MemberInfo MemberAdd(const std::vector<std::string>& peer_urls, bool is_learner,
-                       std::vector<MemberInfo>* members = nullptr);
+                       std::vector<MemberInfo>* members = nullptr,
+                       ResponseHeader* header = nullptr);
+  // Remove / update peer URLs / promote a learner. `members` receives the list after the
+  // change, `header` the response header. An unknown id is kNotFound with etcd's text
+  // ("etcdserver: member not found").
+  void MemberRemove(uint64_t id, std::vector<MemberInfo>* members = nullptr,
+                    ResponseHeader* header = nullptr);
+  void MemberUpdate(uint64_t id, const std::vector<std::string>& peer_urls,
+                    std::vector<MemberInfo>* members = nullptr,
+                    ResponseHeader* header = nullptr);
+  void MemberPromote(uint64_t id, std::vector<MemberInfo>* members = nullptr,
+                     ResponseHeader* header = nullptr);
 
   // Like `etcdctl endpoint health`: a linearizable Get of "health" must succeed (or fail
   // only with permission denied) and no NOSPACE alarm may be active. Returns how long the
@@ -102,6 +130,7 @@ class EtcdClient {
     int64_t create_revision = 0, mod_revision = 0, version = 0, lease = 0;
   };
   struct RangeResult {
+    ResponseHeader header;
     std::vector<KV> kvs;
     int64_t revision = 0;
     int64_t count = 0;
