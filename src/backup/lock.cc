@@ -333,7 +333,9 @@ RepositoryLock::RepositoryLock(store::Store& store, std::string name, std::strin
       // found stale. Runs after the commit lock (CommitSection) is taken.
       on_interrupt_([this] {
         stop_ = true;
-        std::lock_guard<std::mutex> l(mu_);  // not while a refresh writes it
+        // RemovePendingCleanups holds the commit lock: no refresh is writing the lock now,
+        // and none will after this.
+        std::lock_guard<std::mutex> l(mu_);
         try {
           store_.Remove(name_);
         } catch (...) {
@@ -369,7 +371,7 @@ std::string RepositoryLock::Body() const {
 }
 
 void RepositoryLock::Write() {
-  // Caller holds mu_. The store stamps the object after this instant: measured from it,
+  // Caller holds the commit lock and mu_. The store stamps the object after this instant: measured from it,
   // our own idea of the lock's age is never smaller than the store's.
   const int64_t started = SteadyNs();
   store_.Put(name_, Body());
@@ -377,6 +379,10 @@ void RepositoryLock::Write() {
 }
 
 void RepositoryLock::Refresh() {
+  // Lock order everywhere: the commit lock, then mu_ (the file store's writes take the
+  // commit lock themselves). After an interrupt began this waits until the process exits:
+  // a lock is never written again once the interrupt cleanup may have removed it.
+  CommitSection commit;
   std::lock_guard<std::mutex> l(mu_);
   if (stop_ || lost_) return;
   const auto unwritten = std::chrono::nanoseconds(SteadyNs() - last_write_ok_.load());
@@ -414,6 +420,7 @@ void RepositoryLock::Lost(const std::string& why) {
 }
 
 void RepositoryLock::CheckHeld() {
+  CommitSection commit;  // the caller usually holds one already (reentrant)
   std::lock_guard<std::mutex> l(mu_);
   if (lost_) Lost(lost_why_);
   const auto unwritten = std::chrono::nanoseconds(SteadyNs() - last_write_ok_.load());
@@ -439,6 +446,7 @@ RepositoryLock::~RepositoryLock() {
   }
   stop_cv_.notify_all();
   if (refresher_.joinable()) refresher_.join();
+  CommitSection commit;
   std::lock_guard<std::mutex> l(mu_);
   try {
     // Even when lost: the name is ours alone (host, pid and a random nonce).
@@ -455,6 +463,7 @@ class LockFactory {
     const std::string name = std::string(kLockPrefix) + NameSafe(self.host) + "-" + std::to_string(self.pid) + "-" +
                              RandomHex(4) + ".json";
     auto lock = std::unique_ptr<RepositoryLock>(new RepositoryLock(store, name, operation, self));
+    CommitSection commit;
     std::lock_guard<std::mutex> l(lock->mu_);
     lock->Write();
     return lock;

@@ -22,6 +22,9 @@
 // An owner that could not refresh its lock for kLockGiveUpAfter (5 minutes before anyone
 // may judge it stale) stops refreshing and considers it lost, so a lock that was judged
 // stale is never brought back; CheckHeld() is called right before every commit.
+// Released (removed) on destruction, and by the interrupt cleanup on SIGINT/SIGTERM: that
+// runs under the commit lock (base/file.h), so never while the holder commits, and no
+// refresh writes the lock after it.
 // Thread-compatible, except that CheckHeld may run while the refresher thread works.
 #pragma once
 
@@ -101,7 +104,7 @@ class RepositoryLock {
   friend class LockFactory;
   RepositoryLock(store::Store& store, std::string name, std::string operation, LockIdentity self);
   std::string Body() const;
-  // Writes the lock; the caller holds mu_.
+  // Writes the lock; the caller holds a CommitSection, then mu_.
   void Write();
   void Refresh();
   [[noreturn]] void Lost(const std::string& why);
@@ -110,7 +113,10 @@ class RepositoryLock {
   const std::string name_, operation_, token_;
   const LockIdentity self_;
   const int64_t since_unix_;
-  std::mutex mu_;  // one write or check of the lock object at a time
+  // One write or check of the lock object at a time. Taken after the commit lock
+  // (CommitSection), never before it: the file store's writes take the commit lock, and
+  // the interrupt cleanup holds it when it removes the lock.
+  std::mutex mu_;
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;  // wakes the refresher when stop_ is set
   std::atomic<bool> stop_{false};
