@@ -322,7 +322,8 @@ std::string LockInfo::Describe() const {
 
 std::string LockInfo::DisplayName() const { return Printable(name); }
 
-RepositoryLock::RepositoryLock(store::Store& store, std::string name, std::string operation, LockIdentity self)
+RepositoryLock::RepositoryLock(store::Store& store, std::string name, std::string operation, LockIdentity self,
+                               std::chrono::milliseconds refresh_every)
     : store_(store),
       name_(std::move(name)),
       operation_(std::move(operation)),
@@ -342,14 +343,14 @@ RepositoryLock::RepositoryLock(store::Store& store, std::string name, std::strin
           // Left behind, it goes stale.
         }
       }) {
-  refresher_ = std::thread([this] {
-    auto next = std::chrono::steady_clock::now() + kLockRefreshEvery;
+  refresher_ = std::thread([this, refresh_every] {
+    auto next = std::chrono::steady_clock::now() + refresh_every;
     for (;;) {
       {
         std::unique_lock<std::mutex> l(stop_mu_);
         if (stop_cv_.wait_until(l, next, [this] { return stop_.load(); })) return;
       }
-      next += kLockRefreshEvery;
+      next += refresh_every;
       Refresh();
     }
   });
@@ -459,10 +460,10 @@ RepositoryLock::~RepositoryLock() {
 class LockFactory {
  public:
   static std::unique_ptr<RepositoryLock> New(store::Store& store, const std::string& operation,
-                                             const LockIdentity& self) {
+                                             const LockIdentity& self, std::chrono::milliseconds refresh_every) {
     const std::string name = std::string(kLockPrefix) + NameSafe(self.host) + "-" + std::to_string(self.pid) + "-" +
                              RandomHex(4) + ".json";
-    auto lock = std::unique_ptr<RepositoryLock>(new RepositoryLock(store, name, operation, self));
+    auto lock = std::unique_ptr<RepositoryLock>(new RepositoryLock(store, name, operation, self, refresh_every));
     CommitSection commit;
     std::lock_guard<std::mutex> l(lock->mu_);
     lock->Write();
@@ -474,9 +475,9 @@ namespace {
 
 // Writes a new lock of ours and returns it with store-now (its mtime) and the listing.
 std::unique_ptr<RepositoryLock> WriteOwnLock(store::Store& store, const std::string& operation,
-                                             const LockIdentity& self, std::vector<store::ObjectInfo>* listing,
-                                             int64_t* store_now) {
-  std::unique_ptr<RepositoryLock> lock = LockFactory::New(store, operation, self);
+                                             const LockIdentity& self, std::chrono::milliseconds refresh_every,
+                                             std::vector<store::ObjectInfo>* listing, int64_t* store_now) {
+  std::unique_ptr<RepositoryLock> lock = LockFactory::New(store, operation, self, refresh_every);
   *listing = store.ListDir(kLockPrefix);
   *store_now = 0;
   for (const auto& obj : *listing) {
@@ -498,11 +499,12 @@ std::unique_ptr<RepositoryLock> WriteOwnLock(store::Store& store, const std::str
 }  // namespace
 
 std::unique_ptr<RepositoryLock> AcquireLock(store::Store& store, const std::string& operation,
-                                            std::vector<std::string>* removed_stale) {
+                                            std::vector<std::string>* removed_stale,
+                                            std::chrono::milliseconds refresh_every) {
   const LockIdentity self = LockIdentity::Self();
   std::vector<store::ObjectInfo> listing;
   int64_t store_now = 0;
-  std::unique_ptr<RepositoryLock> lock = WriteOwnLock(store, operation, self, &listing, &store_now);
+  std::unique_ptr<RepositoryLock> lock = WriteOwnLock(store, operation, self, refresh_every, &listing, &store_now);
   const LockInfo* held = nullptr;
   std::vector<LockInfo> others = JudgeOthers(store, listing, lock->name(), self, store_now);
   for (const auto& other : others) {
@@ -544,7 +546,7 @@ UnlockReport Unlock(store::Store& store, bool force, bool dry_run) {
     const LockIdentity self = LockIdentity::Self();
     std::vector<store::ObjectInfo> listing;
     int64_t store_now = 0;
-    probe = WriteOwnLock(store, "unlock", self, &listing, &store_now);
+    probe = WriteOwnLock(store, "unlock", self, kLockRefreshEvery, &listing, &store_now);
     locks = JudgeOthers(store, listing, probe->name(), self, store_now);
   }
   for (auto& l : locks) {

@@ -102,7 +102,8 @@ class RepositoryLock {
 
  private:
   friend class LockFactory;
-  RepositoryLock(store::Store& store, std::string name, std::string operation, LockIdentity self);
+  RepositoryLock(store::Store& store, std::string name, std::string operation, LockIdentity self,
+                 std::chrono::milliseconds refresh_every);
   std::string Body() const;
   // Writes the lock; the caller holds a CommitSection, then mu_.
   void Write();
@@ -131,9 +132,11 @@ class RepositoryLock {
 
 // Takes the repository lock for `operation` ("backup", "prune"). Stale locks are removed
 // and described in *removed_stale. Any held lock: kLocked naming its owner (or why it
-// cannot be read) and `etcdsafe unlock`.
+// cannot be read) and `etcdsafe unlock`. `refresh_every` other than kLockRefreshEvery is
+// for tests.
 std::unique_ptr<RepositoryLock> AcquireLock(store::Store& store, const std::string& operation,
-                                            std::vector<std::string>* removed_stale);
+                                            std::vector<std::string>* removed_stale,
+                                            std::chrono::milliseconds refresh_every = kLockRefreshEvery);
 
 // Read-only: every object under locks/, judged by the rules above, but ages by this
 // host's clock (nothing is written, so the store's clock cannot be read). For dry runs.

@@ -9,10 +9,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <future>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "unit/backup/lock_test_util.h"
 #include "base/error.h"
+#include "base/file.h"
 #include "testutil/temp_dir.h"
 
 namespace etcdsafe::backup {
@@ -240,6 +246,60 @@ TEST_F(LockTest, CheckHeldNoticesALockRemovedOrReplaced) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kLocked);
     EXPECT_NE(std::string(e.what()).find("is not this run's lock any more"), std::string::npos) << e.what();
+  }
+}
+
+// Invariant: the holder keeps its lock fresh by rewriting it (a new mtime) ...
+TEST_F(LockTest, RefreshRewritesTheLock) {
+  auto lock = AcquireLock(*store_, "backup", nullptr, std::chrono::milliseconds(50));
+  const int64_t old = Now() - 20 * 60;
+  timespec times[2] = {{old, 0}, {old, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, Path(lock->name()).c_str(), times, 0), 0);
+  for (int i = 0; i < 200 && store_->Stat(lock->name())->mtime_unix == old; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_GE(store_->Stat(lock->name())->mtime_unix, Now() - 5);
+  lock->CheckHeld();
+}
+
+// ... but never brings back a lock that another run removed. (Removed at the very instant
+// of a refresh, between its check and its write, it is written again: stores offer no
+// conditional write to file://. A run removes another's lock only when it is 30 minutes
+// old by the store's clock, long after its holder stopped writing it (kLockGiveUpAfter),
+// or by `unlock --force`.) Here the removal is kept apart from the refresh cycles by
+// the commit lock, which every refresh cycle holds.
+TEST_F(LockTest, RefreshNeverRevivesARemovedLock) {
+  auto lock = AcquireLock(*store_, "backup", nullptr, std::chrono::milliseconds(10));
+  {
+    CommitSection between_refreshes;
+    store_->Remove(lock->name());
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // ~30 refresh rounds
+  EXPECT_FALSE(Exists(lock->name()));
+  try {
+    lock->CheckHeld();
+    ADD_FAILURE() << "CheckHeld passed without the lock";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("it was removed by another process"), std::string::npos) << e.what();
+  }
+}
+
+// CheckHeld runs inside a commit (CommitSection) while the refresher writes the lock,
+// which on file:// takes the commit lock too: one lock order, no deadlock.
+TEST_F(LockTest, CheckHeldInsideACommitWhileTheLockIsRefreshed) {
+  auto lock = AcquireLock(*store_, "backup", nullptr, std::chrono::milliseconds(1));
+  auto done = std::make_shared<std::promise<void>>();
+  std::future<void> finished = done->get_future();
+  std::thread([&lock, done] {
+    for (int i = 0; i < 300; i++) {
+      CommitSection commit;
+      lock->CheckHeld();
+    }
+    done->set_value();
+  }).detach();
+  if (finished.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
+    std::fprintf(stderr, "deadlock: CheckHeld inside a CommitSection never returned\n");
+    std::_Exit(1);
   }
 }
 
