@@ -7,6 +7,7 @@
 #include "base/error.h"
 #include "client/etcd_client.h"
 #include "commands.h"
+#include "drill_flags.h"
 #include "progress.h"
 #include "snapshot/inspect.h"
 #include "snapshot/restore.h"
@@ -127,7 +128,15 @@ void AddSnapshotCommands(CLI::App& app, GlobalFlags& g) {
   CLI::App* verify = snap->add_subcommand("verify", "Check a snapshot's sha256 trailer and its bbolt structure");
   verify->add_option("file", *verify_args, "snapshot file");
   verify->fallthrough();
-  verify->callback([verify_args] { RunVerify(*verify_args); });
+  auto drill = std::make_shared<DrillFlags>();
+  AddDrillFlags(*verify, *drill);
+  verify->callback([verify_args, drill] {
+    if (auto d = DrillRequested(*drill)) {
+      FinishDrill(ops::DrillSnapshotFile(OneArg(*verify_args, "snapshot verify requires exactly one argument"), *d));
+      return;
+    }
+    RunVerify(*verify_args);
+  });
 
   auto restore_args = std::make_shared<std::vector<std::string>>();
   auto opts = std::make_shared<snapshot::RestoreOptions>();
