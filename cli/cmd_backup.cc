@@ -11,6 +11,7 @@
 #include "backup/repository.h"
 #include "base/error.h"
 #include "commands.h"
+#include "drill_flags.h"
 #include "exit_codes.h"
 #include "pipeline/keys.h"
 #include "progress.h"
@@ -256,7 +257,16 @@ void AddBackupCommands(CLI::App& app, GlobalFlags& g) {
     CLI::App* cmd = backups->add_subcommand("verify", "Re-download backups and check every hash and the db itself");
     AddRepoFlags(*cmd, *rf, false);
     cmd->add_option("--backup", *id, "only this backup (id or latest)");
-    cmd->callback([rf, id] { RunVerify(*rf, *id); });
+    auto drill = std::make_shared<DrillFlags>();
+    AddDrillFlags(*cmd, *drill);
+    cmd->callback([rf, id, drill] {
+      if (auto d = DrillRequested(*drill)) {
+        auto repo = rf->OpenOne();
+        FinishDrill(ops::DrillRepositoryBackup(*repo, id->empty() ? "latest" : *id, rf->KeyWithWarning(), {}, *d));
+        return;
+      }
+      RunVerify(*rf, *id);
+    });
   }
   {
     auto rf = std::make_shared<RepoFlags>();
