@@ -369,6 +369,24 @@ PruneReport Prune(Repository& repo, const catalog::RetentionPolicy& policy, bool
     repo.store().Remove(name);
     report.removed.push_back(name + "  (" + why + ")");
   }
+  // Uploads a killed backup started and never completed (S3 multipart): invisible but
+  // billed. Only those of etcdsafe's names, started over a day ago (no backup runs that
+  // long while holding the lock we hold).
+  const int64_t day_ago =
+      std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count() - 24 * 3600;
+  try {
+    lock->CheckHeld();
+    for (const auto& a : repo.store().AbortStaleUploads(day_ago, [](const std::string& name) {
+           NameKind k = ClassifyName(name).kind;
+           return k != NameKind::kForeign && k != NameKind::kTemp;
+         })) {
+      report.removed.push_back("incomplete upload of " + a + "  (started over a day ago by a run that is gone)");
+    }
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kUnsupported) throw;
+    report.notes.push_back(e.what() + std::string("; incomplete uploads of killed backups are not aborted here: "
+                                                  "set a bucket lifecycle rule (AbortIncompleteMultipartUpload)"));
+  }
   return report;
 }
 

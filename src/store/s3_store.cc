@@ -1,5 +1,7 @@
 #include "store/s3_store.h"
 
+#include <arpa/inet.h>
+
 #include <curl/curl.h>
 
 #include <algorithm>
@@ -217,6 +219,27 @@ size_t OnHeader(char* p, size_t size, size_t n, void* ud) {
   return size * n;
 }
 
+// "127.0.0.1:9000", "[::1]:9000", "localhost:9000", "10.0.0.5" → true.
+bool HostIsIpOrLocalhost(const std::string& authority) {
+  if (!authority.empty() && authority[0] == '[') return true;  // IPv6 literal
+  std::string host = authority.substr(0, authority.rfind(':') == std::string::npos ? authority.size()
+                                                                                     : authority.rfind(':'));
+  if (host == "localhost") return true;
+  in_addr a{};
+  return inet_pton(AF_INET, host.c_str(), &a) == 1;
+}
+
+// S3's rule for names usable as a host label: 3-63 of [a-z0-9.-], starting and ending
+// with a letter or digit, no "..", not an IP address. Dots break TLS wildcard names, so
+// (as botocore) only dot-free names go virtual.
+bool DnsCompatibleBucket(const std::string& b) {
+  if (b.size() < 3 || b.size() > 63) return false;
+  for (char c : b) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  }
+  return b.front() != '-' && b.back() != '-';
+}
+
 bool Retryable(CURLcode c) {
   switch (c) {
     case CURLE_COULDNT_CONNECT:
@@ -279,7 +302,10 @@ class S3Store : public Store {
       throw Error(ErrorCode::kInvalidArgument,
                   "S3 endpoint \"" + ep + "\": want http(s)://host[:port] without a path");
     }
-    if (!opt_.path_style) authority_ = bucket_ + "." + authority_;
+    // As the AWS CLI does: a bucket cannot be a host name label of an IP address or of
+    // "localhost", nor when its name is not a DNS label; path style then.
+    path_style_ = opt_.path_style || HostIsIpOrLocalhost(authority_) || !DnsCompatibleBucket(bucket_);
+    if (!path_style_) authority_ = bucket_ + "." + authority_;
     if (opt_.part_size < (5u << 20) || opt_.part_size > (5ull << 30)) {
       throw Error(ErrorCode::kInvalidArgument, "S3 part size must be between 5 MiB and 5 GiB");
     }
@@ -331,6 +357,68 @@ class S3Store : public Store {
 
   std::string Get(const std::string& name, size_t limit) override;
 
+  std::vector<std::string> AbortStaleUploads(int64_t older_than_unix,
+                                             const std::function<bool(const std::string&)>& is_ours) override {
+    const std::string root = prefix_.empty() ? "" : prefix_ + "/";
+    const std::string what = Describe();
+    const size_t max_entries = opt_.max_list_entries == 0 ? kMaxListEntries : opt_.max_list_entries;
+    struct Upload {
+      std::string name, id, initiated;
+    };
+    std::vector<Upload> stale;
+    std::string key_marker, id_marker;
+    size_t entries = 0;
+    for (;;) {
+      Request r;
+      r.method = "GET";
+      r.query = {{"uploads", ""}, {"prefix", root}, {"delimiter", "/"}};
+      if (!key_marker.empty()) r.query.emplace_back("key-marker", key_marker);
+      if (!id_marker.empty()) r.query.emplace_back("upload-id-marker", id_marker);
+      r.max_response = 16 << 20;
+      Response resp = Do(r, what);
+      if (resp.status == 501 || resp.status == 405 ||
+          (resp.status / 100 == 4 && resp.body.find("NotImplemented") != std::string::npos) ||
+          (resp.status == 200 && resp.body.find("<ListMultipartUploadsResult") == std::string::npos)) {
+        throw Error(ErrorCode::kUnsupported, what + ": the server does not list multipart uploads (HTTP " +
+                                                 std::to_string(resp.status) + ")");
+      }
+      if (resp.status != 200) Fail(resp, what, "LIST UPLOADS");
+      for (std::string_view u : s3xml::FindAll(resp.body, "Upload")) {
+        if (++entries > max_entries) {
+          throw Error(ErrorCode::kDataLoss, what + ": LIST UPLOADS: more than " + std::to_string(max_entries) + " entries");
+        }
+        std::string key = s3xml::Find(u, "Key").value_or("");
+        std::string id = s3xml::Find(u, "UploadId").value_or("");
+        std::string initiated = s3xml::Find(u, "Initiated").value_or("");
+        if (!key.starts_with(root) || id.empty()) continue;
+        std::string name = key.substr(root.size());
+        if (name.find('/') != std::string::npos || !IsValidName(name)) continue;
+        int64_t t = ParseIso8601(initiated);
+        if (t == 0 || t >= older_than_unix || !is_ours(name)) continue;
+        stale.push_back({std::move(name), std::move(id), std::move(initiated)});
+      }
+      if (s3xml::Find(resp.body, "IsTruncated").value_or("false") != "true") break;
+      std::string next_key = s3xml::Find(resp.body, "NextKeyMarker").value_or("");
+      std::string next_id = s3xml::Find(resp.body, "NextUploadIdMarker").value_or("");
+      if ((next_key.empty() && next_id.empty()) || (next_key == key_marker && next_id == id_marker)) {
+        throw Error(ErrorCode::kDataLoss, what + ": LIST UPLOADS: a truncated page made no progress");
+      }
+      key_marker = std::move(next_key);
+      id_marker = std::move(next_id);
+    }
+    std::vector<std::string> aborted;
+    for (const auto& u : stale) {
+      Request abort;
+      abort.method = "DELETE";
+      abort.key = Key(u.name);
+      abort.query = {{"uploadId", u.id}};
+      Response resp = Do(abort, Url(u.name));
+      if (resp.status != 204 && resp.status != 200 && resp.status != 404) Fail(resp, Url(u.name), "ABORT UPLOAD");
+      aborted.push_back(u.name + " (upload " + u.id + ", initiated " + u.initiated + ")");
+    }
+    return aborted;
+  }
+
   void Remove(const std::string& name) override {
     ValidateName(Describe(), name, /*allow_temp=*/true);
     Request r;
@@ -360,11 +448,18 @@ class S3Store : public Store {
       bool retry = false;
       if (rc != CURLE_OK) {
         if (resp.overflow) throw Error(ErrorCode::kDataLoss, what + ": " + r.method + ": " + last);
+        if (rc == CURLE_COULDNT_RESOLVE_HOST) {
+          // Not worth retrying; with virtual-hosted addressing the bucket is part of the name.
+          throw Error(ErrorCode::kUnavailable,
+                      what + ": " + r.method + ": " + last +
+                          (path_style_ ? "" : " (the bucket is part of the host name in virtual-hosted addressing: "
+                                              "for S3-compatible servers try --s3-path-style)"));
+        }
         if (!Retryable(rc)) {
           throw Error(ErrorCode::kUnavailable, what + ": " + r.method + ": " + last);
         }
         retry = true;
-      } else if (resp.status >= 500 || resp.status == 429) {
+      } else if ((resp.status >= 500 && resp.status != 501) || resp.status == 429) {  // 501: never will
         last = "HTTP " + std::to_string(resp.status) + S3Detail(resp);
         retry = true;
       } else {
@@ -514,7 +609,7 @@ class S3Store : public Store {
   }
 
   CURLcode Once(const Request& r, Response* resp, std::string* err) {
-    std::string path = opt_.path_style ? "/" + bucket_ : "";
+    std::string path = path_style_ ? "/" + bucket_ : "";
     if (!r.key.empty()) path += "/" + UriEncode(r.key, true);
     if (path.empty()) path = "/";
     SigV4Request sr;
@@ -604,6 +699,7 @@ class S3Store : public Store {
   }
 
   std::string bucket_, prefix_;
+  bool path_style_ = false;
   StoreOptions opt_;
   SigV4Credentials creds_;
   std::string scheme_, authority_;

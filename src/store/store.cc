@@ -126,6 +126,10 @@ std::string Store::Get(const std::string& name, size_t limit) {
   return out;
 }
 
+std::vector<std::string> Store::AbortStaleUploads(int64_t, const std::function<bool(const std::string&)>&) {
+  return {};
+}
+
 std::unique_ptr<Store> OpenStore(const std::string& url, const StoreOptions& options) {
   if (url.starts_with("file://")) {
     std::string path = url.substr(7);

@@ -33,6 +33,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -79,6 +80,13 @@ class Store {
   // only a regular file (anything else under the name is kDataLoss, left alone) and
   // never through a symlinked directory.
   virtual void Remove(const std::string& name) = 0;
+  // Incomplete uploads of top-level objects (S3 multipart uploads a killed writer never
+  // completed or aborted: invisible, but billed) initiated before `older_than` and whose
+  // name `is_ours` accepts are aborted; returns "<name> (upload <id>, initiated <time>)"
+  // for each. A backend without such uploads (file://) returns nothing; a server that does
+  // not list multipart uploads is kUnsupported. Bounded like List.
+  virtual std::vector<std::string> AbortStaleUploads(int64_t older_than_unix,
+                                                     const std::function<bool(const std::string&)>& is_ours);
 };
 
 // Set fields by assignment (designated initializers trip -Wmissing-field-initializers).

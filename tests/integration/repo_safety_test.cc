@@ -159,7 +159,8 @@ TEST_F(RepoSafety, I1_S3PruneLeavesSubPrefixesAndForeignObjectsAlone) {
   testutil::S3Server s3;
   s3.CreateBucket("bkt");
   const std::string env = "AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER";
-  const std::vector<std::string> s3flags = {"--s3-endpoint", s3.endpoint(), "--s3-path-style"};
+  // No --s3-path-style: an IP-address endpoint gets path-style requests, as with the AWS CLI.
+  const std::vector<std::string> s3flags = {"--s3-endpoint", s3.endpoint()};
   for (const char* repo : {"s3://bkt/r", "s3://bkt/r", "s3://bkt/r/cluster-b"}) {
     CmdResult r = Etcdsafe(Concat(Concat({"backup", "--repo", repo}, s3flags), Etcd()), env);
     ASSERT_EQ(r.code, 0) << r.err;
@@ -173,6 +174,8 @@ TEST_F(RepoSafety, I1_S3PruneLeavesSubPrefixesAndForeignObjectsAlone) {
   CmdResult prune = Etcdsafe(Concat({"prune", "--repo", "s3://bkt/r", "--keep-last", "1"}, s3flags), env);
   ASSERT_EQ(prune.code, 0) << prune.err << prune.out;
   EXPECT_TRUE(Contains(prune.out, "1 of 2 backups removed")) << prune.out;
+  // s3rver cannot list multipart uploads: said, not fatal.
+  EXPECT_TRUE(Contains(prune.err, "does not list multipart uploads")) << prune.err;
   std::string after;
   ASSERT_EQ(s3.Aws("s3 ls --recursive s3://bkt/r/cluster-b/", &after), 0);
   EXPECT_EQ(before, after);
