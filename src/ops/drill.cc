@@ -424,12 +424,16 @@ std::string DrillSummaryLine(const DrillReport& report) {
            " in " + std::to_string(ms) + " ms";
   }
   std::string names, first;
+  size_t failed = 0;
   for (const auto& c : report.checks) {
     if (c.ok) continue;
-    names += (names.empty() ? "" : ", ") + c.name;
+    names += (failed++ ? ", " : "") + c.name;
     if (first.empty()) first = c.name + ": expected " + c.expected + ", found " + c.found;
   }
-  if (names.empty()) return "drill failed: no check ran";
+  if (failed == 0) return "drill failed: no check ran";
+  // One failed check: "drill failed (hashkv): expected ..."; several: each named, then
+  // the first one's numbers.
+  if (failed == 1) first = first.substr(names.size() + 2);
   return "drill failed (" + names + "): " + first;
 }
 
