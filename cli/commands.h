@@ -12,6 +12,7 @@ namespace etcdsafe::cli {
 void AddSnapshotCommands(CLI::App& app, GlobalFlags& globals);
 void AddBackupCommands(CLI::App& app, GlobalFlags& globals);
 void AddUnlockCommand(CLI::App& app);
+void AddGetCommand(CLI::App& app, GlobalFlags& globals);
 
 // The flags of `snapshot restore`, shared with `restore --repo`.
 void AddRestoreFlags(CLI::App& restore, snapshot::RestoreOptions& opts);

@@ -128,6 +128,7 @@ int Run(int argc, char** argv) {
   etcdsafe::cli::AddSnapshotCommands(app, globals);
   etcdsafe::cli::AddBackupCommands(app, globals);
   etcdsafe::cli::AddUnlockCommand(app);
+  etcdsafe::cli::AddGetCommand(app, globals);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
