@@ -12,6 +12,9 @@ namespace etcdsafe::cli {
 void AddSnapshotCommands(CLI::App& app, GlobalFlags& globals);
 void AddBackupCommands(CLI::App& app, GlobalFlags& globals);
 void AddUnlockCommand(CLI::App& app);
+void AddVersionCommand(CLI::App& app);
+void AddEndpointCommands(CLI::App& app, GlobalFlags& globals);
+void AddMemberCommands(CLI::App& app, GlobalFlags& globals);
 void AddGetCommand(CLI::App& app, GlobalFlags& globals);
 
 // The flags of `snapshot restore`, shared with `restore --repo`.

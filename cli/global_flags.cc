@@ -1,6 +1,7 @@
 #include "global_flags.h"
 
 #include <cctype>
+#include <cstdio>
 
 #include "base/error.h"
 
@@ -24,6 +25,8 @@ void AddGlobalFlags(CLI::App& app, GlobalFlags& f) {
       ->envname("ETCDCTL_COMMAND_TIMEOUT");
   app.add_option("-w,--write-out", f.write_out, "output format: simple, table, json, fields")
       ->envname("ETCDCTL_WRITE_OUT");
+  app.add_flag("--debug", f.debug, "print request-level diagnostics to stderr (endpoint, TLS, each RPC and its time)")
+      ->envname("ETCDCTL_DEBUG");
 }
 
 std::chrono::milliseconds ParseDuration(const std::string& text, const std::string& flag) {
@@ -86,6 +89,12 @@ client::ClientConfig ToClientConfig(const GlobalFlags& f) {
   }
   c.dial_timeout = ParseDuration(f.dial_timeout, "--dial-timeout");
   if (!f.command_timeout.empty()) c.command_timeout = ParseDuration(f.command_timeout, "--command-timeout");
+  if (f.debug) {
+    c.debug = [](const std::string& line) { std::fprintf(stderr, "etcdsafe debug: %s\n", line.c_str()); };
+    std::fprintf(stderr, "etcdsafe debug: endpoints %s, dial timeout %lld ms, command timeout %s\n",
+                 f.endpoints.c_str(), static_cast<long long>(c.dial_timeout.count()),
+                 f.command_timeout.empty() ? "the command's default" : f.command_timeout.c_str());
+  }
   return c;
 }
 

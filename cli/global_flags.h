@@ -20,6 +20,7 @@ struct GlobalFlags {
   std::string dial_timeout = "2s";
   std::string command_timeout;  // empty: none (snapshot save streams as long as it takes)
   std::string write_out = "simple";
+  bool debug = false;  // --debug: request-level diagnostics on stderr
 };
 
 void AddGlobalFlags(CLI::App& app, GlobalFlags& flags);
@@ -27,7 +28,8 @@ void AddGlobalFlags(CLI::App& app, GlobalFlags& flags);
 // Parses a Go-style duration ("2s", "500ms", "1m30s"). Bad input: kInvalidArgument.
 std::chrono::milliseconds ParseDuration(const std::string& text, const std::string& flag);
 
-// Builds the client configuration; splits --user "name:password".
+// Builds the client configuration; splits --user "name:password". With --debug the
+// client's diagnostics go to stderr as "etcdsafe debug: <line>".
 client::ClientConfig ToClientConfig(const GlobalFlags& flags);
 
 }  // namespace etcdsafe::cli

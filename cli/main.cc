@@ -128,6 +128,9 @@ int Run(int argc, char** argv) {
   etcdsafe::cli::AddSnapshotCommands(app, globals);
   etcdsafe::cli::AddBackupCommands(app, globals);
   etcdsafe::cli::AddUnlockCommand(app);
+  etcdsafe::cli::AddVersionCommand(app);
+  etcdsafe::cli::AddEndpointCommands(app, globals);
+  etcdsafe::cli::AddMemberCommands(app, globals);
   etcdsafe::cli::AddGetCommand(app, globals);
   try {
     app.parse(argc, argv);
@@ -142,7 +145,7 @@ int Run(int argc, char** argv) {
     return etcdsafe::cli::kExitBadArgs;
   } catch (const etcdsafe::cli::CommandExit& e) {
     std::fflush(stdout);
-    std::fprintf(stderr, "Error: %s\n", e.message.c_str());
+    if (!e.message.empty()) std::fprintf(stderr, "Error: %s\n", e.message.c_str());  // etcdctl: some exits have none
     return e.code;
   } catch (const etcdsafe::Error& e) {
     std::fflush(stdout);

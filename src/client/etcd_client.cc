@@ -7,6 +7,7 @@
 #include <grpcpp/security/tls_credentials_options.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <optional>
@@ -31,6 +32,13 @@ constexpr milliseconds kDefaultHealthTimeout{5000};  // etcdctl's default comman
 void SilenceGrpcLogging() {
   static std::once_flag once;
   std::call_once(once, [] { gpr_set_log_function([](gpr_log_func_args*) {}); });
+}
+
+std::string FormatDuration(Clock::duration d) {
+  const double ms = std::chrono::duration<double, std::milli>(d).count();
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f ms", ms);
+  return buf;
 }
 
 bool Contains(const std::string& s, const char* needle) {
@@ -203,7 +211,13 @@ struct EtcdClient::Impl {
     SetDeadline(ctx, config.command_timeout.count() > 0
                          ? config.command_timeout
                          : std::max(config.dial_timeout, kDefaultAuthTimeout));
+    const auto start = Clock::now();
     grpc::Status st = auth->Authenticate(&ctx, req, &resp);
+    if (config.debug) {
+      config.debug("Auth.Authenticate as " + config.user + " to " + ep.original + ": " +
+                   (st.ok() ? std::string("OK") : "failed (" + st.error_message() + ")") + " in " +
+                   FormatDuration(Clock::now() - start));
+    }
     if (st.ok()) {
       token = resp.token();
       return;
@@ -222,11 +236,17 @@ struct EtcdClient::Impl {
 
   // Runs one unary RPC; refreshes an expired token once. `rpc(ctx)` returns the status.
   template <class Rpc>
-  void Call(Rpc&& rpc, milliseconds timeout) {
+  void Call(const char* name, Rpc&& rpc, milliseconds timeout) {
     for (int attempt = 0;; ++attempt) {
       grpc::ClientContext ctx;
       Prepare(ctx, timeout);
+      const auto start = Clock::now();
       grpc::Status st = rpc(ctx);
+      if (config.debug) {
+        config.debug(std::string(name) + " to " + ep.original + ": " +
+                     (st.ok() ? std::string("OK") : "failed (" + st.error_message() + ")") +
+                     " in " + FormatDuration(Clock::now() - start));
+      }
       if (st.ok()) return;
       if (attempt == 0 && !config.user.empty() && TokenExpired(st)) {
         Authenticate();
@@ -271,7 +291,19 @@ std::unique_ptr<EtcdClient> EtcdClient::Connect(const ClientConfig& config_in) {
   std::string failures;
   std::optional<ErrorCode> common_code;
   for (const Endpoint& ep : eps) {
-    const auto deadline = Clock::now() + config.dial_timeout;
+    const auto dial_start = Clock::now();
+    const auto deadline = dial_start + config.dial_timeout;
+    if (config.debug) {
+      std::string how = "plaintext (TLS off)";
+      if (ep.tls) {
+        how = "TLS on";
+        how += config.cacert.empty() ? ", system CA roots" : ", CA " + config.cacert;
+        if (!config.cert.empty()) how += ", client cert " + config.cert;
+        if (config.insecure_skip_tls_verify) how += ", server certificate NOT verified";
+      }
+      config.debug("dialing " + ep.original + " (" + ep.HostPort() + ", " + how + ", dial timeout " +
+                   std::to_string(config.dial_timeout.count()) + " ms)");
+    }
     auto impl = std::make_unique<Impl>();
     impl->config = config;
     impl->ep = ep;
@@ -284,6 +316,10 @@ std::unique_ptr<EtcdClient> EtcdClient::Connect(const ClientConfig& config_in) {
       impl->maintenance = pb::Maintenance::NewStub(impl->channel);
       impl->cluster = pb::Cluster::NewStub(impl->channel);
       impl->auth = pb::Auth::NewStub(impl->channel);
+      if (config.debug) {
+        config.debug("connected to " + ep.original + " in " + FormatDuration(Clock::now() - dial_start) +
+                     "; using this endpoint");
+      }
       try {
         impl->Authenticate();
         return std::unique_ptr<EtcdClient>(new EtcdClient(std::move(impl)));
@@ -303,6 +339,10 @@ std::unique_ptr<EtcdClient> EtcdClient::Connect(const ClientConfig& config_in) {
                         timed_out ? "dial timeout" : "connection failed (gRPC transient failure)");
       }
     }
+    if (config.debug) {
+      config.debug("endpoint " + ep.original + " failed after " + FormatDuration(Clock::now() - dial_start) +
+                   ": " + failure->what());
+    }
     if (!failures.empty()) failures += "; ";
     failures += ep.original + ": " + failure->what();
     if (!common_code) {
@@ -318,6 +358,7 @@ void EtcdClient::Snapshot(const std::function<void(const uint8_t*, size_t)>& on_
   for (int attempt = 0;; ++attempt) {
     grpc::ClientContext ctx;
     impl_->Prepare(ctx, impl_->config.command_timeout);
+    const auto start = Clock::now();
     auto reader = impl_->maintenance->Snapshot(&ctx, pb::SnapshotRequest());
     pb::SnapshotResponse resp;
     bool got_any = false;
@@ -335,6 +376,11 @@ void EtcdClient::Snapshot(const std::function<void(const uint8_t*, size_t)>& on_
       throw;
     }
     grpc::Status st = reader->Finish();
+    if (impl_->config.debug) {
+      impl_->config.debug("Maintenance.Snapshot stream from " + impl_->ep.original + ": " +
+                          (st.ok() ? std::string("OK") : "failed (" + st.error_message() + ")") +
+                          " in " + FormatDuration(Clock::now() - start));
+    }
     if (st.ok()) return;
     if (attempt == 0 && !got_any && !impl_->config.user.empty() && Impl::TokenExpired(st)) {
       impl_->Authenticate();
@@ -346,7 +392,7 @@ void EtcdClient::Snapshot(const std::function<void(const uint8_t*, size_t)>& on_
 
 EtcdClient::Status EtcdClient::EndpointStatus() {
   pb::StatusResponse resp;
-  impl_->Call(
+  impl_->Call("Maintenance.Status",
       [&](grpc::ClientContext& ctx) {
         return impl_->maintenance->Status(&ctx, pb::StatusRequest(), &resp);
       },
@@ -372,7 +418,7 @@ EtcdClient::HashKVResult EtcdClient::HashKV(int64_t revision) {
   pb::HashKVRequest req;
   req.set_revision(revision);
   pb::HashKVResponse resp;
-  impl_->Call(
+  impl_->Call("Maintenance.HashKV",
       [&](grpc::ClientContext& ctx) { return impl_->maintenance->HashKV(&ctx, req, &resp); },
       impl_->config.command_timeout);
   HashKVResult out;
@@ -384,7 +430,7 @@ EtcdClient::HashKVResult EtcdClient::HashKV(int64_t revision) {
 
 std::vector<EtcdClient::MemberInfo> EtcdClient::MemberList(ResponseHeader* header) {
   pb::MemberListResponse resp;
-  impl_->Call(
+  impl_->Call("Cluster.MemberList",
       [&](grpc::ClientContext& ctx) {
         return impl_->cluster->MemberList(&ctx, pb::MemberListRequest(), &resp);
       },
@@ -399,7 +445,7 @@ void EtcdClient::MemberRemove(uint64_t id, std::vector<MemberInfo>* members,
   pb::MemberRemoveRequest req;
   req.set_id(id);
   pb::MemberRemoveResponse resp;
-  impl_->Call(
+  impl_->Call("Cluster.MemberRemove",
       [&](grpc::ClientContext& ctx) { return impl_->cluster->MemberRemove(&ctx, req, &resp); },
       impl_->config.command_timeout);
   FillMembers(resp, members, header);
@@ -411,7 +457,7 @@ void EtcdClient::MemberUpdate(uint64_t id, const std::vector<std::string>& peer_
   req.set_id(id);
   for (const auto& u : peer_urls) req.add_peer_urls(u);
   pb::MemberUpdateResponse resp;
-  impl_->Call(
+  impl_->Call("Cluster.MemberUpdate",
       [&](grpc::ClientContext& ctx) { return impl_->cluster->MemberUpdate(&ctx, req, &resp); },
       impl_->config.command_timeout);
   FillMembers(resp, members, header);
@@ -422,7 +468,7 @@ void EtcdClient::MemberPromote(uint64_t id, std::vector<MemberInfo>* members,
   pb::MemberPromoteRequest req;
   req.set_id(id);
   pb::MemberPromoteResponse resp;
-  impl_->Call(
+  impl_->Call("Cluster.MemberPromote",
       [&](grpc::ClientContext& ctx) { return impl_->cluster->MemberPromote(&ctx, req, &resp); },
       impl_->config.command_timeout);
   FillMembers(resp, members, header);
@@ -436,7 +482,7 @@ EtcdClient::MemberInfo EtcdClient::MemberAdd(const std::vector<std::string>& pee
   for (const auto& u : peer_urls) req.add_peer_urls(u);
   req.set_is_learner(is_learner);
   pb::MemberAddResponse resp;
-  impl_->Call(
+  impl_->Call("Cluster.MemberAdd",
       [&](grpc::ClientContext& ctx) { return impl_->cluster->MemberAdd(&ctx, req, &resp); },
       impl_->config.command_timeout);
   FillMembers(resp, members, header);
@@ -453,7 +499,7 @@ std::chrono::microseconds EtcdClient::Health() {
   pb::RangeResponse resp;
   const auto start = Clock::now();
   try {
-    impl_->Call([&](grpc::ClientContext& ctx) { return impl_->kv->Range(&ctx, req, &resp); },
+    impl_->Call("KV.Range", [&](grpc::ClientContext& ctx) { return impl_->kv->Range(&ctx, req, &resp); },
                 timeout);
   } catch (const Error& e) {
     // A non-root user may not read "health"; the cluster still answered.
@@ -467,7 +513,7 @@ std::chrono::microseconds EtcdClient::Health() {
   areq.set_action(pb::AlarmRequest::GET);
   pb::AlarmResponse aresp;
   try {
-    impl_->Call(
+    impl_->Call("Maintenance.Alarm",
         [&](grpc::ClientContext& ctx) { return impl_->maintenance->Alarm(&ctx, areq, &aresp); },
         timeout);
   } catch (const Error& e) {
@@ -488,7 +534,7 @@ void EtcdClient::Put(const std::string& key, const std::string& value, int64_t l
   req.set_value(value);
   req.set_lease(lease);
   pb::PutResponse resp;
-  impl_->Call([&](grpc::ClientContext& ctx) { return impl_->kv->Put(&ctx, req, &resp); },
+  impl_->Call("KV.Put", [&](grpc::ClientContext& ctx) { return impl_->kv->Put(&ctx, req, &resp); },
               impl_->config.command_timeout);
 }
 
@@ -501,7 +547,7 @@ EtcdClient::RangeResult EtcdClient::Range(const std::string& key, const std::str
   req.set_revision(revision);
   req.set_keys_only(keys_only);
   pb::RangeResponse resp;
-  impl_->Call([&](grpc::ClientContext& ctx) { return impl_->kv->Range(&ctx, req, &resp); },
+  impl_->Call("KV.Range", [&](grpc::ClientContext& ctx) { return impl_->kv->Range(&ctx, req, &resp); },
               impl_->config.command_timeout);
   RangeResult out;
   out.header = ToHeader(resp.header());
@@ -521,7 +567,7 @@ int64_t EtcdClient::DeleteRange(const std::string& key, const std::string& range
   req.set_key(key);
   req.set_range_end(range_end);
   pb::DeleteRangeResponse resp;
-  impl_->Call(
+  impl_->Call("KV.DeleteRange",
       [&](grpc::ClientContext& ctx) { return impl_->kv->DeleteRange(&ctx, req, &resp); },
       impl_->config.command_timeout);
   return resp.deleted();

@@ -16,7 +16,7 @@
 //    kPermissionDenied, INVALID_ARGUMENT -> kInvalidArgument. etcd's message text
 //    ("etcdserver: permission denied") is kept. Wrong password is kUnauthenticated.
 //  * command_timeout (> 0) is a deadline per RPC; for Snapshot it bounds the whole stream.
-//  * Never prints; gRPC's own logging is silenced while an EtcdClient exists.
+//  * Never prints (--debug lines go to config.debug); gRPC's own logging is silenced while an EtcdClient exists.
 //
 // Thread-compatible: one EtcdClient per thread, or external locking.
 #pragma once
@@ -39,6 +39,10 @@ struct ClientConfig {
   std::string user, password;  // etcd auth; empty user = none
   std::chrono::milliseconds dial_timeout{2000};
   std::chrono::milliseconds command_timeout{0};  // 0 = no deadline
+  // --debug: when set, gets one line per event: each endpoint dialled (TLS on/off, CA,
+  // client cert), the endpoint chosen or why it failed, and each RPC with its outcome and
+  // duration. Never gets secrets (no passwords, no tokens).
+  std::function<void(const std::string&)> debug;
 };
 
 // Looks up an environment variable; returns false when unset.
