@@ -403,10 +403,10 @@ void EtcdSandbox::StartEtcd(const EtcdStartOptions& options) {
     }
     if (Clock::now() > deadline) {
       StopEtcd();
+      const int64_t ms = o.start_timeout.count();
       throw Error(ErrorCode::kUnavailable,
-                  "etcd not healthy after " +
-                      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(o.start_timeout).count()) +
-                      " s (last check: " + OneLine(last) + "); " + LogSummary());
+                  "etcd not healthy after " + (ms % 1000 == 0 ? std::to_string(ms / 1000) + " s" : std::to_string(ms) + " ms") +
+                      " (last check: " + OneLine(last) + "); " + LogSummary());
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
