@@ -26,10 +26,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "backup/repository.h"
 #include "client/etcd_client.h"
+#include "pipeline/keys.h"
 #include "ops/snapshot_kv.h"
 
 namespace etcdsafe::ops {
@@ -115,6 +118,15 @@ class GetPrinter {
 // Streams the answer from the snapshot to `printer` (Begin, Kv..., End); the kvs are
 // never all in memory. The request is checked first, like etcd's checkRangeRequest.
 void GetFromSnapshot(SnapshotKv& kv, const GetRequest& req, const Header& header, GetPrinter& printer);
+// The same from a repository backup (`--repo R --backup ID|latest`): the backup read
+// pipeline (download, decrypt, decompress, sha256, size, revision, keys and hash checked
+// against the manifest: backup/repo_ops.h RestoreFromRepository) restores it into a
+// scratch directory under $TMPDIR (default /tmp; it needs room for the db), whose db is
+// then read as above; the directory is removed on return, on failure and on an
+// interrupt. Repository errors as for `restore --repo`; notes go to *notes.
+void GetFromRepository(backup::Repository& repo, const std::string& id_or_latest,
+                       const std::optional<pipeline::KeySpec>& key, const RestoreIdentity& id, const GetRequest& req,
+                       GetPrinter& printer, std::vector<std::string>* notes);
 // Collecting form (tests).
 GetResponse GetFromSnapshot(SnapshotKv& kv, const GetRequest& req, const Header& header);
 
