@@ -143,6 +143,9 @@ TEST_F(SnapshotCli, StatusOutputIdenticalToEtcdctlInEveryFormat) {
     CmdResult theirs = Etcdctl({"snapshot", "status", path, "-w", w});
     EXPECT_EQ(ours.code, 0) << ours.err;
     EXPECT_EQ(ours.out, theirs.out) << w;
+    // On success nothing but what etcdctl prints (cron scripts parse `2>&1`).
+    EXPECT_EQ(ours.err, theirs.err) << w;
+    EXPECT_EQ(ours.err, "") << w;
   }
   CmdResult ours = Etcdsafe({"snapshot", "status", path, "-w", "protobuf"});
   CmdResult theirs = Etcdctl({"snapshot", "status", path, "-w", "protobuf"});
