@@ -61,7 +61,8 @@ class Drill {
     } catch (const Error& e) {
       c.ok = false;
       c.found = e.what();
-      if (e.code() == ErrorCode::kNotFound && name == "etcd binary") no_etcd_ = true;
+      // Nothing to drill with or nothing to drill: "not found", as elsewhere in the CLI.
+      if (e.code() == ErrorCode::kNotFound && (name == "etcd binary" || name == "backup")) not_found_ = true;
     } catch (const std::exception& e) {
       c.ok = false;
       c.found = std::string("internal error: ") + e.what();
@@ -253,7 +254,7 @@ class Drill {
     report_.source = std::move(source);
     report_.ok = !report_.checks.empty();
     for (const auto& c : report_.checks) report_.ok = report_.ok && c.ok;
-    report_.exit_code = report_.ok ? 0 : (no_etcd_ ? kExitDrillNoEtcd : kExitDrillFailed);
+    report_.exit_code = report_.ok ? 0 : (not_found_ ? kExitDrillNotFound : kExitDrillFailed);
     if (!options_.report_path.empty()) WriteDrillReport(options_.report_path, report_);
     return report_;
   }
@@ -264,7 +265,7 @@ class Drill {
   std::string binary_;
   KvSpace kv_;
   int client_port_ = 0, peer_port_ = 0;
-  bool no_etcd_ = false;
+  bool not_found_ = false;
 };
 
 }  // namespace

@@ -26,7 +26,8 @@
 // the drill passes or fails.
 //
 // Exit codes (the CLI uses DrillReport::exit_code): 0 every check passed;
-// kExitDrillFailed (14) a check failed; 10 the etcd binary is missing (nothing else ran).
+// kExitDrillFailed (14) a check failed; 10 the etcd binary or the backup is missing
+// (nothing else ran).
 // Usage errors (a bad --max-age, a key needed and not given) throw kInvalidArgument
 // before anything runs, and no report is written.
 #pragma once
@@ -44,7 +45,7 @@ namespace etcdsafe::ops {
 
 // "A drill check failed": published in docs/cli.md (Drills).
 inline constexpr int kExitDrillFailed = 14;
-inline constexpr int kExitDrillNoEtcd = 10;  // = the CLI's kExitNotFound
+inline constexpr int kExitDrillNotFound = 10;  // = the CLI's kExitNotFound
 
 struct DrillOptions {
   bool not_kubernetes = false;
@@ -68,7 +69,7 @@ struct DrillReport {
   std::string source;  // what was drilled, for the summary line
   std::vector<DrillCheck> checks;
   bool ok = false;
-  int exit_code = 0;  // 0, kExitDrillFailed or kExitDrillNoEtcd
+  int exit_code = 0;  // 0, kExitDrillFailed or kExitDrillNotFound
 };
 
 // Parses --max-age: one or more <number><unit>, units d, h, m, s ("24h", "1d12h", "90m").

@@ -365,6 +365,14 @@ TEST_F(DrillCli, RepositoryDrillOfLatestBackupPasses) {
   EXPECT_TRUE(j["ok"].get<bool>()) << j.dump();
   EXPECT_FALSE(CheckOf(j, "hashkv").is_null());
   EXPECT_TRUE(CheckOf(j, "essentials")["ok"].get<bool>());
+  // No such backup: not found, named last, reported.
+  const std::string missing = dir_.Sub("missing.json");
+  CmdResult none = Drill({"backups", "verify", "--repo", "file://" + Shared("repo"), "--backup",
+                          "etcd-snapshot-20000101-000000-r1", "--drill", "--encryption-key-file", Key(), "--report",
+                          missing});
+  EXPECT_EQ(none.code, 10) << none.err;
+  EXPECT_NE(LastLine(none.err).find("drill failed (backup)"), std::string::npos) << none.err;
+  EXPECT_FALSE(ReadJson(missing)["ok"].get<bool>());
   // Without the key: a one-line usage error before anything runs.
   CmdResult nokey = Drill({"backups", "verify", "--repo", "file://" + Shared("repo"), "--drill"});
   EXPECT_EQ(nokey.code, 128) << nokey.err;
@@ -388,6 +396,13 @@ TEST_F(DrillCli, CorruptSnapshotFailsIntegrity) {
   EXPECT_FALSE(j["ok"].get<bool>());
   EXPECT_FALSE(CheckOf(j, "integrity")["ok"].get<bool>());
   EXPECT_TRUE(CheckOf(j, "etcd start").is_null());  // nothing after it ran
+  // Truncated: the same.
+  const std::string cut = dir_.Sub("truncated.db");
+  std::filesystem::copy_file(Shared("k8s.db"), cut);
+  std::filesystem::resize_file(cut, std::filesystem::file_size(cut) / 2);
+  CmdResult t = Drill({"snapshot", "verify", cut, "--drill"});
+  EXPECT_EQ(t.code, 14) << t.out << t.err;
+  EXPECT_NE(LastLine(t.err).find("drill failed (integrity)"), std::string::npos) << t.err;
 }
 
 TEST_F(DrillCli, CorruptRepositoryBackupFailsRestore) {
