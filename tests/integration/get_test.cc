@@ -308,6 +308,17 @@ TEST_F(GetCli, FromSnapshotBadInput) {
   EXPECT_TRUE(IsOneLineError(flags)) << flags.err;
 }
 
+// An unreachable endpoint: one line, exit 2 (etcdsafe's code for it; etcdctl 3.4's get
+// exits 1 with "context deadline exceeded" after its 5 s command timeout), nothing on stdout.
+TEST(GetCliOffline, UnreachableEndpointIsExit2) {
+  const int port = testutil::FreePort();
+  CmdResult r = Etcdsafe({"get", "--endpoints", "127.0.0.1:" + std::to_string(port), "a", "-w", "json"});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_TRUE(IsOneLineError(r)) << r.err;
+  EXPECT_NE(r.err.find("connection refused"), std::string::npos) << r.err;
+}
+
 // A 100+ MB snapshot with Kubernetes-shaped history (60k keys, 4 revisions each, every
 // 10th deleted): the offline read stays under 64 MiB RSS, because values and history
 // are never held, only the live keys of the range.
