@@ -322,8 +322,7 @@ std::string LockInfo::Describe() const {
 
 std::string LockInfo::DisplayName() const { return Printable(name); }
 
-RepositoryLock::RepositoryLock(store::Store& store, std::string name, std::string operation, LockIdentity self,
-                               std::chrono::milliseconds refresh_every)
+RepositoryLock::RepositoryLock(store::Store& store, std::string name, std::string operation, LockIdentity self)
     : store_(store),
       name_(std::move(name)),
       operation_(std::move(operation)),
@@ -334,15 +333,17 @@ RepositoryLock::RepositoryLock(store::Store& store, std::string name, std::strin
       // found stale. Runs after the commit lock (CommitSection) is taken.
       on_interrupt_([this] {
         stop_ = true;
-        // RemovePendingCleanups holds the commit lock: no refresh is writing the lock now,
-        // and none will after this.
-        std::lock_guard<std::mutex> l(mu_);
         try {
+          // A refresh in flight may still land after this: on file:// it cannot (its
+          // rename needs the commit lock, which the interrupt cleanup holds); on S3 the
+          // lock is left to go stale, or to the PID check of the next run on this host.
           store_.Remove(name_);
         } catch (...) {
           // Left behind, it goes stale.
         }
-      }) {
+      }) {}
+
+void RepositoryLock::StartRefresher(std::chrono::milliseconds refresh_every) {
   refresher_ = std::thread([this, refresh_every] {
     auto next = std::chrono::steady_clock::now() + refresh_every;
     for (;;) {
@@ -372,43 +373,50 @@ std::string RepositoryLock::Body() const {
 }
 
 void RepositoryLock::Write() {
-  // Caller holds the commit lock and mu_. The store stamps the object after this instant: measured from it,
-  // our own idea of the lock's age is never smaller than the store's.
+  // The store stamps the object after this instant: measured from it, our own idea of the
+  // lock's age is never smaller than the store's.
   const int64_t started = SteadyNs();
   store_.Put(name_, Body());
   last_write_ok_ = started;
 }
 
-void RepositoryLock::Refresh() {
-  // Lock order everywhere: the commit lock, then mu_ (the file store's writes take the
-  // commit lock themselves). After an interrupt began this waits until the process exits:
-  // a lock is never written again once the interrupt cleanup may have removed it.
-  CommitSection commit;
+void RepositoryLock::MarkLost(const std::string& why) {
   std::lock_guard<std::mutex> l(mu_);
-  if (stop_ || lost_) return;
+  if (lost_) return;
+  lost_why_ = why;
+  lost_ = true;
+}
+
+std::string RepositoryLock::NotWrittenFor() const {
   const auto unwritten = std::chrono::nanoseconds(SteadyNs() - last_write_ok_.load());
-  if (unwritten > kLockGiveUpAfter) {
-    // Others may judge it stale from now on: never bring it back.
-    lost_ = true;
-    lost_why_ = "it could not be written for " +
-                FormatAge(std::chrono::duration_cast<std::chrono::seconds>(unwritten).count()) +
-                ", so another run may have removed it as stale";
+  if (unwritten <= kLockGiveUpAfter) return "";
+  return "it could not be written for " +
+         FormatAge(std::chrono::duration_cast<std::chrono::seconds>(unwritten).count()) +
+         ", so another run may have removed it as stale";
+}
+
+void RepositoryLock::Refresh() {
+  // No mutex is held across store requests (the file store's writes take the commit lock,
+  // which a CheckHeld caller may hold).
+  if (stop_ || lost_) return;
+  if (std::string why = NotWrittenFor(); !why.empty()) {
+    MarkLost(why);  // others may judge it stale from now on: never bring it back
     return;
   }
   try {
-    std::string token;
     std::optional<store::ObjectInfo> info = store_.Stat(name_);
-    if (!info) {
-      lost_ = true;
-      lost_why_ = "it was removed by another process (a run that judged it stale, or `etcdsafe unlock --force`)";
+    std::string token;
+    std::optional<LockInfo> mine;
+    if (info) mine = ReadLock(store_, *info, &token);
+    if (!mine) {
+      MarkLost("it was removed by another process: a run that judged it stale, or `etcdsafe unlock --force`");
       return;
     }
-    std::optional<LockInfo> mine = ReadLock(store_, *info, &token);
-    if (!mine || token != token_) {
-      lost_ = true;
-      lost_why_ = mine ? "another lock took its name" : "it was removed by another process";
+    if (token != token_) {
+      MarkLost("the object under its name is not this run's lock any more");
       return;
     }
+    if (stop_) return;
     Write();
   } catch (const Error&) {
     // A missed refresh only brings staleness closer; CheckHeld decides before a commit.
@@ -421,21 +429,19 @@ void RepositoryLock::Lost(const std::string& why) {
 }
 
 void RepositoryLock::CheckHeld() {
-  CommitSection commit;  // the caller usually holds one already (reentrant)
-  std::lock_guard<std::mutex> l(mu_);
-  if (lost_) Lost(lost_why_);
-  const auto unwritten = std::chrono::nanoseconds(SteadyNs() - last_write_ok_.load());
-  if (unwritten > kLockGiveUpAfter) {
-    Lost("it could not be written for " +
-         FormatAge(std::chrono::duration_cast<std::chrono::seconds>(unwritten).count()) +
-         ", so another run may have removed it as stale");
+  if (lost_) {
+    std::string why;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      why = lost_why_;
+    }
+    Lost(why);
   }
+  if (std::string why = NotWrittenFor(); !why.empty()) Lost(why);
   std::optional<store::ObjectInfo> info = store_.Stat(name_);
-  if (!info) {
-    Lost("it was removed by another process: a run that judged it stale, or `etcdsafe unlock --force`");
-  }
   std::string token;
-  std::optional<LockInfo> mine = ReadLock(store_, *info, &token);
+  std::optional<LockInfo> mine;
+  if (info) mine = ReadLock(store_, *info, &token);
   if (!mine) Lost("it was removed by another process: a run that judged it stale, or `etcdsafe unlock --force`");
   if (token != token_) Lost("the object under its name is not this run's lock any more");
 }
@@ -447,8 +453,6 @@ RepositoryLock::~RepositoryLock() {
   }
   stop_cv_.notify_all();
   if (refresher_.joinable()) refresher_.join();
-  CommitSection commit;
-  std::lock_guard<std::mutex> l(mu_);
   try {
     // Even when lost: the name is ours alone (host, pid and a random nonce).
     store_.Remove(name_);
@@ -463,10 +467,9 @@ class LockFactory {
                                              const LockIdentity& self, std::chrono::milliseconds refresh_every) {
     const std::string name = std::string(kLockPrefix) + NameSafe(self.host) + "-" + std::to_string(self.pid) + "-" +
                              RandomHex(4) + ".json";
-    auto lock = std::unique_ptr<RepositoryLock>(new RepositoryLock(store, name, operation, self, refresh_every));
-    CommitSection commit;
-    std::lock_guard<std::mutex> l(lock->mu_);
+    auto lock = std::unique_ptr<RepositoryLock>(new RepositoryLock(store, name, operation, self));
     lock->Write();
+    lock->StartRefresher(refresh_every);  // only once the lock exists
     return lock;
   }
 };

@@ -23,8 +23,7 @@
 // may judge it stale) stops refreshing and considers it lost, so a lock that was judged
 // stale is never brought back; CheckHeld() is called right before every commit.
 // Released (removed) on destruction, and by the interrupt cleanup on SIGINT/SIGTERM: that
-// runs under the commit lock (base/file.h), so never while the holder commits, and no
-// refresh writes the lock after it.
+// runs under the commit lock (base/file.h), so never while the holder commits.
 // Thread-compatible, except that CheckHeld may run while the refresher thread works.
 #pragma once
 
@@ -102,21 +101,22 @@ class RepositoryLock {
 
  private:
   friend class LockFactory;
-  RepositoryLock(store::Store& store, std::string name, std::string operation, LockIdentity self,
-                 std::chrono::milliseconds refresh_every);
+  RepositoryLock(store::Store& store, std::string name, std::string operation, LockIdentity self);
+  void StartRefresher(std::chrono::milliseconds refresh_every);
   std::string Body() const;
-  // Writes the lock; the caller holds a CommitSection, then mu_.
   void Write();
   void Refresh();
+  void MarkLost(const std::string& why);
+  // Why the lock may have been judged stale by now ("" if it was written recently).
+  std::string NotWrittenFor() const;
   [[noreturn]] void Lost(const std::string& why);
 
   store::Store& store_;
   const std::string name_, operation_, token_;
   const LockIdentity self_;
   const int64_t since_unix_;
-  // One write or check of the lock object at a time. Taken after the commit lock
-  // (CommitSection), never before it: the file store's writes take the commit lock, and
-  // the interrupt cleanup holds it when it removes the lock.
+  // Guards lost_why_ only; never held across a store request (the file store's writes
+  // take the commit lock, which CheckHeld's caller and the interrupt cleanup hold).
   std::mutex mu_;
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;  // wakes the refresher when stop_ is set

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <future>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -266,15 +267,18 @@ TEST_F(LockTest, RefreshRewritesTheLock) {
 // of a refresh, between its check and its write, it is written again: stores offer no
 // conditional write to file://. A run removes another's lock only when it is 30 minutes
 // old by the store's clock, long after its holder stopped writing it (kLockGiveUpAfter),
-// or by `unlock --force`.) Here the removal is kept apart from the refresh cycles by
-// the commit lock, which every refresh cycle holds.
+// or by `unlock --force`.) Here the lock is removed right after a refresh replaced it.
 TEST_F(LockTest, RefreshNeverRevivesARemovedLock) {
-  auto lock = AcquireLock(*store_, "backup", nullptr, std::chrono::milliseconds(10));
-  {
-    CommitSection between_refreshes;
-    store_->Remove(lock->name());
-  }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // ~30 refresh rounds
+  auto lock = AcquireLock(*store_, "backup", nullptr, std::chrono::milliseconds(300));
+  auto inode = [&] {
+    struct stat st {};
+    return ::stat(Path(lock->name()).c_str(), &st) == 0 ? st.st_ino : 0;
+  };
+  const ino_t first = inode();
+  for (int i = 0; i < 5000 && inode() == first; i++) ::usleep(1000);  // a refresh renames a new file in
+  ASSERT_NE(inode(), first);
+  store_->Remove(lock->name());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // three more refresh rounds
   EXPECT_FALSE(Exists(lock->name()));
   try {
     lock->CheckHeld();
@@ -291,16 +295,21 @@ TEST_F(LockTest, CheckHeldInsideACommitWhileTheLockIsRefreshed) {
   auto done = std::make_shared<std::promise<void>>();
   std::future<void> finished = done->get_future();
   std::thread([&lock, done] {
-    for (int i = 0; i < 300; i++) {
-      CommitSection commit;
-      lock->CheckHeld();
+    try {
+      for (int i = 0; i < 300; i++) {
+        CommitSection commit;
+        lock->CheckHeld();
+      }
+      done->set_value();
+    } catch (...) {
+      done->set_exception(std::current_exception());
     }
-    done->set_value();
   }).detach();
   if (finished.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
     std::fprintf(stderr, "deadlock: CheckHeld inside a CommitSection never returned\n");
     std::_Exit(1);
   }
+  EXPECT_NO_THROW(finished.get());
 }
 
 // Invariant: inspection (prune --dry-run, unlock --dry-run) writes and deletes nothing.
