@@ -87,28 +87,54 @@ void CheckManifestMac(Repository& repo, const Manifest& m, const pipeline::KeySp
   }
 }
 
+// The stored object, read at most to the manifest's stored_size and hashed; Check()
+// compares size and sha256 with the manifest once it was read to the end.
+class StoredObject {
+ public:
+  StoredObject(Repository& repo, const Manifest& m)
+      : m_(m),
+        what_(What(repo, m)),
+        object_(repo.store().Open(m.data_object)),
+        bounded_(*object_, m.stored_size,
+                 what_ + ": stored object is larger than the manifest's stored_size (" +
+                     std::to_string(m.stored_size) + " bytes): stopped reading"),
+        hash_(bounded_) {}
+  Source& source() { return hash_; }
+  const std::string& what() const { return what_; }
+  void Check() {
+    if (hash_.bytes() != m_.stored_size || HexBytes(hash_.digest()) != m_.stored_sha256) {
+      throw Error(ErrorCode::kDataLoss, what_ + ": stored object does not match the manifest (" +
+                                            std::to_string(hash_.bytes()) + " bytes, sha256 " +
+                                            HexBytes(hash_.digest()) + "; manifest says " +
+                                            std::to_string(m_.stored_size) + " bytes, " + m_.stored_sha256 + ")");
+    }
+  }
+
+ private:
+  const Manifest& m_;
+  std::string what_;
+  std::unique_ptr<Source> object_;
+  LimitSource bounded_;
+  pipeline::HashSource hash_;
+};
+
 // The read side of the pipeline for one backup: stored bytes (bounded by stored_size,
 // hashed) → decrypt → decompress → db bytes (bounded by db_size, hashed), handed to
 // `consume` chunk by chunk. Checks both hashes and sizes against the manifest at the end.
 void ReadBackup(Repository& repo, const Manifest& m, const std::optional<pipeline::KeySpec>& key,
                 const std::function<void(const uint8_t*, size_t)>& consume, const ProgressFn& progress) {
   std::optional<pipeline::KeySpec> k = KeyFor(m, key);
-  const std::string what = What(repo, m);
-  std::unique_ptr<Source> object = repo.store().Open(m.data_object);
-  LimitSource bounded_object(*object, m.stored_size,
-                             what + ": stored object is larger than the manifest's stored_size (" +
-                                 std::to_string(m.stored_size) + " bytes): stopped reading");
-  pipeline::HashSource stored(bounded_object);
+  StoredObject stored(repo, m);
   std::unique_ptr<Source> decrypted;
-  Source* compressed = &stored;
+  Source* compressed = &stored.source();
   if (k) {
-    decrypted = pipeline::NewDecryptSource(*k, stored);
+    decrypted = pipeline::NewDecryptSource(*k, stored.source());
     compressed = decrypted.get();
   }
   std::unique_ptr<Source> db = pipeline::NewDecompressSource(pipeline::ParseCompression(m.compression), *compressed);
   LimitSource bounded_db(*db, m.db_size,
-                         what + ": decodes to more than the manifest's db_size (" + std::to_string(m.db_size) +
-                             " bytes): stopped");
+                         stored.what() + ": decodes to more than the manifest's db_size (" +
+                             std::to_string(m.db_size) + " bytes): stopped");
   pipeline::HashSource db_hash(bounded_db);
   std::vector<uint8_t> buf(kChunk);
   for (;;) {
@@ -117,14 +143,9 @@ void ReadBackup(Repository& repo, const Manifest& m, const std::optional<pipelin
     consume(buf.data(), n);
     if (progress) progress(db_hash.bytes());
   }
-  if (stored.bytes() != m.stored_size || HexBytes(stored.digest()) != m.stored_sha256) {
-    throw Error(ErrorCode::kDataLoss, what + ": stored object does not match the manifest (" +
-                                          std::to_string(stored.bytes()) + " bytes, sha256 " +
-                                          HexBytes(stored.digest()) + "; manifest says " +
-                                          std::to_string(m.stored_size) + " bytes, " + m.stored_sha256 + ")");
-  }
+  stored.Check();
   if (db_hash.bytes() != m.db_size || HexBytes(db_hash.digest()) != m.db_sha256) {
-    throw Error(ErrorCode::kDataLoss, what + ": restored db does not match the manifest (" +
+    throw Error(ErrorCode::kDataLoss, stored.what() + ": restored db does not match the manifest (" +
                                           std::to_string(db_hash.bytes()) + " bytes, sha256 " +
                                           HexBytes(db_hash.digest()) + "; manifest says " +
                                           std::to_string(m.db_size) + " bytes, " + m.db_sha256 + ")");
@@ -133,19 +154,11 @@ void ReadBackup(Repository& repo, const Manifest& m, const std::optional<pipelin
 
 // The stored bytes alone (no key needed): size and sha256 against the manifest.
 void CheckStoredBytes(Repository& repo, const Manifest& m) {
-  const std::string what = What(repo, m);
-  std::unique_ptr<Source> object = repo.store().Open(m.data_object);
-  LimitSource bounded(*object, m.stored_size,
-                      what + ": stored object is larger than the manifest's stored_size (" +
-                          std::to_string(m.stored_size) + " bytes)");
-  pipeline::HashSource stored(bounded);
+  StoredObject stored(repo, m);
   std::vector<uint8_t> buf(kChunk);
-  while (stored.Read(buf.data(), buf.size()) > 0) {
+  while (stored.source().Read(buf.data(), buf.size()) > 0) {
   }
-  if (stored.bytes() != m.stored_size || HexBytes(stored.digest()) != m.stored_sha256) {
-    throw Error(ErrorCode::kDataLoss, what + ": stored object does not match the manifest (sha256 " +
-                                          HexBytes(stored.digest()) + ", manifest says " + m.stored_sha256 + ")");
-  }
+  stored.Check();
 }
 
 void CheckSidecar(Repository& repo, const Manifest& m) {
