@@ -95,7 +95,12 @@ class Drill {
   }
 
   EtcdSandbox& Sandbox() {
-    if (!sandbox_) sandbox_ = std::make_unique<EtcdSandbox>(options_.work_parent);
+    if (!sandbox_) {
+      sandbox_ = std::make_unique<EtcdSandbox>(options_.work_parent);
+      if (options_.note) {
+        for (const auto& p : sandbox_->removed_stale()) options_.note("removed " + p + " (left by a drill that was killed)");
+      }
+    }
     return *sandbox_;
   }
   std::string DataDir() { return Sandbox().dir() + "/data"; }

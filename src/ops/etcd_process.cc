@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -26,6 +27,8 @@ extern char** environ;
 namespace etcdsafe::ops {
 
 using Clock = std::chrono::steady_clock;
+
+constexpr char kPrefix[] = "etcdsafe-drill-";
 
 struct EtcdSandbox::State {
   std::mutex mu;
@@ -229,13 +232,41 @@ EtcdSandbox::EtcdSandbox(const std::string& parent) : state_(std::make_shared<St
     const char* t = std::getenv("TMPDIR");
     base = (t != nullptr && *t != '\0') ? t : "/tmp";
   }
-  std::string templ = base + "/etcdsafe-drill-XXXXXX";
+  // Scratch dirs of drills that were killed (SIGKILL: no cleanup ran; their etcd died
+  // with them, PR_SET_PDEATHSIG): their lock is free.
+  for (const auto& p : RemoveStaleTemps(base, kPrefix, "")) removed_stale_.push_back(p);
   {
     CommitSection section;  // an interrupt that began already stops us here
+    // Created under a name the sweep above ignores, locked, then renamed (never over an
+    // existing name): another run's sweep never sees it unlocked.
+    std::string templ = base + "/.etcdsafe-drill-new-XXXXXX";
     std::vector<char> buf(templ.begin(), templ.end());
     buf.push_back('\0');
     if (::mkdtemp(buf.data()) == nullptr) throw SystemError("create a drill directory in " + base, errno);
-    dir_ = buf.data();
+    const std::string created = buf.data();
+    {
+      std::lock_guard lock(state_->mu);
+      state_->dir = created;
+    }
+    const std::string final_name = base + "/" + kPrefix + created.substr(created.size() - 6);
+    lock_fd_ = ::open(created.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int err = 0;
+    std::string what;
+    if (lock_fd_ < 0 || ::flock(lock_fd_, LOCK_EX) != 0) {
+      err = errno;
+      what = "lock " + created;
+    } else if (::renameat2(AT_FDCWD, created.c_str(), AT_FDCWD, final_name.c_str(), RENAME_NOREPLACE) != 0) {
+      err = errno;
+      what = "rename " + created + " to " + final_name;
+    }
+    if (!what.empty()) {  // the destructor will not run: undo here
+      RemoveAll(created);
+      if (lock_fd_ >= 0) ::close(lock_fd_);
+      std::lock_guard lock(state_->mu);
+      state_->cleaned = true;
+      throw SystemError(what, err);
+    }
+    dir_ = final_name;
     std::lock_guard lock(state_->mu);
     state_->dir = dir_;
   }
@@ -246,10 +277,11 @@ EtcdSandbox::~EtcdSandbox() {
   {
     CommitSection section;  // blocks forever if the interrupt cleanup runs: it removes the dir
     std::lock_guard lock(state_->mu);
-    if (!state_->cleaned) RemoveAll(dir_);
+    if (!state_->cleaned && !state_->dir.empty()) RemoveAll(state_->dir);
     state_->cleaned = true;
   }
   cleanup_.reset();
+  if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 bool EtcdSandbox::running() const {

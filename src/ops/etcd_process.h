@@ -3,7 +3,9 @@
 //
 // Contract:
 //  - EtcdSandbox creates "<parent>/etcdsafe-drill-XXXXXX" (mode 0700; parent: $TMPDIR,
-//    else /tmp) and removes it on destruction, after stopping etcd.
+//    else /tmp), flock'ed while it lives, and removes it on destruction, after stopping
+//    etcd. It first removes the dirs of that name whose lock is free: those of drills
+//    killed with SIGKILL (their etcd died with them, see below).
 //  - StartEtcd spawns `binary` with the data dir, client and peer URLs on 127.0.0.1 (ports
 //    below the kernel's ephemeral range, see FreeLoopbackPorts), a log file in the
 //    sandbox, no ETCD_* / ETCDCTL_* variables from our environment, and waits until a
@@ -62,6 +64,8 @@ class EtcdSandbox {
   EtcdSandbox& operator=(const EtcdSandbox&) = delete;
 
   const std::string& dir() const { return dir_; }
+  // Scratch dirs of killed drills (their lock free) that the constructor removed.
+  const std::vector<std::string>& removed_stale() const { return removed_stale_; }
   std::string log_path() const { return dir_ + "/etcd.log"; }
 
   void StartEtcd(const EtcdStartOptions& options);
@@ -80,6 +84,8 @@ class EtcdSandbox {
   std::shared_ptr<State> state_;
   std::unique_ptr<InterruptCleanup> cleanup_;
   std::string dir_;
+  int lock_fd_ = -1;  // flock on dir_ while we live: tells our dir from a killed run's
+  std::vector<std::string> removed_stale_;
   int client_port_ = 0;
   std::chrono::milliseconds stop_timeout_{10000};
 };

@@ -493,10 +493,10 @@ TEST_F(DrillCli, BadFlagsAreUsageErrors) {
   }
 }
 
-TEST_F(DrillCli, SigtermWhileEtcdRunsLeavesNothing) {
-  const std::string tmp = dir_.Sub("tmp-signal");
-  std::filesystem::create_directory(tmp);
-  std::vector<std::string> argv_s = {ETCDSAFE_BINARY, "snapshot", "verify", Shared("k8s.db"), "--drill"};
+// Starts `snapshot verify k8s.db --drill` with TMPDIR=tmp, paused once its etcd is healthy,
+// and returns its pid once that etcd runs.
+pid_t StartPausedDrill(const std::string& snap, const std::string& tmp, const std::string& err_path) {
+  std::vector<std::string> argv_s = {ETCDSAFE_BINARY, "snapshot", "verify", snap, "--drill"};
   std::vector<std::string> env_s = {"TMPDIR=" + tmp, "ETCDSAFE_TEST_PAUSE=drill-etcd-running:20000"};
   for (char** e = environ; *e != nullptr; e++) env_s.push_back(*e);
   std::vector<char*> argv, envp;
@@ -506,30 +506,61 @@ TEST_F(DrillCli, SigtermWhileEtcdRunsLeavesNothing) {
   envp.push_back(nullptr);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  const std::string err_path = dir_.Sub("signal.err");
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   pid_t pid = -1;
-  ASSERT_EQ(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data()), 0);
+  int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&fa);
-
-  // Wait until the drill's etcd serves, then SIGTERM etcdsafe (not etcd).
+  if (rc != 0) return -1;
   bool running = false;
   for (auto end = std::chrono::steady_clock::now() + std::chrono::seconds(60);
        std::chrono::steady_clock::now() < end && !running;) {
-    running = !EtcdChildrenWith("--data-dir=" + tmp + "/").empty() ||
-              !ProcessesWith("--data-dir=" + tmp + "/").empty();
+    running = !ProcessesWith("--data-dir=" + tmp + "/").empty();
     if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  // etcd is up once the pause is reached; give it the moment between spawn and health.
+  // Spawned; give it the moment until it is healthy and the drill pauses.
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-  ASSERT_TRUE(running) << testutil::ReadFile(err_path);
-  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  return running ? pid : -1;
+}
+
+TEST_F(DrillCli, SigtermWhileEtcdRunsLeavesNothing) {
+  const std::string tmp = dir_.Sub("tmp-signal");
+  std::filesystem::create_directory(tmp);
+  const std::string err_path = dir_.Sub("signal.err");
+  pid_t pid = StartPausedDrill(Shared("k8s.db"), tmp, err_path);
+  ASSERT_GT(pid, 0) << testutil::ReadFile(err_path);
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);  // etcdsafe, not its etcd
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   EXPECT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 130) << testutil::ReadFile(err_path);
+  ExpectNothingLeft(tmp);
+}
+
+TEST_F(DrillCli, KillNineTakesEtcdAlongAndTheNextDrillRemovesTheDir) {
+  const std::string tmp = dir_.Sub("tmp-kill");
+  std::filesystem::create_directory(tmp);
+  const std::string err_path = dir_.Sub("kill.err");
+  pid_t pid = StartPausedDrill(Shared("k8s.db"), tmp, err_path);
+  ASSERT_GT(pid, 0) << testutil::ReadFile(err_path);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  // Its etcd dies with it (parent-death signal); only the scratch dir stays.
+  bool gone = false;
+  for (auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+       std::chrono::steady_clock::now() < end && !gone;) {
+    gone = EtcdChildrenWith("--data-dir=" + tmp + "/").empty();
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(gone) << "the etcd of a killed drill still runs";
+  ASSERT_EQ(Entries(tmp).size(), 1u);
+  const std::string left = tmp + "/" + Entries(tmp)[0];
+  // The next drill in the same TMPDIR removes it, says so, and leaves nothing itself.
+  CmdResult r = Etcdsafe({"snapshot", "verify", Shared("k8s.db"), "--drill"}, "TMPDIR=" + ShellQuote(tmp));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("removed " + left + " (left by a drill that was killed)"), std::string::npos) << r.err;
   ExpectNothingLeft(tmp);
 }
 

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -140,6 +142,31 @@ TEST(FreeLoopbackPorts, DistinctBindableBelowTheEphemeralRange) {
 }
 
 bool Alive(pid_t pid) { return pid > 0 && ::kill(pid, 0) == 0; }
+
+TEST(EtcdSandbox, RemovesScratchDirsOfKilledDrillsOnly) {
+  TempDir dir;
+  // A killed drill's dir (lock free) and a live one's (locked by "another run": us).
+  std::filesystem::create_directories(dir.Sub("etcdsafe-drill-Killed/data/member"));
+  std::filesystem::create_directory(dir.Sub("etcdsafe-drill-Living"));
+  std::filesystem::create_directory(dir.Sub("etcdsafe-drill-notours-x"));
+  int held = ::open(dir.Sub("etcdsafe-drill-Living").c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(held, 0);
+  ASSERT_EQ(::flock(held, LOCK_EX), 0);
+  {
+    EtcdSandbox s(dir.path());
+    EXPECT_EQ(s.removed_stale(), std::vector<std::string>{dir.Sub("etcdsafe-drill-Killed")});
+    EXPECT_TRUE(std::filesystem::is_directory(s.dir()));
+    // Our own dir is locked while we live: another run's sweep leaves it alone.
+    int probe = ::open(s.dir().c_str(), O_RDONLY | O_DIRECTORY);
+    EXPECT_NE(::flock(probe, LOCK_EX | LOCK_NB), 0);
+    ::close(probe);
+  }
+  ::close(held);
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) names.push_back(e.path().filename());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"etcdsafe-drill-Living", "etcdsafe-drill-notours-x"}));
+}
 
 TEST(EtcdSandbox, EtcdThatExitsIsReportedWithItsLogAndNothingStays) {
   TempDir dir;
