@@ -163,7 +163,11 @@ class Drill {
     std::unique_ptr<client::EtcdClient> cli;
     client::EtcdClient::RangeResult all;
     const std::string nul(1, '\0');
-    Check("revision", std::to_string(kv_.current_revision) + " (snapshot)", [&](DrillCheck& c) {
+    const std::string rev_note =
+        status_revision_ == kv_.current_revision || status_revision_ == 0
+            ? " (snapshot)"
+            : " (snapshot revision " + std::to_string(status_revision_) + ", raised to its compaction as etcd does)";
+    Check("revision", std::to_string(kv_.current_revision) + rev_note, [&](DrillCheck& c) {
       cli = client::EtcdClient::Connect(cfg);
       all = cli->Range(nul, nul, 1, 0, /*keys_only=*/true);
       c.found = std::to_string(all.revision);
@@ -270,6 +274,7 @@ class Drill {
   std::string binary_;
   KvSpace kv_;
   int client_port_ = 0, peer_port_ = 0;
+  int64_t status_revision_ = 0;  // `snapshot status`'s revision (the manifest's)
   bool not_found_ = false;
 };
 
@@ -341,6 +346,7 @@ DrillReport DrillSnapshotFile(const std::string& path, const DrillOptions& optio
       })) {
     return d.Finish(path);
   }
+  d.status_revision_ = verified.status.numbers.revision;
   d.Live(verified.status.numbers.total_size);
   return d.Finish(path);
 }
@@ -384,6 +390,7 @@ DrillReport DrillRepositoryBackup(backup::Repository& repo, const std::string& i
     return d.Finish(source);
   }
   if (!d.KeySpace(d.DataDir() + "/member/snap/db")) return d.Finish(source);
+  d.status_revision_ = m.revision;
   d.Live(m.db_size);
   return d.Finish(source);
 }
