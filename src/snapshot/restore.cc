@@ -19,6 +19,7 @@
 #include "base/error.h"
 #include "base/file.h"
 #include "bolt/builder.h"
+#include "bolt/format.h"
 #include "bolt/reader.h"
 #include "etcdfmt/membership.h"
 #include "etcdfmt/snap.h"
@@ -266,9 +267,41 @@ DbPlan PlanDb(const std::string& content_path, uint64_t consistent_index, const 
   return plan;
 }
 
+// bbolt never shrinks a file: etcdctl's restore writes consistent_index (and any missing
+// bucket) in a write transaction that takes its pages from the snapshot's free pages, or
+// appends them, so its db is at least as large as the snapshot's. A rebuilt db is compact;
+// grow it to the snapshot's db size in whole pages (the extra ones unreachable, i.e. free: meta.freelist is
+// kPgidNoFreelist, so bbolt finds them by scanning) with meta.pgid, the high-water mark,
+// set to match, as bbolt leaves it. For a fresh etcd's snapshot (5 pages, 2 of them free)
+// this is exactly etcdctl's size: `snapshot status` then agrees on totalSize too.
+void GrowTo(const std::string& path, uint64_t min_bytes) {
+  using bolt::kMetaChecksumOffset, bolt::kMetaEnd, bolt::kMetaMagicOffset, bolt::kMetaPageSizeOffset,
+      bolt::kMetaPgidOffset;
+  File f = File::OpenReadWrite(path);
+  uint8_t meta[2][kMetaEnd];
+  f.ReadAt(0, meta[0], kMetaEnd);
+  const uint32_t page_size = LoadLE32(meta[0] + kMetaPageSizeOffset);
+  if (page_size == 0 || f.Size() % page_size != 0) return;
+  const uint64_t pages = min_bytes / page_size;
+  if (pages <= f.Size() / page_size) return;
+  f.ReadAt(page_size, meta[1], kMetaEnd);
+  for (int i = 0; i < 2; i++) {
+    if (LoadLE64(meta[i] + kMetaPgidOffset) >= pages) return;
+  }
+  f.Truncate(pages * page_size);
+  for (int i = 0; i < 2; i++) {
+    StoreLE64(meta[i] + kMetaPgidOffset, pages);
+    StoreLE64(meta[i] + kMetaChecksumOffset,
+              Fnv1a64(Bytes{meta[i] + kMetaMagicOffset, kMetaChecksumOffset - kMetaMagicOffset}));
+    f.WriteAt(static_cast<uint64_t>(i) * page_size, meta[i], kMetaEnd);
+  }
+  f.Close();
+}
+
 // Applies the plan to db_path: the patch in place, or a rebuild from content_path into
-// db_path (which need not exist yet). Not fsynced: the caller syncs once.
-void ApplyDb(DbPlan plan, const std::string& content_path, const std::string& db_path) {
+// db_path (which need not exist yet), grown to `min_bytes` (GrowTo; 0: as built). Not
+// fsynced: the caller syncs once.
+void ApplyDb(DbPlan plan, const std::string& content_path, const std::string& db_path, uint64_t min_bytes) {
   if (plan.patch) {
     File f = File::OpenReadWrite(db_path);
     f.WriteAt(plan.patch->offset, reinterpret_cast<const uint8_t*>(plan.patch->bytes.data()),
@@ -279,6 +312,7 @@ void ApplyDb(DbPlan plan, const std::string& content_path, const std::string& db
   std::string rebuilt = db_path + ".rewrite";
   CleanupGuard remove_rebuilt(rebuilt);
   (void)bolt::Rewrite(content_path, rebuilt, std::move(plan.mutations));
+  if (min_bytes > 0) GrowTo(rebuilt, min_bytes);
   RenameDurable(rebuilt, db_path);
   remove_rebuilt.Release();
 }
@@ -346,7 +380,13 @@ RestoreResult RestoreCore(const RestoreOptions& opts, const etcdfmt::RestoreClus
   if (check_input) check_input(input_status.get());
   RestoreResult result;
   result.db_rewritten = !checked.plan.patch;
-  ApplyDb(std::move(checked.plan), content, db_path);
+  // etcdctl's size for a db it writes consistent_index or a bucket into (GrowTo). Not with
+  // --bump-revision/--mark-compacted (etcdutl 3.5's options; the db stays compact there).
+  uint64_t min_bytes = 0;
+  if (result.db_rewritten && opts.bump_revision == 0 && !opts.mark_compacted) {
+    min_bytes = content_path.empty() ? File::OpenRead(db_path).Size() : db_size_hint;
+  }
+  ApplyDb(std::move(checked.plan), content, db_path, min_bytes);
   // A rebuilt db is checked while its pages go to disk: the fsync is I/O wait, not CPU.
   std::exception_ptr sync_error;
   std::thread syncer([&] {
