@@ -15,73 +15,11 @@
 #include "exit_codes.h"
 #include "pipeline/keys.h"
 #include "progress.h"
+#include "repo_flags.h"
 #include "snapshot/status_format.h"
 
 namespace etcdsafe::cli {
 namespace {
-
-// Flags every repository command shares.
-struct RepoFlags {
-  std::vector<std::string> repos;
-  std::string s3_endpoint, s3_region = "us-east-1", s3_ca_file;
-  bool s3_path_style = false, s3_insecure = false;
-  int s3_parallel_parts = 4;
-  std::string key_file, key_env, passphrase_file;
-
-  store::StoreOptions StoreOptions() const {
-    store::StoreOptions o;
-    o.s3_endpoint = s3_endpoint;
-    o.region = s3_region;
-    o.path_style = s3_path_style;
-    o.ca_file = s3_ca_file;
-    o.insecure_skip_tls_verify = s3_insecure;
-    o.parallel_parts = s3_parallel_parts;
-    // Parts of 5 MiB (S3's minimum; 10,000 parts still allow 50 GB objects) keep a whole
-    // S3 backup of a 1 GB etcd under 128 MiB RSS: 16 MiB parts measured 149 MiB.
-    o.part_size = size_t{5} << 20;
-    return o;
-  }
-  // The key never comes from argv: a file, an environment variable or a passphrase file.
-  std::optional<pipeline::KeySpec> Key() const {
-    int given = !key_file.empty() + !key_env.empty() + !passphrase_file.empty();
-    if (given > 1) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  "give only one of --encryption-key-file, --encryption-key-env, --passphrase-file");
-    }
-    if (!key_file.empty()) return pipeline::LoadKeyFile(key_file);
-    if (!key_env.empty()) return pipeline::KeyFromEnv(key_env);
-    if (!passphrase_file.empty()) return pipeline::LoadPassphraseFile(passphrase_file);
-    return std::nullopt;
-  }
-  // Key() for commands that only read backups; a key-file warning (e.g. readable by
-  // others) is printed here, since no report carries it.
-  std::optional<pipeline::KeySpec> KeyWithWarning() const {
-    std::optional<pipeline::KeySpec> k = Key();
-    if (k && !k->warning.empty()) std::fprintf(stderr, "etcdsafe: %s\n", k->warning.c_str());
-    return k;
-  }
-  std::unique_ptr<backup::Repository> OpenOne() const {
-    if (repos.size() != 1) throw Error(ErrorCode::kInvalidArgument, "give exactly one --repo");
-    return backup::OpenRepository(repos[0], StoreOptions(), /*must_exist=*/true);
-  }
-};
-
-void AddRepoFlags(CLI::App& cmd, RepoFlags& f, bool multiple) {
-  cmd.add_option("--repo", f.repos,
-                 multiple ? "repository URL: file:///path or s3://bucket/prefix (repeatable: every repo gets the backup)"
-                          : "repository URL: file:///path or s3://bucket/prefix")
-      ->envname("ETCDSAFE_REPO");
-  cmd.add_option("--s3-endpoint", f.s3_endpoint, "S3-compatible endpoint URL (default: AWS for --s3-region)");
-  cmd.add_option("--s3-region", f.s3_region, "S3 region")->capture_default_str();
-  cmd.add_flag("--s3-path-style", f.s3_path_style, "path-style bucket addressing (most S3-compatible servers)");
-  cmd.add_option("--s3-ca-file", f.s3_ca_file, "CA bundle for the S3 endpoint");
-  cmd.add_flag("--s3-insecure-skip-tls-verify", f.s3_insecure, "accept any S3 server certificate (testing only)");
-  cmd.add_option("--s3-parallel-parts", f.s3_parallel_parts, "multipart uploads in flight")->capture_default_str();
-  cmd.add_option("--encryption-key-file", f.key_file, "file holding a 32-byte key (raw, hex or base64)");
-  cmd.add_option("--encryption-key-env", f.key_env, "name of an environment variable holding the key");
-  cmd.add_option("--passphrase-file", f.passphrase_file, "file holding a passphrase (stretched with scrypt)");
-  cmd.fallthrough();
-}
 
 std::string Size(uint64_t bytes) { return snapshot::HumanizeBytes(bytes); }
 
@@ -237,7 +175,7 @@ void AddBackupCommands(CLI::App& app, GlobalFlags& g) {
     auto compression = std::make_shared<std::string>("zstd");
     auto level = std::make_shared<int>(0);
     CLI::App* cmd = app.add_subcommand("backup", "Snapshot etcd into one or more repositories: verified, compressed, encrypted");
-    AddRepoFlags(*cmd, *rf, true);
+    AddRepoFlags(*cmd, *rf, {.multiple = true});
     cmd->add_option("--compression", *compression, "zstd, gzip or none")->capture_default_str();
     cmd->add_option("--compression-level", *level, "codec level (0: default, zstd 3 / gzip 6)");
     cmd->callback([&g, rf, compression, level] { RunBackup(g, *rf, *compression, *level); });
@@ -248,14 +186,14 @@ void AddBackupCommands(CLI::App& app, GlobalFlags& g) {
   {
     auto rf = std::make_shared<RepoFlags>();
     CLI::App* cmd = backups->add_subcommand("list", "List complete backups, oldest first (-w table|simple|json)");
-    AddRepoFlags(*cmd, *rf, false);
+    AddRepoFlags(*cmd, *rf);
     cmd->callback([&g, rf] { RunList(g, *rf); });
   }
   {
     auto rf = std::make_shared<RepoFlags>();
     auto id = std::make_shared<std::string>();
     CLI::App* cmd = backups->add_subcommand("verify", "Re-download backups and check every hash and the db itself");
-    AddRepoFlags(*cmd, *rf, false);
+    AddRepoFlags(*cmd, *rf);
     cmd->add_option("--backup", *id, "only this backup (id or latest)");
     auto drill = std::make_shared<DrillFlags>();
     AddDrillFlags(*cmd, *drill);
@@ -272,7 +210,7 @@ void AddBackupCommands(CLI::App& app, GlobalFlags& g) {
     auto rf = std::make_shared<RepoFlags>();
     auto pf = std::make_shared<PruneFlags>();
     CLI::App* cmd = app.add_subcommand("prune", "Delete backups the retention policy does not keep");
-    AddRepoFlags(*cmd, *rf, false);
+    AddRepoFlags(*cmd, *rf);
     cmd->add_option("--keep-last", pf->policy.keep_last, "keep the N newest backups");
     cmd->add_option("--keep-hourly", pf->policy.keep_hourly, "keep the newest backup of each of the last N hours");
     cmd->add_option("--keep-daily", pf->policy.keep_daily, "... of each of the last N days");
@@ -289,7 +227,7 @@ void AddBackupCommands(CLI::App& app, GlobalFlags& g) {
     auto id = std::make_shared<std::string>("latest");
     auto opts = std::make_shared<snapshot::RestoreOptions>();
     CLI::App* cmd = app.add_subcommand("restore", "Restore a backup from a repository into a new etcd data dir");
-    AddRepoFlags(*cmd, *rf, false);
+    AddRepoFlags(*cmd, *rf);
     cmd->add_option("--backup", *id, "backup id, or latest")->capture_default_str();
     auto read = std::make_shared<backup::ReadOptions>();
     AddRestoreFlags(*cmd, *opts);

@@ -11,6 +11,7 @@
 #include "base/error.h"
 #include "client/etcd_client.h"
 #include "commands.h"
+#include "repo_flags.h"
 #include "exit_codes.h"
 #include "ops/get.h"
 #include "ops/snapshot_kv.h"
@@ -23,43 +24,21 @@ struct GetCliFlags {
   std::string from_snapshot;
   ops::RestoreIdentity identity;
   // --repo R --backup ID|latest: the repository flags of `restore --repo` (cmd_backup.cc).
-  std::string repo, backup_id = "latest";
-  std::string s3_endpoint, s3_region = "us-east-1", s3_ca_file;
-  bool s3_path_style = false, s3_insecure = false;
-  std::string key_file, key_env, passphrase_file;
-
-  std::optional<pipeline::KeySpec> Key() const {
-    int given = !key_file.empty() + !key_env.empty() + !passphrase_file.empty();
-    if (given > 1) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  "give only one of --encryption-key-file, --encryption-key-env, --passphrase-file");
-    }
-    std::optional<pipeline::KeySpec> k;
-    if (!key_file.empty()) k = pipeline::LoadKeyFile(key_file);
-    if (!key_env.empty()) k = pipeline::KeyFromEnv(key_env);
-    if (!passphrase_file.empty()) k = pipeline::LoadPassphraseFile(passphrase_file);
-    if (k && !k->warning.empty()) std::fprintf(stderr, "etcdsafe: %s\n", k->warning.c_str());
-    return k;
-  }
+  RepoFlags repo;
+  std::string backup_id = "latest";
 };
 
 void RunGet(const GlobalFlags& g, GetCliFlags f) {
   f.get.write_out = g.write_out;
   const ops::GetRequest req = ops::ParseGet(f.get);
   ops::GetPrinter printer(req, [](std::string_view s) { std::fwrite(s.data(), 1, s.size(), stdout); });
-  if (!f.from_snapshot.empty() && !f.repo.empty()) {
+  if (!f.from_snapshot.empty() && !f.repo.repos.empty()) {
     throw Error(ErrorCode::kInvalidArgument, "give --from-snapshot or --repo, not both");
   }
   try {
-    if (!f.repo.empty()) {
-      store::StoreOptions o;
-      o.s3_endpoint = f.s3_endpoint;
-      o.region = f.s3_region;
-      o.path_style = f.s3_path_style;
-      o.ca_file = f.s3_ca_file;
-      o.insecure_skip_tls_verify = f.s3_insecure;
-      const std::optional<pipeline::KeySpec> key = f.Key();
-      std::unique_ptr<backup::Repository> repo = backup::OpenRepository(f.repo, o, /*must_exist=*/true);
+    if (!f.repo.repos.empty()) {
+      const std::optional<pipeline::KeySpec> key = f.repo.KeyWithWarning();
+      std::unique_ptr<backup::Repository> repo = f.repo.OpenOne();
       std::vector<std::string> notes;
       ops::GetFromRepository(*repo, f.backup_id, key, f.identity, req, printer, &notes);
       for (const auto& n : notes) std::fprintf(stderr, "etcdsafe: %s\n", n.c_str());
@@ -99,17 +78,10 @@ void AddGetCommand(CLI::App& app, GlobalFlags& g) {
   cmd->add_option("--from-snapshot", f->from_snapshot,
                   "read a snapshot file instead of an endpoint (no etcd needed): what an etcd restored from it "
                   "would answer");
-  cmd->add_option("--repo", f->repo,
-                  "read a repository backup instead (file:///path or s3://bucket/prefix; see --backup)");
+  AddRepoFlags(*cmd, f->repo,
+               {.repo_from_env = false, .upload_tuning = false,
+                .repo_help = "read a repository backup instead (file:///path or s3://bucket/prefix; see --backup)"});
   cmd->add_option("--backup", f->backup_id, "with --repo: backup id, or latest")->capture_default_str();
-  cmd->add_option("--s3-endpoint", f->s3_endpoint, "S3-compatible endpoint URL (default: AWS for --s3-region)");
-  cmd->add_option("--s3-region", f->s3_region, "S3 region")->capture_default_str();
-  cmd->add_flag("--s3-path-style", f->s3_path_style, "path-style bucket addressing (most S3-compatible servers)");
-  cmd->add_option("--s3-ca-file", f->s3_ca_file, "CA bundle for the S3 endpoint");
-  cmd->add_flag("--s3-insecure-skip-tls-verify", f->s3_insecure, "accept any S3 server certificate (testing only)");
-  cmd->add_option("--encryption-key-file", f->key_file, "file holding a 32-byte key (raw, hex or base64)");
-  cmd->add_option("--encryption-key-env", f->key_env, "name of an environment variable holding the key");
-  cmd->add_option("--passphrase-file", f->passphrase_file, "file holding a passphrase (stretched with scrypt)");
   cmd->add_option("--name", f->identity.name, "with --from-snapshot: the --name the restore would get")
       ->capture_default_str();
   cmd->add_option("--initial-cluster", f->identity.initial_cluster,

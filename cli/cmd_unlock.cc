@@ -11,6 +11,7 @@
 #include "backup/repository.h"
 #include "base/error.h"
 #include "commands.h"
+#include "repo_flags.h"
 
 namespace etcdsafe::cli {
 namespace {
@@ -18,21 +19,12 @@ namespace {
 // The repository flags unlock needs (the store's, no keys): the same names as the other
 // repository commands (cmd_backup.cc).
 struct UnlockFlags {
-  std::vector<std::string> repos;
-  std::string s3_endpoint, s3_region = "us-east-1", s3_ca_file;
-  bool s3_path_style = false, s3_insecure = false;
+  RepoFlags repo;
   bool force = false, dry_run = false;
 };
 
 void RunUnlock(const UnlockFlags& f) {
-  if (f.repos.size() != 1) throw Error(ErrorCode::kInvalidArgument, "give exactly one --repo");
-  store::StoreOptions o;
-  o.s3_endpoint = f.s3_endpoint;
-  o.region = f.s3_region;
-  o.path_style = f.s3_path_style;
-  o.ca_file = f.s3_ca_file;
-  o.insecure_skip_tls_verify = f.s3_insecure;
-  std::unique_ptr<backup::Repository> repo = backup::OpenRepository(f.repos[0], o, /*must_exist=*/true);
+  std::unique_ptr<backup::Repository> repo = f.repo.OpenOne();
   // Only a repository's locks: never the locks/ of something else.
   repo->RequireMarker(f.dry_run ? "inspect its locks" : "remove locks");
   backup::UnlockReport r = backup::Unlock(repo->store(), f.force, f.dry_run);
@@ -59,12 +51,7 @@ void AddUnlockCommand(CLI::App& app) {
   auto f = std::make_shared<UnlockFlags>();
   CLI::App* cmd = app.add_subcommand(
       "unlock", "Remove stale repository locks (--force: every lock); prints each lock it removes");
-  cmd->add_option("--repo", f->repos, "repository URL: file:///path or s3://bucket/prefix")->envname("ETCDSAFE_REPO");
-  cmd->add_option("--s3-endpoint", f->s3_endpoint, "S3-compatible endpoint URL (default: AWS for --s3-region)");
-  cmd->add_option("--s3-region", f->s3_region, "S3 region")->capture_default_str();
-  cmd->add_flag("--s3-path-style", f->s3_path_style, "path-style bucket addressing (most S3-compatible servers)");
-  cmd->add_option("--s3-ca-file", f->s3_ca_file, "CA bundle for the S3 endpoint");
-  cmd->add_flag("--s3-insecure-skip-tls-verify", f->s3_insecure, "accept any S3 server certificate (testing only)");
+  AddRepoFlags(*cmd, f->repo, {.keys = false, .upload_tuning = false});
   cmd->add_flag("--force", f->force,
                 "remove every lock, also those of running backups and locks etcdsafe cannot read: only when "
                 "no etcdsafe uses the repository");

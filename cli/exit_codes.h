@@ -19,6 +19,7 @@ enum ExitCode : int {
   kExitLocked = 11,        // the repository is locked by another etcdsafe
   kExitAuth = 12,          // authentication or permission failure, wrong key
   kExitExists = 13,        // refusing to overwrite an existing target
+  kExitDrillFailed = 14,   // a restore drill ran and one of its checks failed (ops::kExitDrillFailed)
   kExitBadArgs = 128,      // invalid flags or arguments (etcdctl: ExitBadArgs)
   kExitInterrupted = 130,  // SIGINT/SIGTERM
 };

@@ -117,11 +117,11 @@ void StartSignalThread() {
 
 int Run(int argc, char** argv) {
   CLI::App app{"etcdsafe: back up and restore etcd, natively (etcdctl-compatible snapshot commands)"};
-  app.set_version_flag("--version", "etcdsafe 0.1.0");
+  app.set_version_flag("--version", "etcdsafe 0.2.0");
   app.require_subcommand(1);
   app.footer(
       "Exit codes: 0 ok, 1 error (corrupt data, I/O), 2 endpoint unreachable, 4 unsupported,\n"
-      "3 partial (some repositories failed), 10 not found, 11 repository locked, 12 authentication/permission/wrong key, 13 target exists,\n"
+      "3 partial (some repositories failed), 10 not found, 11 repository locked, 12 authentication/permission/wrong key, 13 target exists, 14 drill check failed,\n"
       "128 bad arguments, 130 interrupted.");
   etcdsafe::cli::GlobalFlags globals;
   etcdsafe::cli::AddGlobalFlags(app, globals);
