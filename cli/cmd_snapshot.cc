@@ -76,6 +76,36 @@ void RunRestore(const snapshot::RestoreOptions& base, const std::vector<std::str
   PrintRestoreSummary(opts.snapshot_path, r);
 }
 
+// --all-members: every member of --initial-cluster into <output-dir>/<name>, then the
+// start plan on stdout (the per-member summaries go to stderr as for one member).
+struct AllMembersFlags {
+  bool all_members = false;
+  std::string output_dir;
+};
+
+void RunRestoreAll(const CLI::App& restore, const snapshot::RestoreOptions& base, const AllMembersFlags& all,
+                   const std::vector<std::string>& args) {
+  snapshot::RestoreAllOptions o;
+  o.base = base;
+  o.base.snapshot_path = OneArg(args, "snapshot restore requires exactly one argument");
+  o.output_dir = all.output_dir;
+  // Each member's name and peer URLs come from --initial-cluster: flags that name one
+  // member are refused (--initial-advertise-peer-urls, --data-dir, --wal-dir) or, for
+  // --name, only checked.
+  if (restore.count("--name") > 0) o.name = base.name;
+  if (restore.count("--initial-advertise-peer-urls") == 0) o.base.initial_advertise_peer_urls.clear();
+  if (restore.count("--initial-cluster") == 0) {
+    throw Error(ErrorCode::kInvalidArgument, "--all-members needs --initial-cluster");
+  }
+  ProgressLine line("restoring " + o.base.snapshot_path + " for every member");
+  snapshot::RestoreAllResult r = snapshot::RestoreAllMembers(o, [&](const std::string& stage, uint64_t bytes) {
+    if (stage == "copy") line.Update(bytes);
+  });
+  line.Done();
+  for (const auto& m : r.members) PrintRestoreSummary(o.base.snapshot_path, m);
+  std::fputs(snapshot::FormatStartPlan(r).c_str(), stdout);
+}
+
 }  // namespace
 
 void PrintRestoreSummary(const std::string& source, const snapshot::RestoreResult& r) {
@@ -147,7 +177,18 @@ void AddSnapshotCommands(CLI::App& app, GlobalFlags& g) {
   CLI::App* restore = snap->add_subcommand("restore", "Create an etcd data directory from a snapshot");
   restore->add_option("file", *restore_args, "snapshot file");
   AddRestoreFlags(*restore, *opts);
-  restore->callback([restore_args, opts] { RunRestore(*opts, *restore_args); });
+  auto all = std::make_shared<AllMembersFlags>();
+  restore->add_flag("--all-members", all->all_members,
+                    "restore every member of --initial-cluster into <output-dir>/<name> and print how to start each");
+  restore->add_option("--output-dir", all->output_dir, "with --all-members: the directory of the member dirs");
+  restore->callback([restore, restore_args, opts, all] {
+    if (all->all_members) {
+      RunRestoreAll(*restore, *opts, *all, *restore_args);
+      return;
+    }
+    if (!all->output_dir.empty()) throw Error(ErrorCode::kInvalidArgument, "--output-dir needs --all-members");
+    RunRestore(*opts, *restore_args);
+  });
 }
 
 }  // namespace etcdsafe::cli

@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
+#include <memory>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
@@ -332,31 +334,15 @@ PlanAndStatus PlanAndCheck(const std::string& content_path, uint64_t consistent_
   return out;
 }
 
-// Everything restore does after ValidateRestore: build the data dir in a temporary
-// sibling (filled by `write_db`, which must leave a verified db at the path it is given,
-// or nothing when the db will be rebuilt), patch or rewrite the db, write WAL and .snap,
-// rename into place. `content_path` ("" = the db itself) is an existing file holding the
-// same bytes as the db being written (the snapshot): the plan and the structural check
-// then read it while write_db runs, on the other core. Its errors are reported only
-// after write_db succeeded, so a hash mismatch is still the error a corrupt snapshot gets.
-RestoreResult RestoreCore(const RestoreOptions& opts, const etcdfmt::RestoreCluster& cluster,
-                          uint64_t db_size_hint, const std::string& content_path, const DbWriter& write_db,
-                          const RestoreProgress& progress, const InputCheck& check_input) {
+// Writes member/snap/db under `tmp_data` (a new temporary data dir): write_db, then the
+// plan and bbolt's check (beside write_db when content_path is given), patch or rebuild,
+// fsync. Returns the restored status and whether the db was rebuilt.
+RestoreResult BuildDb(const RestoreOptions& opts, const etcdfmt::RestoreCluster& cluster, uint64_t db_size_hint,
+                      const std::string& content_path, const DbWriter& write_db, const RestoreProgress& progress,
+                      const InputCheck& check_input, const std::string& tmp_data) {
   auto stage = [&](const char* name, uint64_t bytes) {
     if (progress) progress(name, bytes);
   };
-  PrepareTargets(opts);
-  MakeDirs(ParentDir(opts.data_dir), 0700);
-  // Locked while we run: the next restore to this target removes it only if we are gone.
-  LockedTemp tmp_data_dir(ParentDir(opts.data_dir), TempPrefix(opts.data_dir), "", LockedTemp::Kind::kDirectory,
-                          0700);
-  const std::string& tmp_data = tmp_data_dir.path();
-  uint64_t need = db_size_hint + kWalAndSlackBytes;
-  if (uint64_t free = FreeSpace(tmp_data); free < need) {
-    throw Error(ErrorCode::kIo, "not enough free space in " + ParentDir(opts.data_dir) + ": need " +
-                                    HumanizeBytes(need) + ", have " + HumanizeBytes(free));
-  }
-  const bool separate_wal = !opts.wal_dir.empty();
   const uint64_t consistent_index = cluster.members.size();
 
   const std::string snap_dir = tmp_data + "/member/snap";
@@ -404,6 +390,38 @@ RestoreResult RestoreCore(const RestoreOptions& opts, const etcdfmt::RestoreClus
   }
   syncer.join();
   if (sync_error) std::rethrow_exception(sync_error);
+
+  return result;
+}
+
+// Everything restore does after ValidateRestore: build the data dir in a temporary
+// sibling (filled by `write_db`, which must leave a verified db at the path it is given,
+// or nothing when the db will be rebuilt), patch or rewrite the db, write WAL and .snap,
+// rename into place. `content_path` ("" = the db itself) is an existing file holding the
+// same bytes as the db being written (the snapshot): the plan and the structural check
+// then read it while write_db runs, on the other core. Its errors are reported only
+// after write_db succeeded, so a hash mismatch is still the error a corrupt snapshot gets.
+RestoreResult RestoreCore(const RestoreOptions& opts, const etcdfmt::RestoreCluster& cluster,
+                          uint64_t db_size_hint, const std::string& content_path, const DbWriter& write_db,
+                          const RestoreProgress& progress, const InputCheck& check_input) {
+  auto stage = [&](const char* name, uint64_t bytes) {
+    if (progress) progress(name, bytes);
+  };
+  PrepareTargets(opts);
+  MakeDirs(ParentDir(opts.data_dir), 0700);
+  // Locked while we run: the next restore to this target removes it only if we are gone.
+  LockedTemp tmp_data_dir(ParentDir(opts.data_dir), TempPrefix(opts.data_dir), "", LockedTemp::Kind::kDirectory,
+                          0700);
+  const std::string& tmp_data = tmp_data_dir.path();
+  uint64_t need = db_size_hint + kWalAndSlackBytes;
+  if (uint64_t free = FreeSpace(tmp_data); free < need) {
+    throw Error(ErrorCode::kIo, "not enough free space in " + ParentDir(opts.data_dir) + ": need " +
+                                    HumanizeBytes(need) + ", have " + HumanizeBytes(free));
+  }
+  const bool separate_wal = !opts.wal_dir.empty();
+  const std::string snap_dir = tmp_data + "/member/snap";
+  RestoreResult result = BuildDb(opts, cluster, db_size_hint, content_path, write_db, progress, check_input,
+                                 tmp_data);
 
   stage("wal", 0);
   std::optional<LockedTemp> tmp_wal_root;
@@ -505,23 +523,31 @@ etcdfmt::RestoreCluster ValidateRestore(RestoreOptions& opts) {
   return cluster;
 }
 
-RestoreResult Restore(const RestoreOptions& in_opts, const RestoreProgress& progress) {
-  RestoreOptions opts = in_opts;
-  if (progress) progress("validate", 0);
-  // Before touching the snapshot: flag and target errors come first.
-  const etcdfmt::RestoreCluster cluster = ValidateRestore(opts);
+namespace {
+
+// The snapshot file's db: size, trailer, and the DbWriter that copies and hashes it (or
+// only hashes it when the db is rebuilt anyway) and compares the trailer.
+struct SnapshotInput {
+  uint64_t db_size = 0;
+  bool has_trailer = false;
+  DbWriter writer;
+};
+
+SnapshotInput OpenSnapshotInput(const RestoreOptions& opts, const RestoreProgress& progress) {
+  SnapshotInput in;
   File snap_file = File::OpenRead(opts.snapshot_path);
   const uint64_t file_size = snap_file.Size();
   snap_file.Close();
   if (file_size == 0) throw Error(ErrorCode::kDataLoss, opts.snapshot_path + ": empty file");
-  const bool has_trailer = HasTrailer(file_size);
-  if (!has_trailer && !opts.skip_hash_check) {
+  in.has_trailer = HasTrailer(file_size);
+  if (!in.has_trailer && !opts.skip_hash_check) {
     throw Error(ErrorCode::kDataLoss, "snapshot missing hash but --skip-hash-check=false");
   }
-  const uint64_t db_size = has_trailer ? file_size - kTrailerSize : file_size;
+  in.db_size = in.has_trailer ? file_size - kTrailerSize : file_size;
   // A bumped or compaction-marked db is rebuilt from the snapshot anyway: hash, don't copy.
   const bool rebuild = opts.bump_revision > 0 || opts.mark_compacted;
-  RestoreResult result = RestoreCore(opts, cluster, db_size, opts.snapshot_path, [&](const std::string& db_path) {
+  in.writer = [opts, progress, db_size = in.db_size, has_trailer = in.has_trailer,
+               rebuild](const std::string& db_path) {
     Sha256Digest digest = rebuild ? HashFilePrefix(opts.snapshot_path, db_size,
                                                    [&](uint64_t done) {
                                                      if (progress) progress("copy", done);
@@ -535,9 +561,263 @@ RestoreResult Restore(const RestoreOptions& in_opts, const RestoreProgress& prog
                     "expected sha256 " + GoByteSlice(trailer) + ", got " + GoByteSlice(digest));
       }
     }
-  }, progress, {});
-  result.hash_checked = has_trailer && !opts.skip_hash_check;
+  };
+  return in;
+}
+
+// A plain durable copy (copy_file_range: in the kernel, a reflink where the filesystem
+// can), mode 0600. No hash: the source is a db this run has just verified and written.
+void CopyDbFile(const std::string& src, const std::string& dst) {
+  File in = File::OpenRead(src);
+  File out = File::Create(dst, 0600);
+  const uint64_t size = in.Size();
+  loff_t off_in = 0, off_out = 0;
+  while (static_cast<uint64_t>(off_in) < size) {
+    ssize_t n = ::copy_file_range(in.fd(), &off_in, out.fd(), &off_out,
+                                  static_cast<size_t>(std::min<uint64_t>(size - off_in, 1ull << 30)), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      // EXDEV, ENOSYS, ...: fall back to read/write.
+      std::vector<uint8_t> buf(4 << 20);
+      while (static_cast<uint64_t>(off_in) < size) {
+        size_t k = static_cast<size_t>(std::min<uint64_t>(size - off_in, buf.size()));
+        in.ReadAt(static_cast<uint64_t>(off_in), buf.data(), k);
+        out.WriteAt(static_cast<uint64_t>(off_out), buf.data(), k);
+        off_in += static_cast<loff_t>(k);
+        off_out += static_cast<loff_t>(k);
+      }
+      break;
+    }
+  }
+  out.Sync();
+  out.Close();
+}
+
+// "m1=http://a:2380,m2=http://b:2380,m1=http://c:2380" → names in order of first
+// appearance and each one's URLs as written. Malformed entries are left to
+// BuildRestoreCluster, which reports them with etcdctl's messages.
+void SplitInitialCluster(const std::string& initial_cluster, std::vector<std::string>* names,
+                         std::vector<std::string>* urls) {
+  size_t start = 0;
+  while (start <= initial_cluster.size()) {
+    size_t end = initial_cluster.find(',', start);
+    if (end == std::string::npos) end = initial_cluster.size();
+    std::string item = initial_cluster.substr(start, end - start);
+    size_t eq = item.find('=');
+    if (eq != std::string::npos) {
+      std::string name = item.substr(0, eq), url = item.substr(eq + 1);
+      size_t i = 0;
+      while (i < names->size() && (*names)[i] != name) i++;
+      if (i == names->size()) {
+        names->push_back(name);
+        urls->push_back(url);
+      } else {
+        (*urls)[i] += "," + url;
+      }
+    }
+    start = end + 1;
+  }
+}
+
+bool NeedsQuotes(const std::string& v) {
+  if (v.empty()) return true;
+  for (char c : v) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && std::string("_./:=,@%+-").find(c) == std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string ShellWord(const std::string& v) {
+  if (!NeedsQuotes(v)) return v;
+  std::string out = "'";
+  for (char c : v) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+}  // namespace
+
+RestoreResult Restore(const RestoreOptions& in_opts, const RestoreProgress& progress) {
+  RestoreOptions opts = in_opts;
+  if (progress) progress("validate", 0);
+  // Before touching the snapshot: flag and target errors come first.
+  const etcdfmt::RestoreCluster cluster = ValidateRestore(opts);
+  SnapshotInput input = OpenSnapshotInput(opts, progress);
+  RestoreResult result = RestoreCore(opts, cluster, input.db_size, opts.snapshot_path, input.writer, progress, {});
+  result.hash_checked = input.has_trailer && !opts.skip_hash_check;
   return result;
+}
+
+namespace {
+
+// Every member's options and cluster, validated (flags and targets) before any read.
+struct AllMembersPlan {
+  RestoreAllResult out;
+  std::vector<RestoreOptions> member_opts;
+  std::vector<etcdfmt::RestoreCluster> clusters;
+};
+
+AllMembersPlan ValidateAllMembers(const RestoreAllOptions& in) {
+  const RestoreOptions& base = in.base;
+  if (in.output_dir.empty()) throw Error(ErrorCode::kInvalidArgument, "--all-members needs --output-dir");
+  if (!base.data_dir.empty() || !base.wal_dir.empty()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "--data-dir and --wal-dir cannot be used with --all-members (each member goes to "
+                "<output-dir>/<name>)");
+  }
+  if (!base.initial_advertise_peer_urls.empty()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "--initial-advertise-peer-urls cannot be used with --all-members (each member's come "
+                "from --initial-cluster)");
+  }
+  AllMembersPlan plan;
+  RestoreAllResult& out = plan.out;
+  std::vector<RestoreOptions>& member_opts = plan.member_opts;
+  std::vector<etcdfmt::RestoreCluster>& clusters = plan.clusters;
+  out.initial_cluster = base.initial_cluster;
+  out.initial_cluster_token = base.initial_cluster_token;
+  SplitInitialCluster(base.initial_cluster, &out.names, &out.peer_urls);
+  if (!in.name.empty() && std::find(out.names.begin(), out.names.end(), in.name) == out.names.end()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "--name \"" + in.name + "\" is not a member of --initial-cluster " + base.initial_cluster);
+  }
+  for (size_t i = 0; i < out.names.size(); i++) {
+    RestoreOptions o = base;
+    o.name = out.names[i];
+    o.initial_advertise_peer_urls = out.peer_urls[i];
+    if (o.name.empty() || o.name == "." || o.name == ".." || o.name.find('/') != std::string::npos) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "member name \"" + o.name + "\" cannot name a directory under --output-dir");
+    }
+    o.data_dir = in.output_dir + "/" + o.name;
+    clusters.push_back(ValidateRestore(o));
+    member_opts.push_back(std::move(o));
+  }
+  if (member_opts.empty()) throw Error(ErrorCode::kInvalidArgument, "--initial-cluster names no member");
+  return plan;
+}
+
+// RestoreCore for every member: the db once (BuildDb) in the first member's temporary,
+// copies of it in the others', each member's WAL and .snap, one commit.
+RestoreAllResult RestoreAllCore(const RestoreAllOptions& in, AllMembersPlan plan, uint64_t db_size,
+                                const std::string& content_path, const DbWriter& write_db,
+                                const InputCheck& check_input, bool hash_checked, const RestoreProgress& progress) {
+  RestoreAllResult& out = plan.out;
+  const std::vector<RestoreOptions>& member_opts = plan.member_opts;
+  const std::vector<etcdfmt::RestoreCluster>& clusters = plan.clusters;
+
+  for (const auto& o : member_opts) PrepareTargets(o);
+  MakeDirs(in.output_dir, 0700);
+  std::vector<std::unique_ptr<LockedTemp>> temps;
+  for (const auto& o : member_opts) {
+    temps.push_back(std::make_unique<LockedTemp>(in.output_dir, TempPrefix(o.data_dir), "",
+                                                 LockedTemp::Kind::kDirectory, 0700));
+  }
+  const uint64_t n = member_opts.size();
+  uint64_t need = n * (db_size + kWalAndSlackBytes);
+  if (uint64_t free = FreeSpace(temps[0]->path()); free < need) {
+    throw Error(ErrorCode::kIo, "not enough free space in " + in.output_dir + " for " + std::to_string(n) +
+                                    " members: need " + HumanizeBytes(need) + ", have " + HumanizeBytes(free));
+  }
+  // Each member's WAL and .snap do not depend on the db: written beside it (other core,
+  // other I/O queue). A future's destructor waits, so nothing outlives `temps`.
+  std::vector<std::future<void>> wals;
+  for (size_t i = 0; i < n; i++) {
+    wals.push_back(std::async(std::launch::async, [&, i] {
+      const std::string& tmp = temps[i]->path();
+      MakeDirs(tmp + "/member/snap", 0700);
+      etcdfmt::CreateRestoreWal(tmp + "/member/wal", clusters[i]);
+      etcdfmt::WriteRestoreSnap(tmp + "/member/snap", clusters[i]);
+    }));
+  }
+  // The db once (copy + sha256 + plan + bbolt check), in the first member's dir.
+  RestoreResult first = BuildDb(member_opts[0], clusters[0], db_size, content_path, write_db, progress,
+                                check_input, temps[0]->path());
+  const std::string first_db = temps[0]->path() + "/member/snap/db";
+  if (progress) progress("wal", 0);
+  // The other members' copies of the finished db, concurrently (their fsyncs overlap).
+  std::vector<std::future<void>> copies;
+  for (size_t i = 1; i < n; i++) {
+    copies.push_back(std::async(std::launch::async, [&, i] {
+      CopyDbFile(first_db, temps[i]->path() + "/member/snap/db");
+    }));
+  }
+  for (auto& f : wals) f.get();
+  for (auto& f : copies) f.get();
+  for (size_t i = 0; i < n; i++) {
+    const std::string& tmp = temps[i]->path();
+    const std::string snap_dir = tmp + "/member/snap";
+    SyncDir(snap_dir);
+    SyncDir(tmp + "/member");
+    SyncDir(tmp);
+    RestoreResult r = first;
+    r.data_dir = member_opts[i].data_dir;
+    r.wal_dir = member_opts[i].data_dir + "/member/wal";
+    r.member_id = clusters[i].local_id;
+    r.cluster_id = clusters[i].cluster_id;
+    r.member_count = clusters[i].members.size();
+    r.hash_checked = hash_checked;
+    out.members.push_back(r);
+  }
+  TestPause("restore-all-before-commit");
+  {
+    CommitSection commit;
+    size_t done = 0;
+    try {
+      for (; done < n; done++) {
+        temps[done]->CommitTo(member_opts[done].data_dir);
+        TestPause("restore-all-between-renames");
+      }
+    } catch (...) {
+      for (size_t i = 0; i < done; i++) RemoveAll(member_opts[i].data_dir);
+      throw;
+    }
+  }
+  if (progress) progress("done", db_size);
+  return out;
+}
+
+}  // namespace
+
+RestoreAllResult RestoreAllMembers(const RestoreAllOptions& in, const RestoreProgress& progress) {
+  if (progress) progress("validate", 0);
+  AllMembersPlan plan = ValidateAllMembers(in);
+  SnapshotInput input = OpenSnapshotInput(in.base, progress);
+  return RestoreAllCore(in, std::move(plan), input.db_size, in.base.snapshot_path, input.writer, {},
+                        input.has_trailer && !in.base.skip_hash_check, progress);
+}
+
+RestoreAllResult RestoreAllMembersFromDb(const RestoreAllOptions& in, uint64_t db_size_hint, const DbWriter& write_db,
+                                         const RestoreProgress& progress, const InputCheck& check_input) {
+  if (progress) progress("validate", 0);
+  AllMembersPlan plan = ValidateAllMembers(in);
+  return RestoreAllCore(in, std::move(plan), db_size_hint, "", write_db, check_input, true, progress);
+}
+
+std::string FormatStartPlan(const RestoreAllResult& r) {
+  std::string out;
+  for (size_t i = 0; i < r.members.size(); i++) {
+    const std::string dir = AbsolutePath(r.members[i].data_dir);
+    out += "# member " + r.names[i] + " (id " + HexNoPad(r.members[i].member_id) + "): copy " + dir +
+           " to its host, then start it with (fill in CLIENT_URLS):\n";
+    out += "etcd --name " + ShellWord(r.names[i]) + " --data-dir " + ShellWord(dir) + " --initial-cluster " +
+           ShellWord(r.initial_cluster) + " --initial-cluster-token " + ShellWord(r.initial_cluster_token) +
+           " --initial-advertise-peer-urls " + ShellWord(r.peer_urls[i]) + " --listen-peer-urls " +
+           ShellWord(r.peer_urls[i]) +
+           " --initial-cluster-state new --listen-client-urls CLIENT_URLS --advertise-client-urls CLIENT_URLS\n";
+  }
+  if (!r.members.empty()) {
+    out += "# cluster " + HexNoPad(r.members[0].cluster_id) + ", " + std::to_string(r.members.size()) +
+           " members; CLIENT_URLS (e.g. http://HOST:2379) are not known from the restore flags\n";
+  }
+  return out;
 }
 
 RestoreResult RestoreFromDb(const RestoreOptions& in_opts, uint64_t db_size_hint, const DbWriter& write_db,

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "etcdfmt/membership.h"
 #include "snapshot/status_format.h"
@@ -81,6 +82,52 @@ RestoreResult RestoreFromDb(const RestoreOptions& opts, uint64_t db_size_hint, c
 // A WAL dir left by an interrupted commit into the same data dir passes (the restore
 // removes it).
 etcdfmt::RestoreCluster ValidateRestore(RestoreOptions& opts);
+
+// `snapshot restore --all-members`: every member of --initial-cluster restored into
+// <output_dir>/<member name> in one pass over the snapshot. Member i's dir is byte for
+// byte what Restore writes with name = i, initial_advertise_peer_urls = i's URLs as listed
+// in --initial-cluster (joined with ','), data_dir = <output_dir>/<name> and the other
+// flags of `base` (same db, WAL and .snap bytes); the db is the same for every member, so
+// it is copied and sha256-checked, planned and bbolt-checked once, and the other members
+// get a plain copy of the finished db (copy_file_range) plus their own WAL and .snap.
+//
+// base.data_dir, base.wal_dir and base.initial_advertise_peer_urls must be empty (each
+// member's come from output_dir and --initial-cluster); `name` non-empty must be one of the
+// members (the CLI passes --name when the user gave it). Errors as Restore, checked for
+// every member before the snapshot is read: kInvalidArgument for flags (also an empty
+// output_dir, a name not in --initial-cluster), kAlreadyExists for an existing non-empty
+// member dir (or a symlink), kNotFound, kDataLoss, kIo.
+//
+// All members or none: each dir is built in a locked temporary sibling inside output_dir
+// (".<name>.etcdsafe-restore-XXXXXX", removed on failure or interrupt, stale ones of killed
+// runs removed by the next restore) and all are renamed into place in one CommitSection at
+// the end; a failed rename removes the members already renamed. Only a kill -9 in the
+// middle of those renames (microseconds) can leave some members committed.
+struct RestoreAllOptions {
+  RestoreOptions base;     // snapshot_path, initial_cluster, token, hash/bump flags, note
+  std::string output_dir;  // created (0700) if missing
+  std::string name;        // "" or a member that must be in --initial-cluster
+};
+
+struct RestoreAllResult {
+  std::vector<RestoreResult> members;             // in --initial-cluster order of first appearance
+  std::vector<std::string> names;                 // same order
+  std::vector<std::string> peer_urls;             // each member's URLs as listed, joined with ','
+  std::string initial_cluster, initial_cluster_token;
+};
+
+RestoreAllResult RestoreAllMembers(const RestoreAllOptions& opts, const RestoreProgress& progress = {});
+// The same from db bytes that come from elsewhere (a backup repository), as RestoreFromDb:
+// write_db and check_input are called once, for the first member's db.
+RestoreAllResult RestoreAllMembersFromDb(const RestoreAllOptions& opts, uint64_t db_size_hint,
+                                         const DbWriter& write_db, const RestoreProgress& progress = {},
+                                         const InputCheck& check_input = {});
+
+// The start plan printed after RestoreAllMembers: per member its data dir and the etcd
+// command line (--name, --data-dir, --initial-cluster, --initial-cluster-token,
+// --initial-advertise-peer-urls, --listen-peer-urls, --initial-cluster-state new, and the
+// client URL flags with the placeholder CLIENT_URLS: restore flags do not know them).
+std::string FormatStartPlan(const RestoreAllResult& r);
 
 // Name of the marker file in a WAL dir whose data dir is not committed yet.
 inline constexpr const char* kPendingMarker = ".etcdsafe-restore-pending";
