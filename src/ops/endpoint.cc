@@ -114,15 +114,17 @@ std::vector<std::string> ResolveEndpoints(const ClientConfig& config, bool clust
   if (!cluster) return config.endpoints;
   ClientConfig c = config;
   if (c.command_timeout.count() <= 0) c.command_timeout = kDefaultCommandTimeout;
+  bool connecting = true;
   try {
     std::unique_ptr<EtcdClient> client = EtcdClient::Connect(c);
+    connecting = false;
     std::vector<std::string> out;
     for (const auto& m : client->MemberList()) {
       out.insert(out.end(), m.client_urls.begin(), m.client_urls.end());
     }
     return out;
   } catch (const Error& e) {
-    *failure = std::string("failed to fetch endpoints from etcd cluster member list: ") + e.what();
+    *failure = "failed to fetch endpoints from etcd cluster member list: " + Reason(e, connecting);
     return {};
   }
 }

@@ -242,8 +242,8 @@ CommandOutput MemberAdd(const ClientConfig& config, const std::vector<std::strin
     r.out = ResponseJson(h, &added, ms);
     return r;
   }
-  r.out = "Member " + Hex(added.id, 16) + " added" + (added.is_learner ? " as learner " : " ") + "to cluster " +
-          Hex(h.cluster_id, 16) + "\n";
+  // etcdctl 3.4 says "added to cluster" for learners too; 3.5 added "as learner".
+  r.out = "Member " + Hex(added.id, 16) + " added to cluster " + Hex(h.cluster_id, 16) + "\n";
   // etcdctl re-reads the member list until the member that answered the add answers it
   // (after a fail-over another member may not know the new one yet).
   Members list;

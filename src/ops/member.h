@@ -17,7 +17,8 @@
 //    Peer URLs already exists", "etcdserver: unhealthy cluster", a learner not in sync) is
 //    exit 1 with etcd's text, as etcdctl; nothing changed. No endpoint
 //    reachable is kUnavailable (exit 2); authentication failures keep exit 12.
-//  * `member add` in simple format prints etcdctl's line, a blank line and the four
+//  * `member add` in simple format prints etcdctl 3.4's line ("Member <id> added to
+//    cluster <id>", for a learner too), a blank line and the four
 //    ETCD_* lines; the member list they are built from is re-read until it comes from the
 //    member that answered the add (etcdctl's loop), so ETCD_INITIAL_CLUSTER is complete.
 #pragma once
