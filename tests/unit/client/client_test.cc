@@ -187,6 +187,72 @@ TEST(EtcdClientTest, MemberListMatchesEtcdctl) {
   EXPECT_EQ(members[0].id, c->EndpointStatus().member_id);
 }
 
+TEST(EtcdClientTest, HeadersHashKvAndMemberChangesMatchEtcdctl) {
+  EtcdServer server(Named("alpha"));
+  std::vector<std::string> debug;
+  ClientConfig config = server.client_config();
+  config.debug = [&](const std::string& line) { debug.push_back(line); };
+  auto c = EtcdClient::Connect(config);
+  c->Put("a", "1");
+  c->Put("b", "2");
+  c->Put("a", "3");
+  auto r = server.etcdctl({"endpoint", "hashkv", "-w", "json"});
+  ExpectEtcdctlOk(r);
+  auto j = nlohmann::json::parse(r.out).at(0).at("HashKV");
+  auto h = c->HashKV(0);
+  EXPECT_EQ(h.hash, j.at("hash").get<uint32_t>());
+  EXPECT_EQ(h.compact_revision, j.at("compact_revision").get<int64_t>());
+  EXPECT_EQ(h.header.cluster_id, j.at("header").at("cluster_id").get<uint64_t>());
+  EXPECT_EQ(h.header.member_id, j.at("header").at("member_id").get<uint64_t>());
+  EXPECT_EQ(h.header.revision, 4);
+  EXPECT_NE(c->HashKV(2).hash, h.hash);  // up to revision 2 only
+  // Every response's header: same cluster and member, the store's revision.
+  EtcdClient::ResponseHeader lh;
+  auto members = c->MemberList(&lh);
+  auto range = c->Range("a");
+  auto st = c->EndpointStatus();
+  for (const EtcdClient::ResponseHeader* x : {&lh, &range.header, &st.header}) {
+    EXPECT_EQ(x->cluster_id, h.header.cluster_id);
+    EXPECT_EQ(x->member_id, members.at(0).id);
+    EXPECT_GT(x->raft_term, 0u);
+  }
+  EXPECT_EQ(range.header.revision, 4);
+  EXPECT_EQ(st.header.revision, 4);
+  // Unknown member IDs: etcd's NotFound, nothing changed.
+  ExpectError([&] { c->MemberRemove(0x1234abcd); }, ErrorCode::kNotFound, "etcdserver: member not found");
+  ExpectError([&] { c->MemberUpdate(0x1234abcd, {"http://127.0.0.1:1"}); }, ErrorCode::kNotFound,
+              "etcdserver: member not found");
+  ExpectError([&] { c->MemberPromote(0x1234abcd); }, ErrorCode::kNotFound, "etcdserver: member not found");
+  // A learner: added, its peer URL updated, removed; each response lists the members.
+  std::vector<EtcdClient::MemberInfo> after;
+  EtcdClient::ResponseHeader ah;
+  auto added = c->MemberAdd({"http://127.0.0.1:1"}, /*is_learner=*/true, &after, &ah);
+  EXPECT_TRUE(added.is_learner);
+  EXPECT_EQ(after.size(), 2u);
+  EXPECT_EQ(ah.cluster_id, h.header.cluster_id);
+  c->MemberUpdate(added.id, {"http://127.0.0.1:2"}, &after);
+  ASSERT_EQ(after.size(), 2u);
+  bool updated = false;
+  for (const auto& m : after) updated = updated || (m.id == added.id && m.peer_urls == std::vector<std::string>{"http://127.0.0.1:2"});
+  EXPECT_TRUE(updated);
+  ExpectError([&] { c->MemberPromote(added.id); }, ErrorCode::kInvalidArgument, "can only promote a learner member");
+  c->MemberRemove(added.id, &after);
+  EXPECT_EQ(after.size(), 1u);
+  // The last member cannot be removed (etcd 3.4 sends this refusal without a gRPC code:
+  // UNKNOWN, which the client maps to kUnavailable; `member remove` exits 1 either way).
+  ExpectError([&] { c->MemberRemove(members.at(0).id); }, ErrorCode::kUnavailable,
+              "re-configuration failed due to not enough started members");
+  EXPECT_EQ(c->MemberList().size(), 1u);
+  // --debug lines: the endpoint dialled and chosen, TLS off, each RPC with its time.
+  ASSERT_GE(debug.size(), 3u);
+  EXPECT_NE(debug[0].find("dialing " + server.client_url()), std::string::npos) << debug[0];
+  EXPECT_NE(debug[0].find("TLS off"), std::string::npos) << debug[0];
+  EXPECT_NE(debug[1].find("using this endpoint"), std::string::npos) << debug[1];
+  bool saw_hashkv = false;
+  for (const auto& l : debug) saw_hashkv = saw_hashkv || l.find("Maintenance.HashKV to " + server.client_url() + ": OK in ") == 0;
+  EXPECT_TRUE(saw_hashkv);
+}
+
 TEST(EtcdClientTest, HealthLikeEtcdctl) {
   EtcdServer server;
   auto c = EtcdClient::Connect(server.client_config());
