@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <memory>
 #include <cstdio>
 #include <exception>
@@ -216,6 +217,32 @@ Sha256Digest CopyAndHash(const std::string& src, const std::string& dst, uint64_
   return sha.Finish();
 }
 
+// CopyAndHash into several files at once: the snapshot is read and hashed once, each
+// chunk handed to every file's DirectWriter (memcpy into its buffer).
+Sha256Digest CopyAndHashMulti(const std::string& src, const std::vector<std::string>& dsts, uint64_t length,
+                              const RestoreProgress& progress) {
+  File in = File::OpenRead(src);
+  std::vector<std::unique_ptr<DirectWriter>> outs;
+  for (const auto& d : dsts) outs.push_back(std::make_unique<DirectWriter>(d, 0600));
+  Sha256 sha;
+  uint64_t done = 0;
+  while (done < length) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(DirectWriter::kChunkSize, length - done));
+    uint8_t* buf = outs[0]->Buffer();
+    in.ReadAt(done, buf, n);
+    sha.Update(buf, n);
+    for (size_t i = 1; i < outs.size(); i++) {
+      std::memcpy(outs[i]->Buffer(), buf, n);
+      outs[i]->Submit(n);
+    }
+    outs[0]->Submit(n);
+    done += n;
+    if (progress) progress("copy", done);
+  }
+  for (auto& o : outs) o->Finish();
+  return sha.Finish();
+}
+
 std::string RevisionBytes(int64_t main, int64_t sub) {
   std::string out;
   AppendBE64(&out, static_cast<uint64_t>(main));
@@ -339,7 +366,8 @@ PlanAndStatus PlanAndCheck(const std::string& content_path, uint64_t consistent_
 // fsync. Returns the restored status and whether the db was rebuilt.
 RestoreResult BuildDb(const RestoreOptions& opts, const etcdfmt::RestoreCluster& cluster, uint64_t db_size_hint,
                       const std::string& content_path, const DbWriter& write_db, const RestoreProgress& progress,
-                      const InputCheck& check_input, const std::string& tmp_data) {
+                      const InputCheck& check_input, const std::string& tmp_data,
+                      std::optional<BytePatch>* patch_out = nullptr) {
   auto stage = [&](const char* name, uint64_t bytes) {
     if (progress) progress(name, bytes);
   };
@@ -372,6 +400,7 @@ RestoreResult BuildDb(const RestoreOptions& opts, const etcdfmt::RestoreCluster&
   if (result.db_rewritten && opts.bump_revision == 0 && !opts.mark_compacted) {
     min_bytes = content_path.empty() ? File::OpenRead(db_path).Size() : db_size_hint;
   }
+  if (patch_out != nullptr) *patch_out = checked.plan.patch;
   ApplyDb(std::move(checked.plan), content, db_path, min_bytes);
   // A rebuilt db is checked while its pages go to disk: the fsync is I/O wait, not CPU.
   std::exception_ptr sync_error;
@@ -531,6 +560,8 @@ struct SnapshotInput {
   uint64_t db_size = 0;
   bool has_trailer = false;
   DbWriter writer;
+  // The same into several files (copies, not only the first, when the db is not rebuilt).
+  std::function<void(const std::vector<std::string>&)> multi_writer;
 };
 
 SnapshotInput OpenSnapshotInput(const RestoreOptions& opts, const RestoreProgress& progress) {
@@ -546,13 +577,14 @@ SnapshotInput OpenSnapshotInput(const RestoreOptions& opts, const RestoreProgres
   in.db_size = in.has_trailer ? file_size - kTrailerSize : file_size;
   // A bumped or compaction-marked db is rebuilt from the snapshot anyway: hash, don't copy.
   const bool rebuild = opts.bump_revision > 0 || opts.mark_compacted;
-  in.writer = [opts, progress, db_size = in.db_size, has_trailer = in.has_trailer,
-               rebuild](const std::string& db_path) {
+  in.multi_writer = [opts, progress, db_size = in.db_size, has_trailer = in.has_trailer,
+                     rebuild](const std::vector<std::string>& db_paths) {
     Sha256Digest digest = rebuild ? HashFilePrefix(opts.snapshot_path, db_size,
                                                    [&](uint64_t done) {
                                                      if (progress) progress("copy", done);
                                                    })
-                                  : CopyAndHash(opts.snapshot_path, db_path, db_size, progress);
+                          : db_paths.size() == 1 ? CopyAndHash(opts.snapshot_path, db_paths[0], db_size, progress)
+                                                 : CopyAndHashMulti(opts.snapshot_path, db_paths, db_size, progress);
     if (has_trailer && !opts.skip_hash_check) {
       Sha256Digest trailer{};
       File::OpenRead(opts.snapshot_path).ReadAt(db_size, trailer.data(), kTrailerSize);
@@ -562,6 +594,7 @@ SnapshotInput OpenSnapshotInput(const RestoreOptions& opts, const RestoreProgres
       }
     }
   };
+  in.writer = [multi = in.multi_writer](const std::string& db_path) { multi({db_path}); };
   return in;
 }
 
@@ -708,10 +741,12 @@ AllMembersPlan ValidateAllMembers(const RestoreAllOptions& in) {
 // copies of it in the others', each member's WAL and .snap, one commit.
 RestoreAllResult RestoreAllCore(const RestoreAllOptions& in, AllMembersPlan plan, uint64_t db_size,
                                 const std::string& content_path, const DbWriter& write_db,
-                                const InputCheck& check_input, bool hash_checked, const RestoreProgress& progress) {
+                                const InputCheck& check_input, bool hash_checked, const RestoreProgress& progress,
+                                const std::function<void(const std::vector<std::string>&)>& multi_write = {}) {
   RestoreAllResult& out = plan.out;
   const std::vector<RestoreOptions>& member_opts = plan.member_opts;
   const std::vector<etcdfmt::RestoreCluster>& clusters = plan.clusters;
+  const bool base_rebuild = in.base.bump_revision > 0 || in.base.mark_compacted;
 
   for (const auto& o : member_opts) PrepareTargets(o);
   MakeDirs(in.output_dir, 0700);
@@ -738,15 +773,34 @@ RestoreAllResult RestoreAllCore(const RestoreAllOptions& in, AllMembersPlan plan
     }));
   }
   // The db once (copy + sha256 + plan + bbolt check), in the first member's dir.
-  RestoreResult first = BuildDb(member_opts[0], clusters[0], db_size, content_path, write_db, progress,
-                                check_input, temps[0]->path());
-  const std::string first_db = temps[0]->path() + "/member/snap/db";
+  // From a snapshot file (multi_write), every member's db is written in that same pass
+  // (CopyAndHashMulti) and gets the first one's 8-byte patch; otherwise (a rebuilt db, a
+  // db from a repository) the others copy the first member's finished db.
+  std::vector<std::string> db_paths;
+  for (size_t i = 0; i < n; i++) {
+    MakeDirs(temps[i]->path() + "/member/snap", 0700);
+    db_paths.push_back(temps[i]->path() + "/member/snap/db");
+  }
+  const bool one_pass = multi_write && base_rebuild == false;
+  std::optional<BytePatch> patch;
+  RestoreResult first = BuildDb(member_opts[0], clusters[0], db_size, content_path,
+                                one_pass ? DbWriter([&](const std::string&) { multi_write(db_paths); }) : write_db,
+                                progress, check_input, temps[0]->path(), &patch);
+  const std::string first_db = db_paths[0];
   if (progress) progress("wal", 0);
   // The other members' copies of the finished db, concurrently (their fsyncs overlap).
   std::vector<std::future<void>> copies;
   for (size_t i = 1; i < n; i++) {
     copies.push_back(std::async(std::launch::async, [&, i] {
-      CopyDbFile(first_db, temps[i]->path() + "/member/snap/db");
+      if (one_pass && patch) {
+        File f = File::OpenReadWrite(db_paths[i]);
+        f.WriteAt(patch->offset, reinterpret_cast<const uint8_t*>(patch->bytes.data()), patch->bytes.size());
+        f.Sync();
+        f.Close();
+        return;
+      }
+      if (one_pass && ::unlink(db_paths[i].c_str()) != 0) throw SystemError("unlink " + db_paths[i], errno);
+      CopyDbFile(first_db, db_paths[i]);
     }));
   }
   for (auto& f : wals) f.get();
@@ -791,7 +845,7 @@ RestoreAllResult RestoreAllMembers(const RestoreAllOptions& in, const RestorePro
   AllMembersPlan plan = ValidateAllMembers(in);
   SnapshotInput input = OpenSnapshotInput(in.base, progress);
   return RestoreAllCore(in, std::move(plan), input.db_size, in.base.snapshot_path, input.writer, {},
-                        input.has_trailer && !in.base.skip_hash_check, progress);
+                        input.has_trailer && !in.base.skip_hash_check, progress, input.multi_writer);
 }
 
 RestoreAllResult RestoreAllMembersFromDb(const RestoreAllOptions& in, uint64_t db_size_hint, const DbWriter& write_db,

@@ -88,8 +88,10 @@ etcdfmt::RestoreCluster ValidateRestore(RestoreOptions& opts);
 // byte what Restore writes with name = i, initial_advertise_peer_urls = i's URLs as listed
 // in --initial-cluster (joined with ','), data_dir = <output_dir>/<name> and the other
 // flags of `base` (same db, WAL and .snap bytes); the db is the same for every member, so
-// it is copied and sha256-checked, planned and bbolt-checked once, and the other members
-// get a plain copy of the finished db (copy_file_range) plus their own WAL and .snap.
+// is read, sha256-checked, planned and bbolt-checked once: from a snapshot file one pass
+// writes every member's db and each gets the same 8-byte patch (a rebuilt db, or one from
+// RestoreAllMembersFromDb, is built once and copied); each member's WAL and .snap are
+// written beside the db (other threads).
 //
 // base.data_dir, base.wal_dir and base.initial_advertise_peer_urls must be empty (each
 // member's come from output_dir and --initial-cluster); `name` non-empty must be one of the

@@ -66,13 +66,17 @@ class RestoreAll : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     source_ = new EtcdServer();
+    snap_dir_ = new TempDir();
+    // A fresh etcd's snapshot has no consistent_index: its db is rebuilt, not patched.
+    empty_snap_ = snap_dir_->Sub("empty.db");
+    CmdResult e = Etcdsafe({"snapshot", "save", empty_snap_, "--endpoints", source_->client_url()});
+    ASSERT_EQ(e.code, 0) << e.err;
     auto c = client::EtcdClient::Connect(source_->client_config());
     for (int i = 0; i < 80; i++) {
       c->Put("/registry/pods/ns" + std::to_string(i % 3) + "/p" + std::to_string(i), std::string(100 + i * 11, 'v'));
     }
     for (int i = 0; i < 10; i++) c->DeleteRange("/registry/pods/ns0/p" + std::to_string(i * 3));
     dump_ = new KvDump(DumpAll(*c));
-    snap_dir_ = new TempDir();
     snap_ = snap_dir_->Sub("snap.db");
     CmdResult r = Etcdsafe({"snapshot", "save", snap_, "--endpoints", source_->client_url()});
     ASSERT_EQ(r.code, 0) << r.err;
@@ -98,17 +102,19 @@ class RestoreAll : public ::testing::Test {
   static EtcdServer* source_;
   static KvDump* dump_;
   static TempDir* snap_dir_;
-  static std::string snap_;
+  static std::string snap_, empty_snap_;
   TempDir dir_;
 };
 EtcdServer* RestoreAll::source_ = nullptr;
 KvDump* RestoreAll::dump_ = nullptr;
 TempDir* RestoreAll::snap_dir_ = nullptr;
 std::string RestoreAll::snap_;
+std::string RestoreAll::empty_snap_;
 
 // Each member's tree (db, WAL, .snap; modes) equals `snapshot restore --name mX
 // --initial-advertise-peer-urls <mX's URLs>` with the same flags: plain, with a member
-// that has two peer URLs, and with --bump-revision/--mark-compacted (a rebuilt db).
+// that has two peer URLs, with --bump-revision/--mark-compacted (a rebuilt db), and for a
+// fresh etcd's snapshot (rebuilt to add consistent_index).
 TEST_F(RestoreAll, EveryMemberDirIsByteForBytePerMemberRestore) {
   const std::string cluster =
       "m1=http://127.0.0.1:12380,m2=http://127.0.0.1:12381,m3=http://127.0.0.1:12382,m2=https://127.0.0.1:12391";
@@ -116,17 +122,18 @@ TEST_F(RestoreAll, EveryMemberDirIsByteForBytePerMemberRestore) {
                                                    {"m2", "http://127.0.0.1:12381,https://127.0.0.1:12391"},
                                                    {"m3", "http://127.0.0.1:12382"}};
   int run = 0;
-  for (const std::vector<std::string>& extra :
-       {std::vector<std::string>{}, std::vector<std::string>{"--bump-revision", "1000", "--mark-compacted"}}) {
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {snap_, {}}, {snap_, {"--bump-revision", "1000", "--mark-compacted"}}, {empty_snap_, {}}};
+  for (const auto& [snapshot, extra] : cases) {
     const std::string all = dir_.Sub("all" + std::to_string(run)), per = dir_.Sub("per" + std::to_string(run));
     run++;
-    CmdResult r = Etcdsafe(Concat({"snapshot", "restore", snap_, "--initial-cluster", cluster,
+    CmdResult r = Etcdsafe(Concat({"snapshot", "restore", snapshot, "--initial-cluster", cluster,
                                    "--initial-cluster-token", "tok", "--all-members", "--output-dir", all},
                                   extra));
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(ListDir(all), (std::set<std::string>{"m1", "m2", "m3"}));
     for (const auto& [name, url] : urls) {
-      CmdResult one = Etcdsafe(Concat({"snapshot", "restore", snap_, "--name", name, "--initial-cluster", cluster,
+      CmdResult one = Etcdsafe(Concat({"snapshot", "restore", snapshot, "--name", name, "--initial-cluster", cluster,
                                        "--initial-cluster-token", "tok", "--initial-advertise-peer-urls", url,
                                        "--data-dir", per + "/" + name},
                                       extra));
