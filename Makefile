@@ -11,7 +11,7 @@ APT_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev \
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
   libssl-dev libzstd-dev zlib1g-dev libcurl4-openssl-dev nlohmann-json3-dev libcli11-dev \
   libspdlog-dev libfmt-dev libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev \
-  etcd-server etcd-client openssl python3 procps time \
+  etcd-server etcd-client openssl python3 procps time zstd util-linux \
   awscli python3-botocore
 
 .PHONY: all deps build test demo bench fuzz clean
