@@ -138,9 +138,7 @@ Manifest ManifestFromJson(const std::string& json, const std::string& what) {
     // One flat object: nested values and duplicate keys (which JSON parsers resolve
     // differently) are refused.
     std::set<std::string> seen;
-    int depth = 0;
     j = nlohmann::json::parse(json, [&](int d, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-      depth = d;
       if (event == nlohmann::json::parse_event_t::key && d == 1) {
         const std::string& k = parsed.get_ref<const std::string&>();
         if (!seen.insert(k).second && duplicate.empty()) duplicate = k;
@@ -150,7 +148,6 @@ Manifest ManifestFromJson(const std::string& json, const std::string& what) {
       }
       return true;
     });
-    (void)depth;
   } catch (const nlohmann::json::exception& e) {
     throw Error(ErrorCode::kDataLoss, what + ": malformed manifest: " + e.what());
   }
@@ -163,7 +160,7 @@ Manifest ManifestFromJson(const std::string& json, const std::string& what) {
   Manifest m;
   const nlohmann::json* format = c.Field("format", true);
   if (!format->is_number_integer() && !format->is_number_unsigned()) c.Fail("\"format\" is not an integer");
-  if (format->get<int64_t>() > kManifestFormat || format->get<int64_t>() > 1000) {
+  if (format->get<int64_t>() > kManifestFormat) {
     throw Error(ErrorCode::kUnsupported, what + ": manifest format " + std::to_string(format->get<int64_t>()) +
                                              " is newer than this etcdsafe understands");
   }
