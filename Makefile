@@ -12,7 +12,8 @@ APT_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev \
   libssl-dev libzstd-dev zlib1g-dev libcurl4-openssl-dev nlohmann-json3-dev libcli11-dev \
   libspdlog-dev libfmt-dev libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev \
   etcd-server etcd-client openssl python3 procps time zstd util-linux \
-  awscli python3-botocore
+  awscli python3-botocore \
+  libabsl-dev libcpp-httplib-dev prometheus prometheus-alertmanager python3-prometheus-client systemd
 
 .PHONY: all deps build test demo bench fuzz clean
 

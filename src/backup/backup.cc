@@ -193,6 +193,9 @@ std::unique_ptr<Repository> OpenRepository(const std::string& url, const store::
 BackupReport RunBackup(client::EtcdClient& client, const BackupOptions& opts, const ProgressFn& progress,
                        std::chrono::system_clock::time_point now) {
   if (opts.repos.empty()) throw Error(ErrorCode::kInvalidArgument, "no --repo given");
+  if (!opts.repo_store_options.empty() && opts.repo_store_options.size() != opts.repos.size()) {
+    throw Error(ErrorCode::kInvalidArgument, "one set of store options per repository expected");
+  }
   BackupReport report;
   if (opts.key && !opts.key->warning.empty()) report.notes.push_back(opts.key->warning);
 
@@ -227,7 +230,8 @@ BackupReport RunBackup(client::EtcdClient& client, const BackupOptions& opts, co
     try {
       CheckLocalFreeSpace(opts.repos[i], static_cast<uint64_t>(std::max<int64_t>(status.db_size, 0)) + (64 << 20));
       Prepared& p = prepared[i];
-      p.repo = OpenRepository(opts.repos[i], opts.store_options);
+      const store::StoreOptions& so = opts.repo_store_options.empty() ? opts.store_options : opts.repo_store_options.at(i);
+      p.repo = OpenRepository(opts.repos[i], so);
       p.lock = p.repo->Lock("backup", &report.notes);
       p.repo->EnsureMarker();
       p.data_object = p.repo->FreshStem(stem) + ext;

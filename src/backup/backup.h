@@ -28,6 +28,9 @@ inline constexpr char kToolVersion[] = "etcdsafe 0.2.0";
 struct BackupOptions {
   std::vector<std::string> repos;  // file:///path or s3://bucket/prefix, at least one
   store::StoreOptions store_options;
+  // When not empty: one per repo, used instead of store_options (the agent's repositories
+  // each have their own S3 settings).
+  std::vector<store::StoreOptions> repo_store_options;
   pipeline::Compression compression = pipeline::Compression::kZstd;
   int compression_level = 0;  // 0: the codec's default (zstd 3, gzip 6)
   std::optional<pipeline::KeySpec> key;  // encrypt when set

@@ -1031,9 +1031,9 @@ SigV4Credentials ResolveCredentials(const StoreOptions& options) {
   }
   std::string id = Env("AWS_ACCESS_KEY_ID"), secret = Env("AWS_SECRET_ACCESS_KEY");
   if (!id.empty() && !secret.empty()) return {id, secret, Env("AWS_SESSION_TOKEN")};
-  std::string file = Env("AWS_SHARED_CREDENTIALS_FILE");
+  std::string file = !options.credentials_file.empty() ? options.credentials_file : Env("AWS_SHARED_CREDENTIALS_FILE");
   if (file.empty() && !Env("HOME").empty()) file = Env("HOME") + "/.aws/credentials";
-  std::string profile = Env("AWS_PROFILE");
+  std::string profile = !options.profile.empty() ? options.profile : Env("AWS_PROFILE");
   if (profile.empty()) profile = "default";
   SigV4Credentials c;
   std::ifstream in(file);

@@ -105,6 +105,10 @@ struct StoreOptions {
   std::string access_key;
   std::string secret_key;
   std::string session_token;
+  // When set, used instead of AWS_SHARED_CREDENTIALS_FILE / AWS_PROFILE (the agent's
+  // per-repository `credentials_file` and `profile`); the environment's keys still win.
+  std::string credentials_file;
+  std::string profile;
   // Objects larger than part_size use multipart upload with up to parallel_parts parts
   // in flight; at most parallel_parts × part_size bytes are buffered per Sink. S3 wants
   // part_size >= 5 MiB and at most 10000 parts.

@@ -1,0 +1,137 @@
+// The agent's configuration file (`etcdsafe agent --config FILE`), YAML via yaml-cpp.
+//
+// Every key is documented in deploy/agent.example.yaml. LoadConfig parses and validates the
+// whole file before returning: unknown keys, wrong types, bad durations, bad schedules,
+// unknown time zones, unreadable or missing referenced files (TLS files, key files) and
+// contradictory settings are errors. An error is one line naming the file, the line and the
+// key path, e.g.
+//   /etc/etcdsafe/agent.yaml:12: jobs.backup.schedule: "0 */6 * *": cron needs 5 fields
+// and is thrown as etcdsafe::Error(kInvalidArgument). Relative paths in the file (TLS files,
+// key files, state_dir, ca_file) are made absolute relative to the file's directory.
+//
+// Durations are written as Go-style "1s", "15m", "24h", "1h30m", "7d" (d = 24h).
+#pragma once
+
+#include <absl/time/time.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/schedule.h"
+#include "catalog/retention.h"
+
+namespace etcdsafe::agent {
+
+struct EtcdConfig {
+  std::vector<std::string> endpoints;  // at least one; http:// or https:// URLs or host:port
+  std::string cacert, cert, key;       // absolute paths or empty
+  std::string user;                    // "name:password" is refused in the file; name only,
+  std::string password_file;           // with the password read from this file at use
+  std::chrono::milliseconds dial_timeout{5000};
+  std::chrono::milliseconds command_timeout{0};  // 0: none (snapshots of big dbs take long)
+};
+
+struct S3Config {
+  std::string endpoint;           // empty: AWS
+  std::string region;             // empty: us-east-1
+  std::optional<bool> path_style; // unset: as the CLI decides (IP/localhost → path style)
+  std::string ca_file;            // absolute path or empty
+  std::string credentials_file;   // optional AWS shared-credentials-style file; else env
+  std::string profile;            // profile in that file
+};
+
+struct RepositoryConfig {
+  std::string name;  // label used in metrics/logs; default: the url with credentials removed
+  std::string url;   // file:///abs/path or s3://bucket/prefix
+  S3Config s3;
+};
+
+struct EncryptionConfig {
+  std::string key_file;         // exactly one of these two, or neither (no encryption)
+  std::string passphrase_file;
+};
+
+struct RetryConfig {
+  int max_attempts = 3;                       // 1 = no retry
+  std::chrono::seconds initial_backoff{10};   // doubled after each failure
+  std::chrono::seconds max_backoff{300};
+};
+
+struct BackupJobConfig {
+  bool enabled = false;
+  Schedule schedule;
+  catalog::RetentionPolicy retention;  // empty: no pruning after the backup
+  RetryConfig retry;
+  // Stale after this long without a successful backup (readyz, staleness alert and metric).
+  // Default: twice the schedule's longest interval, at least 1h... computed by LoadConfig:
+  // if not given, 2 × (Next(Next(t)) - Next(t)) for t = load time, minimum 60s.
+  std::chrono::seconds max_age{0};
+};
+
+struct DrillJobConfig {
+  bool enabled = false;
+  Schedule schedule;
+  std::chrono::seconds max_age{0};  // the drilled backup must be newer (0: any age)
+  std::string backup = "latest";    // backup id or "latest"
+  std::string repository;           // repository name; default: the first repository
+  bool not_kubernetes = false;
+  std::string etcd_binary;          // default: "etcd" from PATH
+};
+
+struct PruneJobConfig {  // separate prune schedule (besides prune-after-backup)
+  bool enabled = false;
+  Schedule schedule;
+  catalog::RetentionPolicy retention;  // required when enabled
+};
+
+struct WebhookConfig {
+  enum class Format { kAlertmanager, kSlack, kJson };
+  std::string url;
+  Format format = Format::kAlertmanager;
+  std::chrono::milliseconds timeout{5000};
+  int max_attempts = 5;
+  std::string ca_file;
+  std::string bearer_token_file;  // optional "Authorization: Bearer <contents>"
+};
+
+struct AgentConfig {
+  std::string path;                 // absolute path of the file read
+  std::string timezone = "UTC";     // IANA name
+  absl::TimeZone tz;                // loaded from `timezone`
+  EtcdConfig etcd;
+  std::vector<RepositoryConfig> repositories;  // at least one; names unique
+  EncryptionConfig encryption;
+  std::string compression = "zstd";  // zstd | gzip | none
+  int compression_level = 0;         // 0: codec default
+  std::string name_prefix = "etcd-snapshot";
+  BackupJobConfig backup;
+  DrillJobConfig drill;
+  PruneJobConfig prune;
+  std::string http_listen = "127.0.0.1:9464";  // host:port; "" disables the HTTP server
+  std::vector<WebhookConfig> webhooks;          // alerts.webhooks
+  std::string state_dir;             // default: /var/lib/etcdsafe; holds agent-state.json
+  std::chrono::seconds shutdown_grace{30};
+  std::string log_format = "auto";   // auto | text | json
+};
+
+struct LoadOptions {
+  // Check that referenced files (TLS, key, password, CA files) exist and are readable.
+  // Off only for checking deployment files whose paths exist inside a container.
+  bool check_files = true;
+  // "Now" for computing defaults that depend on the schedule (backup.max_age).
+  std::chrono::system_clock::time_point now = std::chrono::system_clock::now();
+};
+
+// Reads, parses and validates `path`. Throws Error(kInvalidArgument) as described above,
+// kNotFound when the file itself does not exist.
+AgentConfig LoadConfig(const std::string& path, const LoadOptions& options = {});
+// The same for YAML text already in memory; `path` names it in errors and anchors
+// relative paths (its directory).
+AgentConfig ParseConfig(const std::string& yaml_text, const std::string& path, const LoadOptions& options = {});
+
+// Parses a duration ("90s", "15m", "1h30m", "7d"). Throws kInvalidArgument.
+std::chrono::seconds ParseDuration(const std::string& text);
+
+}  // namespace etcdsafe::agent
