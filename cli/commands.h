@@ -16,6 +16,7 @@ void AddVersionCommand(CLI::App& app);
 void AddEndpointCommands(CLI::App& app, GlobalFlags& globals);
 void AddMemberCommands(CLI::App& app, GlobalFlags& globals);
 void AddGetCommand(CLI::App& app, GlobalFlags& globals);
+void AddAgentCommand(CLI::App& app);
 
 // The flags of `snapshot restore`, shared with `restore --repo`.
 void AddRestoreFlags(CLI::App& restore, snapshot::RestoreOptions& opts);

@@ -16,6 +16,7 @@
 
 #include "base/error.h"
 #include "base/file.h"
+#include "base/signals.h"
 #include "commands.h"
 #include "exit_codes.h"
 #include "global_flags.h"
@@ -71,7 +72,11 @@ void StartSignalThread() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::thread([set] {
     int sig = 0;
-    sigwait(&set, &sig);
+    for (;;) {
+      sigwait(&set, &sig);
+      // A command that handles signals itself (the agent) gets every one of them.
+      if (!etcdsafe::ForwardSignal(sig)) break;
+    }
     g_interrupted = true;
     const auto first = std::chrono::steady_clock::now();
     std::thread([sig] {
@@ -132,6 +137,7 @@ int Run(int argc, char** argv) {
   etcdsafe::cli::AddEndpointCommands(app, globals);
   etcdsafe::cli::AddMemberCommands(app, globals);
   etcdsafe::cli::AddGetCommand(app, globals);
+  etcdsafe::cli::AddAgentCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

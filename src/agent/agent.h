@@ -1,0 +1,120 @@
+// `etcdsafe agent`: one long-running process that runs the backup, prune and drill jobs of
+// its configuration (config.h) at their scheduled times, exports Prometheus metrics and
+// health on HTTP (http_server.h), sends webhook notifications (notify.h) and logs one line
+// per event (event_log.h).
+//
+// Scheduling:
+//   * Jobs run one at a time, in the agent's own thread (never two jobs against one
+//     repository at once; the repository lock also guards against other processes).
+//   * The time each job last started (its scheduled slot) is kept in
+//     <state_dir>/agent-state.json (written atomically). On start, a job whose next slot
+//     after that time has passed (the agent was down, the machine suspended) runs once,
+//     not once per missed slot. A backup job without state uses the newest backup in the
+//     repositories instead, and runs at once when there is none.
+//   * A slot that passes while another job runs is run when that job ends, once.
+//   * A failed backup attempt is retried with exponential backoff (config retry) while the
+//     next slot has not come; an unreachable etcd fails each attempt within the dial timeout.
+// Signals (HandleSignal, called by the CLI's signal thread):
+//   * SIGHUP: the configuration file is read again between jobs; a bad file keeps the old
+//     configuration running and logs why (event config.reload_failed).
+//   * SIGTERM/SIGINT: no new job starts; a running job gets `shutdown_grace` to finish, then
+//     it is cancelled (a backup stops at its next chunk and removes what it wrote: nothing
+//     half-visible, lock removed); if it has not unwound 10 s later, the process-wide
+//     interrupt cleanup (base/file.h) removes partial output and locks and the process
+//     exits 0 at once. Run() returns 0 after a clean stop.
+// Metrics: see DeclareMetrics in agent.cc; names are those used by deploy/prometheus/alerts.yaml.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "agent/config.h"
+#include "agent/event_log.h"
+#include "agent/metrics.h"
+
+namespace etcdsafe::agent {
+
+class HttpServer;
+class Notifier;
+
+class Agent {
+ public:
+  Agent(AgentConfig config, EventLog& log);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Starts the HTTP server (throws when its address cannot be bound) and runs the jobs
+  // until a stop is requested. Returns the exit code (0).
+  int Run();
+
+  // From any thread; return at once.
+  void RequestStop();
+  void RequestReload();
+  // The signal policy above; may block for the grace period; may exit the process.
+  void HandleSignal(int sig);
+
+  // The HTTP port actually bound (after Run started it; 0 before or when disabled).
+  int http_port() const { return http_port_.load(); }
+  std::string RenderMetrics() const { return metrics_.Render(); }
+
+ private:
+  enum class JobKind { kBackup, kPrune, kDrill };
+  struct JobState {
+    std::optional<std::chrono::system_clock::time_point> last_slot;  // persisted
+    std::optional<std::chrono::system_clock::time_point> next;
+  };
+
+  void DeclareMetrics();
+  void ApplyConfigMetrics();
+  void StartHttp();
+  void LoadState();
+  void SaveState();
+  void ScanRepositories(bool initial);
+  void PlanJobs(std::chrono::system_clock::time_point now, bool startup);
+  void RunDue(std::chrono::system_clock::time_point now);
+  void RunBackupJob(std::chrono::system_clock::time_point slot);
+  void RunPruneJob();
+  void RunDrillJob();
+  void CheckStaleness(std::chrono::system_clock::time_point now);
+  void ProbeEtcd();
+  void DoReload();
+  std::pair<bool, std::string> Ready() const;
+  std::string NextJobId(const char* kind);
+  bool WaitIdle(std::chrono::milliseconds limit);
+  const Schedule& ScheduleOf(JobKind k) const;
+  bool Enabled(JobKind k) const;
+
+  AgentConfig cfg_;
+  EventLog& log_;
+  Metrics metrics_;
+  std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<Notifier> notifier_;
+  std::atomic<int> http_port_{0};
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  bool reload_ = false;
+  bool job_running_ = false;
+  std::atomic<bool> cancel_{false};
+  std::atomic<bool> stopping_{false};
+
+  std::map<JobKind, JobState> jobs_;
+  uint64_t job_counter_ = 0;
+  std::chrono::steady_clock::time_point next_probe_{};
+  // Alert state for notifications (failure → recovery, stale → fresh).
+  bool backup_failing_ = false, backup_stale_ = false, drill_failing_ = false, etcd_down_ = false;
+  // Last successful backup across repositories (readyz, staleness).
+  std::atomic<int64_t> last_backup_success_unix_{0};
+  std::atomic<int64_t> backup_max_age_s_{0};
+  double last_db_bytes_ = 0;
+};
+
+}  // namespace etcdsafe::agent
