@@ -106,7 +106,10 @@ ParsedName ClassifyBase(std::string_view name) {
     std::string_view id = name.substr(0, name.size() - (sizeof(kManifestSuffix) - 1));
     size_t r = id.rfind("-r");
     if (r == std::string_view::npos) return p;
-    auto rev = PositiveDecimal(id.substr(r + 2), INT64_MAX);
+    // Revision 0 is the snapshot of an etcd nothing was ever written to (etcdctl's
+    // status says 0 too): a real backup, named "-r0".
+    std::string_view rev_text = id.substr(r + 2);
+    auto rev = rev_text == "0" ? std::optional<int64_t>(0) : PositiveDecimal(rev_text, INT64_MAX);
     auto t = ParseStem(id.substr(0, r));
     if (!rev || !t) return p;
     p.kind = NameKind::kManifest;

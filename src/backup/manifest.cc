@@ -173,7 +173,7 @@ Manifest ManifestFromJson(const std::string& json, const std::string& what) {
   m.member_id = c.Hex("member_id", 1, 16, false);
   m.etcd_version = c.Str("etcd_version", 64, false);
   m.source_endpoint = c.Str("source_endpoint", 1024, false);
-  m.revision = c.Int("revision", 1, INT64_MAX);
+  m.revision = c.Int("revision", 0, INT64_MAX);  // 0: an etcd never written to
   m.total_keys = static_cast<uint64_t>(c.Int("total_keys", 0, INT64_MAX));
   m.status_hash = static_cast<uint32_t>(c.Int("status_hash", 0, UINT32_MAX));
   m.db_size = static_cast<uint64_t>(c.Int("db_size", 1, static_cast<int64_t>(kMaxSize)));
