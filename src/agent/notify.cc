@@ -1,0 +1,495 @@
+#include "agent/notify.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+namespace etcdsafe::agent {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using SysClock = std::chrono::system_clock;
+
+const char* KindName(Notification::Kind k) {
+  switch (k) {
+    case Notification::Kind::kFailure: return "failure";
+    case Notification::Kind::kRecovery: return "recovery";
+    case Notification::Kind::kStale: return "stale";
+  }
+  return "failure";
+}
+
+const char* FormatName(WebhookConfig::Format f) {
+  switch (f) {
+    case WebhookConfig::Format::kAlertmanager: return "alertmanager";
+    case WebhookConfig::Format::kSlack: return "slack";
+    case WebhookConfig::Format::kJson: return "json";
+  }
+  return "json";
+}
+
+bool IsSet(SysClock::time_point t) { return t.time_since_epoch().count() != 0; }
+
+std::string SlackEscape(std::string_view s) {
+  std::string r;
+  for (char c : s) {
+    if (c == '&') {
+      r += "&amp;";
+    } else if (c == '<') {
+      r += "&lt;";
+    } else if (c == '>') {
+      r += "&gt;";
+    } else {
+      r.push_back(c);
+    }
+  }
+  return r;
+}
+
+std::string OneLine(std::string s) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return s;
+}
+
+std::string Dump(const nlohmann::ordered_json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+void CurlInitOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+struct Transfer {
+  std::string body_head;  // the first bytes of the response, for log lines
+  long retry_after_s = -1;
+};
+
+size_t OnBody(char* data, size_t size, size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  size_t len = size * n;
+  if (t->body_head.size() < 300) t->body_head.append(data, std::min(len, 300 - t->body_head.size()));
+  return len;
+}
+
+size_t OnHeader(char* data, size_t size, size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  size_t len = size * n;
+  std::string_view h(data, len);
+  constexpr std::string_view kName = "retry-after:";
+  if (h.size() > kName.size()) {
+    bool match = true;
+    for (size_t i = 0; i < kName.size(); i++) {
+      char c = h[i];
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      if (c != kName[i]) match = false;
+    }
+    if (match) {
+      std::string v(h.substr(kName.size()));
+      char* end = nullptr;
+      long secs = std::strtol(v.c_str(), &end, 10);
+      if (end != v.c_str() && secs >= 0) t->retry_after_s = secs;
+    }
+  }
+  return len;
+}
+
+std::string ReadToken(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("bearer_token_file " + path + ": cannot read");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  std::string tok = ss.str();
+  while (!tok.empty() && (tok.back() == '\n' || tok.back() == '\r' || tok.back() == ' ' || tok.back() == '\t')) {
+    tok.pop_back();
+  }
+  if (tok.empty()) throw std::runtime_error("bearer_token_file " + path + ": empty");
+  if (tok.find_first_of("\r\n") != std::string::npos) {
+    throw std::runtime_error("bearer_token_file " + path + ": more than one line");
+  }
+  return tok;
+}
+
+}  // namespace
+
+std::string RenderNotification(const Notification& n, WebhookConfig::Format format, SysClock::time_point now) {
+  const bool resolved = n.kind == Notification::Kind::kRecovery;
+  const SysClock::time_point starts = IsSet(n.starts_at) ? n.starts_at : now;
+  std::optional<SysClock::time_point> ends;
+  if (resolved) {
+    ends = IsSet(n.ends_at) && n.ends_at <= now ? n.ends_at : now;
+  } else if (IsSet(n.ends_at)) {
+    ends = n.ends_at;
+  }
+  const std::string alertname = n.alertname.empty() ? "EtcdsafeNotification" : n.alertname;
+  const std::string repo = RedactSecrets(n.repo), summary = RedactSecrets(n.summary),
+                    description = RedactSecrets(n.description), generator = RedactSecrets(n.generator_url);
+  switch (format) {
+    case WebhookConfig::Format::kAlertmanager: {
+      nlohmann::ordered_json labels = nlohmann::ordered_json::object();
+      labels["alertname"] = alertname;
+      if (!n.job.empty()) labels["job"] = n.job;
+      if (!repo.empty()) labels["repo"] = repo;
+      if (!n.severity.empty()) labels["severity"] = n.severity;
+      labels["service"] = "etcdsafe";
+      nlohmann::ordered_json annotations = nlohmann::ordered_json::object();
+      if (!summary.empty()) annotations["summary"] = summary;
+      if (!description.empty()) annotations["description"] = description;
+      nlohmann::ordered_json alert;
+      alert["labels"] = labels;
+      alert["annotations"] = annotations;
+      alert["startsAt"] = FormatUtcMillis(starts);
+      if (ends) alert["endsAt"] = FormatUtcMillis(*ends);
+      if (!generator.empty()) alert["generatorURL"] = generator;
+      return Dump(nlohmann::ordered_json::array({alert}));
+    }
+    case WebhookConfig::Format::kSlack: {
+      const char* header = resolved ? "[RESOLVED]" : n.kind == Notification::Kind::kStale ? "[STALE]" : "[FIRING]";
+      std::string text = std::string(header) + " " + alertname;
+      if (!summary.empty()) text += ": " + summary;
+      std::string where;
+      if (!n.job.empty()) where += "job " + n.job;
+      if (!repo.empty()) where += (where.empty() ? "" : ", ") + ("repo " + repo);
+      if (!where.empty()) text += " (" + where + ")";
+      text = SlackEscape(OneLine(text));
+      if (!description.empty()) text += "\n" + SlackEscape(description);
+      nlohmann::ordered_json j;
+      j["text"] = text;
+      return Dump(j);
+    }
+    case WebhookConfig::Format::kJson: {
+      nlohmann::ordered_json j;
+      j["kind"] = KindName(n.kind);
+      j["status"] = resolved ? "resolved" : "firing";
+      j["alertname"] = alertname;
+      j["job"] = n.job;
+      j["repo"] = repo;
+      j["severity"] = n.severity;
+      j["service"] = "etcdsafe";
+      j["summary"] = summary;
+      j["description"] = description;
+      j["starts_at"] = FormatUtcMillis(starts);
+      if (ends) j["ends_at"] = FormatUtcMillis(*ends);
+      if (!generator.empty()) j["generator_url"] = generator;
+      return Dump(j);
+    }
+  }
+  return "{}";
+}
+
+struct Notifier::Target {
+  struct Pending {
+    std::string body;
+    std::string alertname, kind;
+  };
+  struct Attempt {
+    long status = 0;          // HTTP status, 0 when there was no response
+    std::string error;        // why it failed (empty on 2xx)
+    bool retryable = false;
+    long retry_after_s = -1;
+  };
+
+  WebhookConfig cfg;
+  std::string log_url;  // the URL with secrets removed
+  EventLog* log;
+  NotifierOptions opt;
+
+  mutable std::mutex mu;
+  std::condition_variable cv;       // work queued, or stopping
+  std::condition_variable idle_cv;  // queue drained and nothing in flight
+  std::deque<Pending> queue;
+  bool busy = false;
+  bool stopping = false;
+  Stats stats;
+  std::atomic<bool> abort{false};   // set with stopping; transfers end at abort_at
+  std::atomic<int64_t> abort_at_ns{0};
+  std::thread thread;
+
+  Target(WebhookConfig c, EventLog* l, NotifierOptions o)
+      : cfg(std::move(c)), log_url(RedactSecrets(cfg.url)), log(l), opt(o) {}
+
+  bool Expired() const {
+    return abort.load(std::memory_order_acquire) &&
+           Clock::now().time_since_epoch().count() >= abort_at_ns.load(std::memory_order_relaxed);
+  }
+  Clock::time_point AbortAt() const { return Clock::time_point(Clock::duration(abort_at_ns.load())); }
+
+  void Log(LogLevel level, std::string_view event, std::string_view msg, LogFields fields) {
+    if (log == nullptr) return;
+    fields.insert(fields.begin(), {"url", log_url});
+    fields.insert(fields.begin() + 1, {"format", std::string(FormatName(cfg.format))});
+    log->Log(level, event, msg, fields);
+  }
+
+  void Enqueue(Pending p) {
+    uint64_t dropped_now = 0;
+    {
+      std::lock_guard lock(mu);
+      if (stopping) {
+        stats.dropped++;
+        dropped_now = stats.dropped;
+      } else {
+        if (queue.size() >= std::max<size_t>(opt.queue_capacity, 1)) {
+          queue.pop_front();
+          stats.dropped++;
+          dropped_now = stats.dropped;
+        }
+        queue.push_back(std::move(p));
+        cv.notify_all();
+      }
+    }
+    // Powers of two only: a flood of drops must not become a flood of log lines.
+    if (dropped_now != 0 && (dropped_now & (dropped_now - 1)) == 0) {
+      Log(LogLevel::kWarn, "notify.dropped", "notification queue full or notifier stopping: oldest dropped",
+          {{"dropped_total", static_cast<int64_t>(dropped_now)}});
+    }
+  }
+
+  Attempt Post(const std::string& body) {
+    Attempt a;
+    std::string auth;
+    if (!cfg.bearer_token_file.empty()) {
+      try {
+        auth = "Authorization: Bearer " + ReadToken(cfg.bearer_token_file);
+      } catch (const std::exception& e) {
+        a.error = e.what();
+        a.retryable = true;
+        return a;
+      }
+    }
+    CurlInitOnce();
+    CURL* c = curl_easy_init();
+    CURLM* m = curl_multi_init();
+    if (c == nullptr || m == nullptr) {
+      if (c != nullptr) curl_easy_cleanup(c);
+      if (m != nullptr) curl_multi_cleanup(m);
+      a.error = "curl init failed";
+      a.retryable = true;
+      return a;
+    }
+    Transfer t;
+    char errbuf[CURL_ERROR_SIZE] = {0};
+    curl_slist* hl = nullptr;
+    hl = curl_slist_append(hl, "Content-Type: application/json");
+    hl = curl_slist_append(hl, "Expect:");
+    if (!auth.empty()) hl = curl_slist_append(hl, auth.c_str());
+    const long timeout_ms = std::max<long>(1, static_cast<long>(cfg.timeout.count()));
+    curl_easy_setopt(c, CURLOPT_URL, cfg.url.c_str());
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "etcdsafe-agent");
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    if (!cfg.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, cfg.ca_file.c_str());
+    curl_multi_add_handle(m, c);
+    // The multi interface with a short poll lets the destructor cut a hanging transfer at
+    // its deadline rather than after the whole timeout.
+    bool aborted = false;
+    CURLcode rc = CURLE_OK;
+    int running = 1;
+    for (;;) {
+      CURLMcode mc = curl_multi_perform(m, &running);
+      if (mc != CURLM_OK) {
+        a.error = std::string("curl: ") + curl_multi_strerror(mc);
+        rc = CURLE_FAILED_INIT;
+        break;
+      }
+      if (running == 0) {
+        int left = 0;
+        while (CURLMsg* msg = curl_multi_info_read(m, &left)) {
+          if (msg->msg == CURLMSG_DONE) rc = msg->data.result;
+        }
+        break;
+      }
+      if (Expired()) {
+        aborted = true;
+        break;
+      }
+      curl_multi_poll(m, nullptr, 0, 100, nullptr);
+    }
+    if (aborted) {
+      a.error = "aborted: notifier stopping";
+      a.retryable = false;
+    } else if (rc != CURLE_OK) {
+      if (a.error.empty()) a.error = errbuf[0] != 0 ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
+      a.retryable = true;
+    } else {
+      curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a.status);
+      if (a.status < 200 || a.status > 299) {
+        a.error = "HTTP " + std::to_string(a.status);
+        std::string head = OneLine(t.body_head);
+        if (!head.empty()) a.error += ": " + head;
+        a.retryable = a.status >= 500 || a.status == 429;
+        a.retry_after_s = a.status == 429 ? t.retry_after_s : -1;
+      }
+    }
+    curl_multi_remove_handle(m, c);
+    curl_easy_cleanup(c);
+    curl_multi_cleanup(m);
+    curl_slist_free_all(hl);
+    return a;
+  }
+
+  // One notification: attempts with backoff. Returns true when delivered.
+  bool Deliver(const Pending& p) {
+    const int max_attempts = std::max(1, cfg.max_attempts);
+    std::chrono::milliseconds backoff = opt.initial_backoff;
+    for (int attempt = 1;; attempt++) {
+      if (Expired()) {
+        Log(LogLevel::kError, "notify.failed", "notification not delivered: notifier stopped",
+            {{"alertname", p.alertname}, {"kind", p.kind}, {"attempts", static_cast<int64_t>(attempt - 1)}});
+        return false;
+      }
+      Attempt a = Post(p.body);
+      {
+        std::lock_guard lock(mu);
+        stats.attempts++;
+      }
+      if (a.error.empty()) {
+        Log(LogLevel::kInfo, "notify.sent", "notification delivered",
+            {{"alertname", p.alertname}, {"kind", p.kind}, {"attempts", static_cast<int64_t>(attempt)},
+             {"status", static_cast<int64_t>(a.status)}});
+        return true;
+      }
+      if (!a.retryable || attempt >= max_attempts) {
+        Log(LogLevel::kError, "notify.failed", "notification not delivered",
+            {{"alertname", p.alertname}, {"kind", p.kind}, {"attempts", static_cast<int64_t>(attempt)},
+             {"status", static_cast<int64_t>(a.status)}, {"error", a.error}});
+        return false;
+      }
+      std::chrono::milliseconds wait = backoff;
+      if (a.retry_after_s >= 0) wait = std::max(wait, std::chrono::milliseconds(a.retry_after_s * 1000));
+      wait = std::min(wait, opt.max_backoff);
+      backoff = std::min(backoff * 2, opt.max_backoff);
+      Log(LogLevel::kWarn, "notify.retry", "notification attempt failed, retrying",
+          {{"alertname", p.alertname}, {"kind", p.kind}, {"attempt", static_cast<int64_t>(attempt)},
+           {"status", static_cast<int64_t>(a.status)}, {"error", a.error},
+           {"retry_in_ms", static_cast<int64_t>(wait.count())}});
+      const Clock::time_point until = Clock::now() + wait;
+      std::unique_lock lock(mu);
+      // Stopping: wait out the backoff only if the retry still starts before the deadline.
+      bool give_up = cv.wait_until(lock, until, [&] { return stopping && until > AbortAt(); });
+      if (give_up) {
+        lock.unlock();
+        Log(LogLevel::kError, "notify.failed", "notification not delivered: notifier stopped during backoff",
+            {{"alertname", p.alertname}, {"kind", p.kind}, {"attempts", static_cast<int64_t>(attempt)},
+             {"error", a.error}});
+        return false;
+      }
+    }
+  }
+
+  void Run() {
+    for (;;) {
+      Pending p;
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return stopping || !queue.empty(); });
+        if (queue.empty()) break;
+        if (Expired()) {
+          stats.dropped += queue.size();
+          queue.clear();
+          idle_cv.notify_all();
+          break;
+        }
+        p = std::move(queue.front());
+        queue.pop_front();
+        busy = true;
+      }
+      bool ok = Deliver(p);
+      std::lock_guard lock(mu);
+      (ok ? stats.delivered : stats.failed)++;
+      busy = false;
+      if (queue.empty()) idle_cv.notify_all();
+    }
+    std::lock_guard lock(mu);
+    idle_cv.notify_all();
+  }
+};
+
+Notifier::Notifier(std::vector<WebhookConfig> targets, EventLog* log, NotifierOptions options) {
+  for (auto& cfg : targets) {
+    targets_.push_back(std::make_unique<Target>(std::move(cfg), log, options));
+  }
+  for (auto& t : targets_) t->thread = std::thread([p = t.get()] { p->Run(); });
+}
+
+Notifier::~Notifier() {
+  for (auto& t : targets_) {
+    std::lock_guard lock(t->mu);
+    t->abort_at_ns.store((Clock::now() + t->opt.stop_grace).time_since_epoch().count());
+    t->abort.store(true, std::memory_order_release);
+    t->stopping = true;
+    t->cv.notify_all();
+  }
+  for (auto& t : targets_) {
+    if (t->thread.joinable()) t->thread.join();
+  }
+}
+
+void Notifier::Send(const Notification& n) {
+  const SysClock::time_point now = SysClock::now();
+  for (auto& t : targets_) {
+    Target::Pending p;
+    p.body = RenderNotification(n, t->cfg.format, now);
+    p.alertname = n.alertname;
+    p.kind = KindName(n.kind);
+    t->Enqueue(std::move(p));
+  }
+}
+
+Notifier::Stats Notifier::stats() const {
+  Stats s;
+  for (const auto& t : targets_) {
+    std::lock_guard lock(t->mu);
+    s.delivered += t->stats.delivered;
+    s.failed += t->stats.failed;
+    s.dropped += t->stats.dropped;
+    s.attempts += t->stats.attempts;
+  }
+  return s;
+}
+
+Notifier::Stats Notifier::stats(const std::string& url) const {
+  Stats s;
+  for (const auto& t : targets_) {
+    if (t->cfg.url != url) continue;
+    std::lock_guard lock(t->mu);
+    s.delivered += t->stats.delivered;
+    s.failed += t->stats.failed;
+    s.dropped += t->stats.dropped;
+    s.attempts += t->stats.attempts;
+  }
+  return s;
+}
+
+bool Notifier::WaitIdle(std::chrono::milliseconds limit) {
+  const Clock::time_point deadline = Clock::now() + limit;
+  for (auto& t : targets_) {
+    std::unique_lock lock(t->mu);
+    if (!t->idle_cv.wait_until(lock, deadline, [&] { return t->queue.empty() && !t->busy; })) return false;
+  }
+  return true;
+}
+
+}  // namespace etcdsafe::agent
