@@ -31,6 +31,7 @@ struct EtcdConfig {
   std::string password_file;           // with the password read from this file at use
   std::chrono::milliseconds dial_timeout{5000};
   std::chrono::milliseconds command_timeout{0};  // 0: none (snapshots of big dbs take long)
+  bool insecure_skip_tls_verify = false;         // as --insecure-skip-tls-verify (testing only)
 };
 
 struct S3Config {
@@ -40,6 +41,7 @@ struct S3Config {
   std::string ca_file;            // absolute path or empty
   std::string credentials_file;   // optional AWS shared-credentials-style file; else env
   std::string profile;            // profile in that file
+  bool insecure_skip_tls_verify = false;  // as --s3-insecure-skip-tls-verify (testing only)
 };
 
 struct RepositoryConfig {
@@ -132,6 +134,14 @@ AgentConfig LoadConfig(const std::string& path, const LoadOptions& options = {})
 AgentConfig ParseConfig(const std::string& yaml_text, const std::string& path, const LoadOptions& options = {});
 
 // Parses a duration ("90s", "15m", "1h30m", "7d"). Throws kInvalidArgument.
+// Go syntax (see ParseGoDuration in schedule.h); "0" is zero; a fraction of a second
+// ("1500ms") is an error here, since the result is whole seconds.
 std::chrono::seconds ParseDuration(const std::string& text);
+
+// Every key LoadConfig accepts, as dotted paths without list indices, containers
+// included: "etcd", "etcd.endpoints", "repositories", "repositories.s3.endpoint",
+// "jobs.backup.retention.keep_daily", "alerts.webhooks.url", ... (sorted). The test
+// checks that deploy/agent.example.yaml uses every one.
+std::vector<std::string> KnownConfigKeys();
 
 }  // namespace etcdsafe::agent

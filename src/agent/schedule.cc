@@ -53,10 +53,8 @@ constexpr const char* kMonthNames[] = {"jan", "feb", "mar", "apr", "may", "jun",
 constexpr const char* kDayNames[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
 
 constexpr FieldSpec kFields[5] = {
-    {"minute", 0, 59, nullptr, 0, 0},
-    {"hour", 0, 23, nullptr, 0, 0},
-    {"day-of-month", 1, 31, nullptr, 0, 0},
-    {"month", 1, 12, kMonthNames, 1, 12},
+    {"minute", 0, 59, nullptr, 0, 0},       {"hour", 0, 23, nullptr, 0, 0},
+    {"day-of-month", 1, 31, nullptr, 0, 0}, {"month", 1, 12, kMonthNames, 1, 12},
     {"day-of-week", 0, 7, kDayNames, 0, 7},
 };
 
@@ -188,16 +186,23 @@ std::chrono::nanoseconds ParseGoDuration(const std::string& text) {
     size_t unit_start = i;
     while (i < text.size() && !std::isdigit(static_cast<unsigned char>(text[i])) && text[i] != '.') i++;
     std::string unit = text.substr(unit_start, i - unit_start);
-    i128 mult;
-    if (unit == "ns") mult = 1;
-    else if (unit == "us" || unit == "\xC2\xB5s" || unit == "\xCE\xBCs") mult = 1000;
-    else if (unit == "ms") mult = 1000000;
-    else if (unit == "s") mult = 1000000000;
-    else if (unit == "m") mult = i128{60} * 1000000000;
-    else if (unit == "h") mult = i128{3600} * 1000000000;
-    else if (unit == "d") mult = i128{86400} * 1000000000;
-    else if (unit.empty()) throw bad("missing unit (ns, us, ms, s, m, h, d)");
-    else throw bad("unknown unit \"" + unit + "\"");
+    static const std::pair<const char*, int64_t> kUnits[] = {
+        {"ns", 1},
+        {"us", 1000},
+        {"\xC2\xB5s", 1000},  // µs (micro sign)
+        {"\xCE\xBCs", 1000},  // μs (Greek mu)
+        {"ms", 1000000},
+        {"s", 1000000000},
+        {"m", int64_t{60} * 1000000000},
+        {"h", int64_t{3600} * 1000000000},
+        {"d", int64_t{86400} * 1000000000},
+    };
+    i128 mult = 0;
+    for (const auto& [name, ns] : kUnits) {
+      if (unit == name) mult = ns;
+    }
+    if (unit.empty()) throw bad("missing unit (ns, us, ms, s, m, h, d)");
+    if (mult == 0) throw bad("unknown unit \"" + unit + "\"");
     if (int_part.size() > 20) throw bad("too large");
     i128 whole = 0;
     for (char c : int_part) whole = whole * 10 + (c - '0');
@@ -240,20 +245,22 @@ Schedule Schedule::Parse(const std::string& input) {
       return s;
     }
     if (words.size() != 1) throw bad(words[0] + " takes no arguments");
-    if (d == "@yearly" || d == "@annually") cron = "0 0 1 1 *";
-    else if (d == "@monthly") cron = "0 0 1 * *";
-    else if (d == "@weekly") cron = "0 0 * * 0";
-    else if (d == "@daily" || d == "@midnight") cron = "0 0 * * *";
-    else if (d == "@hourly") cron = "0 * * * *";
-    else {
+    static const std::pair<const char*, const char*> kDescriptors[] = {
+        {"@yearly", "0 0 1 1 *"}, {"@annually", "0 0 1 1 *"}, {"@monthly", "0 0 1 * *"}, {"@weekly", "0 0 * * 0"},
+        {"@daily", "0 0 * * *"},  {"@midnight", "0 0 * * *"}, {"@hourly", "0 * * * *"},
+    };
+    cron.clear();
+    for (const auto& [name, expansion] : kDescriptors) {
+      if (d == name) cron = expansion;
+    }
+    if (cron.empty()) {
       throw bad("unknown descriptor " + words[0] +
                 " (want @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly or @every D)");
     }
   }
   std::vector<std::string> fields = SplitFields(cron);
   if (fields.size() != 5) {
-    throw bad("cron needs 5 fields (minute hour day-of-month month day-of-week), got " +
-              std::to_string(fields.size()));
+    throw bad("cron needs 5 fields (minute hour day-of-month month day-of-week), got " + std::to_string(fields.size()));
   }
   uint64_t bits[5];
   for (int i = 0; i < 5; i++) bits[i] = FieldParser(input, kFields[i], fields[i]).Parse();
@@ -271,8 +278,7 @@ Schedule Schedule::Parse(const std::string& input) {
   return s;
 }
 
-std::optional<system_clock::time_point> Schedule::Next(system_clock::time_point after,
-                                                       const absl::TimeZone& tz) const {
+std::optional<system_clock::time_point> Schedule::Next(system_clock::time_point after, const absl::TimeZone& tz) const {
   if (text_.empty()) return std::nullopt;
   const absl::Time after_t = absl::FromChrono(after);
   if (every_) {

@@ -259,8 +259,8 @@ TEST(ScheduleTest, GoDurations) {
   EXPECT_EQ(ParseGoDuration("0"), nanoseconds(0));
   EXPECT_EQ(ParseGoDuration(".5m"), seconds(30));
   EXPECT_EQ(ParseGoDuration("2562047h"), hours(2562047));
-  for (const char* bad : {"", "s", "1", "1x", "-1s", "+1s", "1 s", "1s2", "1.s.", "3000000h", "99999999999999999999999h",
-                          "0s1"}) {
+  for (const char* bad :
+       {"", "s", "1", "1x", "-1s", "+1s", "1 s", "1s2", "1.s.", "3000000h", "99999999999999999999999h", "0s1"}) {
     EXPECT_THROW(ParseGoDuration(bad), Error) << bad;
   }
 }
@@ -345,8 +345,11 @@ RandomCron MakeCron(std::mt19937& rng, bool near_dst) {
   c.f[3] = MakeField(rng, 1, 12, kMonths, 1);
   c.f[4] = MakeField(rng, 0, 7, kDays, 0);
   if (near_dst) {
-    static const std::vector<RandomField> kHours = {
-        Star(0, 23), {"2", {2}}, {"1-3", {1, 2, 3}}, {"2,3", {2, 3}}, {"*/2", {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22}}};
+    static const std::vector<RandomField> kHours = {Star(0, 23),
+                                                    {"2", {2}},
+                                                    {"1-3", {1, 2, 3}},
+                                                    {"2,3", {2, 3}},
+                                                    {"*/2", {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22}}};
     int h = std::uniform_int_distribution<int>(0, 5)(rng);
     if (h < 5) c.f[1] = kHours[h];
     for (int i : {2, 4}) {
@@ -363,7 +366,8 @@ RandomCron MakeCron(std::mt19937& rng, bool near_dst) {
 // reaches it (so the second pass through a repeated hour does not fire), and civil minutes
 // the wall clock jumps over fire at the instant of the jump. The walk starts 3 hours early
 // so that "first time" is known when `after` lies in a repeated hour.
-std::optional<absl::Time> BruteNext(const RandomCron& c, absl::Time after, const absl::TimeZone& tz, absl::Duration window) {
+std::optional<absl::Time> BruteNext(const RandomCron& c, absl::Time after, const absl::TimeZone& tz,
+                                    absl::Duration window) {
   absl::Time t = absl::FromUnixSeconds(absl::ToUnixSeconds(after) / 60 * 60) - absl::Hours(3);
   absl::CivilMinute high(tz.At(t).cs);
   for (absl::Time end = after + window; t <= end;) {
@@ -398,7 +402,8 @@ TEST(ScheduleTest, RandomAgainstBruteForce) {
     if (i % 2 == 0) {
       const auto& [zone, when] = near[std::uniform_int_distribution<size_t>(0, near.size() - 1)(rng)];
       tz = Zone(zone);
-      after = absl::FromChrono(T(when)) + absl::Seconds(std::uniform_int_distribution<int64_t>(-12 * 3600, 3 * 3600)(rng));
+      after =
+          absl::FromChrono(T(when)) + absl::Seconds(std::uniform_int_distribution<int64_t>(-12 * 3600, 3 * 3600)(rng));
     } else {
       tz = Zone(zones[std::uniform_int_distribution<size_t>(0, zones.size() - 1)(rng)]);
       after = absl::FromUnixSeconds(std::uniform_int_distribution<int64_t>(1767225600, 1830297600)(rng));  // 2026-2027
