@@ -21,6 +21,8 @@ using Clock = std::chrono::system_clock;
 constexpr auto kProbeInterval = std::chrono::seconds(60);
 constexpr auto kMaxSleep = std::chrono::seconds(60);
 constexpr auto kCancelLimit = std::chrono::seconds(10);
+constexpr auto kResendInterval = std::chrono::seconds(60);
+constexpr auto kFiringExpiry = std::chrono::minutes(4);  // endsAt of a firing alert, renewed by re-sends
 
 int64_t Unix(Clock::time_point t) { return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count(); }
 double UnixD(Clock::time_point t) { return std::chrono::duration<double>(t.time_since_epoch()).count(); }
@@ -54,7 +56,7 @@ Notification Note(Notification::Kind kind, std::string alertname, std::string jo
   n.summary = std::move(summary);
   n.description = std::move(description);
   n.starts_at = Clock::now();
-  if (kind == Notification::Kind::kRecovery) n.ends_at = n.starts_at;
+  n.ends_at = kind == Notification::Kind::kRecovery ? n.starts_at : n.starts_at + kFiringExpiry;
   return n;
 }
 
@@ -324,17 +326,17 @@ void Agent::RunBackupJob(Clock::time_point slot) {
                        std::chrono::duration<double>(std::chrono::steady_clock::now() - job_start).count());
       if (backup_stale_) {
         backup_stale_ = false;
-        notifier_->Send(Note(Notification::Kind::kRecovery, "EtcdBackupStale", "backup", "",
+        Notify(Note(Notification::Kind::kRecovery, "EtcdBackupStale", "backup", "",
                                      "etcd backups are fresh again", "backup " + m.id + " committed"));
       }
       if (all_ok && backup_failing_) {
         backup_failing_ = false;
-        notifier_->Send(Note(Notification::Kind::kRecovery, "EtcdBackupFailed", "backup", "",
+        Notify(Note(Notification::Kind::kRecovery, "EtcdBackupFailed", "backup", "",
                                      "etcd backup succeeded again", "backup " + m.id + " committed"));
       }
       if (!all_ok && !backup_failing_) {
         backup_failing_ = true;
-        notifier_->Send(Note(Notification::Kind::kFailure, "EtcdBackupFailed", "backup",
+        Notify(Note(Notification::Kind::kFailure, "EtcdBackupFailed", "backup",
                                      Join(failed_repos, ","), "etcd backup failed in some repositories",
                                      "backup " + m.id + " not written to " + Join(failed_repos, ", ")));
       }
@@ -369,7 +371,7 @@ void Agent::RunBackupJob(Clock::time_point slot) {
                        std::chrono::duration<double>(std::chrono::steady_clock::now() - job_start).count());
       if (!backup_failing_ && r.reason != "interrupted") {
         backup_failing_ = true;
-        notifier_->Send(Note(Notification::Kind::kFailure, "EtcdBackupFailed", "backup", "",
+        Notify(Note(Notification::Kind::kFailure, "EtcdBackupFailed", "backup", "",
                                      "etcd backup failed (" + r.reason + ")", r.error));
       }
       return;
@@ -427,7 +429,7 @@ void Agent::RunDrillJob() {
               {"checks", static_cast<int64_t>(r.report.checks.size())}});
     if (drill_failing_) {
       drill_failing_ = false;
-      notifier_->Send(Note(Notification::Kind::kRecovery, "EtcdBackupDrillFailed", "drill", repo,
+      Notify(Note(Notification::Kind::kRecovery, "EtcdBackupDrillFailed", "drill", repo,
                                    "restore drill passed again", ops::DrillSummaryLine(r.report)));
     }
   } else {
@@ -438,7 +440,7 @@ void Agent::RunDrillJob() {
               {"error", r.error}, {"duration_s", r.seconds}});
     if (!drill_failing_) {
       drill_failing_ = true;
-      notifier_->Send(Note(Notification::Kind::kFailure, "EtcdBackupDrillFailed", "drill", repo,
+      Notify(Note(Notification::Kind::kFailure, "EtcdBackupDrillFailed", "drill", repo,
                                    "restore drill failed (" + r.reason + ")", r.error));
     }
   }
@@ -479,7 +481,7 @@ void Agent::CheckStaleness(Clock::time_point now) {
     const std::string why = "the newest backup is " + std::to_string(Unix(now) - last) + " s old (max_age " +
                             std::to_string(backup_max_age_s_.load()) + " s)";
     log_.Log(LogLevel::kError, "backup.stale", why, {{"last_success", Iso(FromUnix(last))}});
-    notifier_->Send(Note(Notification::Kind::kStale, "EtcdBackupStale", "backup", "", "etcd backups are stale",
+    Notify(Note(Notification::Kind::kStale, "EtcdBackupStale", "backup", "", "etcd backups are stale",
                                  why));
   }
 }
@@ -497,12 +499,12 @@ void Agent::ProbeEtcd() {
   if (!any_up && !etcd_down_) {
     etcd_down_ = true;
     log_.Log(LogLevel::kError, "etcd.unreachable", "no etcd endpoint answers", {{"error", last_why}});
-    notifier_->Send(Note(Notification::Kind::kFailure, "EtcdUnreachable", "probe", "", "etcd is unreachable",
+    Notify(Note(Notification::Kind::kFailure, "EtcdUnreachable", "probe", "", "etcd is unreachable",
                                  last_why));
   } else if (any_up && etcd_down_) {
     etcd_down_ = false;
     log_.Log(LogLevel::kInfo, "etcd.reachable", "etcd answers again");
-    notifier_->Send(Note(Notification::Kind::kRecovery, "EtcdUnreachable", "probe", "", "etcd answers again",
+    Notify(Note(Notification::Kind::kRecovery, "EtcdUnreachable", "probe", "", "etcd answers again",
                                  ""));
   }
 }
@@ -517,6 +519,30 @@ std::pair<bool, std::string> Agent::Ready() const {
     return {false, "newest backup is " + std::to_string(age) + "s old (max_age " + std::to_string(limit) + "s)"};
   }
   return {true, "newest backup is " + std::to_string(std::max<int64_t>(age, 0)) + "s old"};
+}
+
+void Agent::Notify(Notification n) {
+  if (n.kind == Notification::Kind::kRecovery) {
+    // Alertmanager resolves by label set: the recovery carries the firing alert's labels.
+    if (auto it = active_alerts_.find(n.alertname); it != active_alerts_.end()) {
+      n.job = it->second.job;
+      n.repo = it->second.repo;
+      n.severity = it->second.severity;
+      active_alerts_.erase(it);
+    }
+  } else {
+    active_alerts_[n.alertname] = n;
+  }
+  if (notifier_) notifier_->Send(n);
+}
+
+void Agent::ResendActive() {
+  for (auto& [name, n] : active_alerts_) {
+    Notification again = n;
+    again.repeat = true;
+    again.ends_at = Clock::now() + kFiringExpiry;  // starts_at stays: the same alert
+    if (notifier_) notifier_->Send(again);
+  }
 }
 
 // ------------------------------------------------------------------ reload, stop
@@ -628,6 +654,7 @@ int Agent::Run() {
     log_.Log(LogLevel::kInfo, "agent.started", "agent started", f);
   }
   next_probe_ = std::chrono::steady_clock::now();
+  next_resend_ = next_probe_ + kResendInterval;
   for (;;) {
     {
       std::unique_lock<std::mutex> l(mu_);
@@ -656,6 +683,10 @@ int Agent::Run() {
       cv_.notify_all();
       continue;
     }
+    if (std::chrono::steady_clock::now() >= next_resend_) {
+      ResendActive();
+      next_resend_ = std::chrono::steady_clock::now() + kResendInterval;
+    }
     if (std::chrono::steady_clock::now() >= next_probe_) {
       ProbeEtcd();
       next_probe_ = std::chrono::steady_clock::now() + kProbeInterval;
@@ -664,7 +695,8 @@ int Agent::Run() {
     CheckStaleness(now);
     // Sleep until the next job, probe or staleness deadline (at most a minute, so that a
     // wall-clock jump or a suspend is noticed soon).
-    auto sleep = std::chrono::duration_cast<std::chrono::milliseconds>(next_probe_ - std::chrono::steady_clock::now());
+    auto sleep = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::min(next_probe_, next_resend_) - std::chrono::steady_clock::now());
     for (auto& [k, st] : jobs_) {
       if (st.next) sleep = std::min(sleep, std::chrono::duration_cast<std::chrono::milliseconds>(*st.next - now));
     }

@@ -37,11 +37,11 @@
 #include "agent/config.h"
 #include "agent/event_log.h"
 #include "agent/metrics.h"
+#include "agent/notify.h"
 
 namespace etcdsafe::agent {
 
 class HttpServer;
-class Notifier;
 
 class Agent {
  public:
@@ -115,6 +115,12 @@ class Agent {
   std::atomic<int64_t> last_backup_success_unix_{0};
   std::atomic<int64_t> backup_max_age_s_{0};
   double last_db_bytes_ = 0;
+  // Firing alerts sent and not yet recovered, by alert name: re-sent every minute with an
+  // endsAt a few minutes ahead, so Alertmanager keeps them active until the recovery.
+  std::map<std::string, Notification> active_alerts_;
+  std::chrono::steady_clock::time_point next_resend_{};
+  void Notify(Notification n);
+  void ResendActive();
 };
 
 }  // namespace etcdsafe::agent

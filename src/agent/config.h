@@ -67,8 +67,8 @@ struct BackupJobConfig {
   catalog::RetentionPolicy retention;  // empty: no pruning after the backup
   RetryConfig retry;
   // Stale after this long without a successful backup (readyz, staleness alert and metric).
-  // Default: twice the schedule's longest interval, at least 1h... computed by LoadConfig:
-  // if not given, 2 × (Next(Next(t)) - Next(t)) for t = load time, minimum 60s.
+  // Default (computed by LoadConfig): twice the schedule's interval after the load time,
+  // 2 × (Next(Next(now)) - Next(now)), at least 60 s ("@every 10s" → 60 s, "0 */6 * * *" → 12 h).
   std::chrono::seconds max_age{0};
 };
 

@@ -1,5 +1,7 @@
 #include "agent/jobs.h"
 
+#include <absl/time/clock.h>
+
 #include <algorithm>
 
 #include "backup/repo_ops.h"
@@ -28,6 +30,15 @@ const RepositoryConfig& RepoByName(const AgentConfig& cfg, const std::string& na
   throw Error(ErrorCode::kInvalidArgument, "no repository named \"" + name + "\"");
 }
 
+// Retention's calendar buckets (daily, weekly, ...) in the configured time zone: its UTC
+// offset now (catalog::RetentionPolicy takes a fixed offset; across a DST change a bucket
+// boundary is off by the hour of the change).
+// A retention.utc_offset given in the file wins.
+catalog::RetentionPolicy InZone(catalog::RetentionPolicy p, const absl::TimeZone& tz) {
+  if (p.utc_offset.count() == 0) p.utc_offset = std::chrono::minutes(tz.At(absl::Now()).offset / 60);
+  return p;
+}
+
 }  // namespace
 
 client::ClientConfig ClientConfigFor(const EtcdConfig& etcd) {
@@ -40,6 +51,7 @@ client::ClientConfig ClientConfigFor(const EtcdConfig& etcd) {
   if (!etcd.user.empty() && !etcd.password_file.empty()) {
     c.password = TrimNewline(ReadSmallFile(etcd.password_file, 4096));
   }
+  c.insecure_skip_tls_verify = etcd.insecure_skip_tls_verify;
   c.dial_timeout = etcd.dial_timeout;
   c.command_timeout = etcd.command_timeout;
   return c;
@@ -51,6 +63,7 @@ store::StoreOptions StoreOptionsFor(const RepositoryConfig& repo) {
   if (!repo.s3.region.empty()) o.region = repo.s3.region;
   o.path_style = repo.s3.path_style.value_or(false);  // false: chosen as the AWS CLI does
   o.ca_file = repo.s3.ca_file;
+  o.insecure_skip_tls_verify = repo.s3.insecure_skip_tls_verify;
   o.credentials_file = repo.s3.credentials_file;
   o.profile = repo.s3.profile;
   o.part_size = size_t{5} << 20;  // as the CLI (repo_flags.cc): bounds a backup's memory
@@ -137,7 +150,7 @@ BackupResult RunBackupOnce(const AgentConfig& cfg, const std::atomic<bool>& canc
       if (!rr.ok) continue;
       try {
         auto repo = backup::OpenRepository(cfg.repositories[i].url, StoreOptionsFor(cfg.repositories[i]), true);
-        backup::PruneReport pr = backup::Prune(*repo, cfg.backup.retention, false, std::chrono::system_clock::now());
+        backup::PruneReport pr = backup::Prune(*repo, InZone(cfg.backup.retention, cfg.tz), false, std::chrono::system_clock::now());
         for (const auto& d : pr.decisions) rr.retention_removed += d.keep ? 0 : 1;
       } catch (const std::exception& e) {
         rr.retention_error = e.what();
@@ -196,7 +209,7 @@ std::vector<PruneResult> RunPruneOnce(const AgentConfig& cfg, const catalog::Ret
     pr.repo = rc.name;
     try {
       auto repo = backup::OpenRepository(rc.url, StoreOptionsFor(rc), true);
-      backup::PruneReport report = backup::Prune(*repo, policy, false, std::chrono::system_clock::now());
+      backup::PruneReport report = backup::Prune(*repo, InZone(policy, cfg.tz), false, std::chrono::system_clock::now());
       for (const auto& d : report.decisions) pr.removed += d.keep ? 0 : 1;
       pr.ok = true;
     } catch (const Error& e) {

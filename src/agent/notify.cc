@@ -450,6 +450,7 @@ Notifier::~Notifier() {
 void Notifier::Send(const Notification& n) {
   const SysClock::time_point now = SysClock::now();
   for (auto& t : targets_) {
+    if (n.repeat && t->cfg.format != WebhookConfig::Format::kAlertmanager) continue;
     Target::Pending p;
     p.body = RenderNotification(n, t->cfg.format, now);
     p.alertname = n.alertname;

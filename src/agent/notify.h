@@ -59,6 +59,10 @@ struct Notification {
   std::chrono::system_clock::time_point ends_at;    // recovery time; for firing kinds an optional expiry
   std::string severity = "critical";
   std::string generator_url;  // optional (Alertmanager generatorURL)
+  // A re-send of a firing alert that is still active: delivered to Alertmanager targets
+  // only (which resolve an alert by themselves after resolve_timeout or its endsAt unless
+  // it is re-sent); chat-style targets get each transition once.
+  bool repeat = false;
 };
 
 struct NotifierOptions {

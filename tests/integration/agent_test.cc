@@ -106,8 +106,11 @@ class WebhookReceiver {
   std::vector<std::string> bodies_;
 };
 
-// The agent sends a resolution with endsAt (the recovery time); a firing alert has none.
-bool IsResolved(const nlohmann::json& alert) { return alert.contains("endsAt"); }
+// A resolution has endsAt = the recovery time (= its startsAt); a firing alert's endsAt is
+// minutes ahead (renewed by re-sends).
+bool IsResolved(const nlohmann::json& alert) {
+  return alert.contains("endsAt") && alert["endsAt"].get<std::string>() <= alert.value("startsAt", "");
+}
 
 class AgentTest : public ::testing::Test {
  protected:
