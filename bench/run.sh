@@ -107,6 +107,48 @@ if [ -x "$s3rver" ]; then
 fi
 rm -rf seed.db* repo s3data
 
+# The agent (issue 8): a backup run by `etcdsafe agent` vs the same `etcdsafe backup` by
+# hand (time and peak RSS, alternating), then the idle agent's CPU over a minute and RSS.
+agent_config() {  # repo_dir http_port schedule
+  cat <<YAML
+etcd: {endpoints: ["$ep"], cacert: $dir/ca.crt, cert: $dir/client.crt, key: $dir/client.key}
+repositories: [{name: bench, url: "file://$1"}]
+encryption: {key_file: $dir/bench.key}
+jobs: {backup: {schedule: "$3"}}
+http: {listen: "127.0.0.1:$2"}
+state_dir: $1.state
+log: {format: json}
+YAML
+}
+agent_once() {  # runs the agent until its first backup is committed, then SIGTERM
+  local repo=$dir/agent-repo port
+  rm -rf "$repo" "$repo.state"; port=$("$here/tools/free-port.py")
+  agent_config "$repo" "$port" "@daily" > agent.yaml
+  /usr/bin/time -f "%e %M" -o agent-time.out "$etcdsafe" agent --config agent.yaml 2> agent.log &
+  local apid=$!
+  for _ in $(seq 6000); do grep -q '"backup.done"\|"backup.failed"' agent.log && break; sleep 0.05; done
+  pkill -TERM -P $apid 2>/dev/null || true; wait $apid || true
+  grep -q '"backup.done"' agent.log || { cat agent.log; exit 1; }
+  local secs; secs=$(grep '"backup.done"' agent.log | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["duration_s"])')
+  echo "agent_backup $secs $(cut -d' ' -f2 agent-time.out)" >> results.txt
+}
+for i in $(seq "$runs"); do
+  rm -rf hand-repo
+  # Wall time includes process start (~20 ms); the agent's is the job's own duration.
+  measure hand_backup "$etcdsafe" "${tls[@]}" backup --repo "file://$dir/hand-repo" --encryption-key-file bench.key
+  agent_once
+done
+# Idle: the repository has a fresh backup, so nothing runs; CPU ticks over 60 s, RSS.
+port=$("$here/tools/free-port.py"); agent_config "$dir/agent-repo" "$port" "@daily" > agent.yaml
+"$etcdsafe" agent --config agent.yaml 2> agent-idle.log & apid=$!
+sleep 5
+t0=$(awk '{print $14+$15}' /proc/$apid/stat); sleep 60; t1=$(awk '{print $14+$15}' /proc/$apid/stat)
+rss=$(awk '/^VmRSS/{print $2}' /proc/$apid/status); anon=$(awk '/^RssAnon/{print $2}' /proc/$apid/status)
+kill -TERM $apid; wait $apid || true
+echo "agent_idle_cpu_ms $(( (t1 - t0) * 1000 / $(getconf CLK_TCK) )) 0" >> results.txt
+echo "agent_idle_rss $rss $anon" >> results.txt
+rm -rf hand-repo agent-repo agent-repo.state
+
 python3 - "$dir/results.txt" "$here/bench/RESULTS.md" "$mb" <<'PY'
 import statistics, sys, collections, subprocess, datetime
 rows = collections.defaultdict(list)
@@ -140,6 +182,15 @@ if rows.get("s3_awscli"):
             "| upload | wall time | peak RSS |", "|---|---|---|",
             f"| aws s3 cp (object only) | {at:.2f} s | {ar:.0f} MiB |",
             f"| etcdsafe backup to s3:// | {bt:.2f} s | {br:.0f} MiB |"]
+if rows.get("agent_backup"):
+    ht, hr = med("hand_backup"); at, ar = med("agent_backup")
+    cpu = rows["agent_idle_cpu_ms"][0][0]; rss_kb, anon_kb = rows["agent_idle_rss"][0]
+    out += ["", "The agent: the same encrypted backup run by `etcdsafe agent` (job duration from its log) and by hand "
+            "(`etcdsafe backup`, wall time); the idle agent over 60 s.", "",
+            "| run | time | peak RSS |", "|---|---|---|",
+            f"| etcdsafe backup (by hand) | {ht:.2f} s | {hr:.0f} MiB |",
+            f"| etcdsafe agent (backup job) | {at:.2f} s ({at/ht:.2f}x) | {ar:.0f} MiB ({ar/hr:.2f}x) |",
+            f"| idle agent, 60 s | {cpu:.0f} ms CPU | {rss_kb/1024:.1f} MiB RSS, of which {anon_kb/1024:.1f} MiB anonymous |"]
 text = "\n".join(out) + "\n"
 print(text)
 open(sys.argv[2], "w").write("# Benchmark results (bench/run.sh)\n\n" + text)

@@ -16,7 +16,7 @@ cleanup() {
 }
 trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-mapfile -t ports < <("$here/tools/free-port.py" 6)
+mapfile -t ports < <("$here/tools/free-port.py" 7)
 
 step "TLS certificates (CA, server for 127.0.0.1, client CN=root)"
 cd "$work"
@@ -153,4 +153,32 @@ echo "a user's file in the repository" > "$work/repo-a/etcd-before-upgrade.db"
 "$etcdsafe" prune --repo "file://$work/repo-a" --keep-last 1 --dry-run
 "$etcdsafe" prune --repo "file://$work/repo-a" --keep-last 1
 ls "$work/repo-a"
-printf '\n\033[1mDemo complete: snapshot save/status/verify/restore, backup/list/verify/restore, cluster commands, offline get, a restore drill and a safe prune, all checked against a real etcd.\033[0m\n'
+
+step "etcdsafe agent: scheduled backups with retention and drills; /metrics (checked by promtool), /readyz"
+cat > "$work/agent.yaml" <<YAML
+timezone: Europe/Berlin
+etcd: {endpoints: ["https://127.0.0.1:${ports[0]}"], cacert: $work/ca.crt, cert: $work/client.crt, key: $work/client.key}
+repositories: [{name: demo, url: "file://$work/repo-agent"}]
+encryption: {key_file: $work/backup.key}
+jobs:
+  backup: {schedule: "@every 2s", retention: {keep_last: 2}}
+  drill: {schedule: "@every 4s", max_age: 1h}
+http: {listen: "127.0.0.1:${ports[6]}"}
+state_dir: $work/agent-state
+log: {format: text}
+YAML
+"$etcdsafe" agent --config "$work/agent.yaml" --check-config
+"$etcdsafe" agent --config "$work/agent.yaml" 2> "$work/agent.log" &
+agent_pid=$!; pids+=($agent_pid)
+sleep 7
+fetch() { python3 -c 'import sys,urllib.request as u
+try: r=u.urlopen(sys.argv[1]); print(r.read().decode(), end="")
+except u.HTTPError as e: print(e.code, e.read().decode(), end="")' "http://127.0.0.1:${ports[6]}$1"; }
+fetch /metrics > "$work/metrics.txt"
+grep -E '^etcdsafe_(backup_last_success_timestamp_seconds|backup_db_bytes|backup_revision|repository_backups|retention_deleted_total|drill_last_result|etcd_up)' "$work/metrics.txt"
+promtool check metrics < "$work/metrics.txt" && echo "promtool check metrics: ok"
+echo "readyz: $(fetch /readyz)"
+kill -TERM "$agent_pid"; wait "$agent_pid"
+cut -c1-170 "$work/agent.log"
+"$etcdsafe" backups list --repo "file://$work/repo-agent" -w table
+printf '\n\033[1mDemo complete: snapshot save/status/verify/restore, backup/list/verify/restore, cluster commands, offline get, a restore drill, a safe prune and the agent, all checked against a real etcd.\033[0m\n'
