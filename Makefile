@@ -13,7 +13,8 @@ APT_PACKAGES := build-essential cmake pkg-config clang libclang-rt-14-dev \
   libspdlog-dev libfmt-dev libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev \
   etcd-server etcd-client openssl python3 procps time zstd util-linux \
   awscli python3-botocore \
-  libabsl-dev libcpp-httplib-dev prometheus prometheus-alertmanager python3-prometheus-client systemd
+  libabsl-dev libcpp-httplib-dev prometheus prometheus-alertmanager python3-prometheus-client systemd \
+  libarchive-dev
 
 .PHONY: all deps build test demo bench fuzz clean
 
