@@ -1000,9 +1000,12 @@ GuardedRestoreResult Engine::Run() {
     result_->plan = lines;
     return *result_;
   }
-  Lock lock(p.lock);
+  // Preflight only reads, so a refusal creates nothing (not even the lock file); the lock
+  // is taken after it, and a journal that appeared meanwhile is another run's.
   auto t0 = Clock::now();
   Preflight(p, &lines);
+  Lock lock(p.lock);
+  if (Exists(p.journal)) throw Error(ErrorCode::kLocked, p.journal + ": another etcdsafe restore started on this node");
   for (const auto& l : lines) Log("plan: " + l);
   p.steps["preflight"] = "done";
   WriteJournal(p);

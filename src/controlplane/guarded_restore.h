@@ -11,8 +11,8 @@
 //    source (snapshot file or backup) is read and checked; its cluster must be the one in
 //    the data dir or the running etcd (same cluster ID, or a member ID or a name+peer URLs
 //    in common) unless allow_other_cluster; enough free space next to the data dir; the
-//    lock file (flock) beside the journal. Nothing is moved or written before it passes
-//    (only the lock file and the journal are created).
+//    lock file (flock) beside the journal, taken once the checks pass. A refusal creates
+//    nothing; after it, the lock file stays (empty) and the journal lives until the end.
 //  - last-snapshot: a snapshot of the running etcd, if it answers, kept beside the old dir.
 //  - stop: kubeadm: etcd.yaml and kube-apiserver.yaml move to <manifests>/../manifests-
 //    etcdsafe-moved/; systemd: `systemctl stop UNIT`. Then waits until the client port is
