@@ -167,7 +167,28 @@ Manifest Repository::Find(const std::string& id_or_latest, std::vector<std::stri
 
 std::unique_ptr<RepositoryLock> Repository::Lock(const std::string& operation,
                                                  std::vector<std::string>* removed_stale) {
-  return AcquireLock(*store_, operation, removed_stale);
+  std::vector<std::string> stale;
+  std::unique_ptr<RepositoryLock> lock = AcquireLock(*store_, operation, &stale);
+  if (!stale.empty()) {
+    // The run whose lock went stale is gone, and every writer of this repository holds the
+    // lock we now hold: the store temporaries of etcdsafe's names it left (a killed upload
+    // of a data object or sidecar, up to a whole backup in size) can go now, as prune
+    // removes them. Intent records and data objects stay for prune, which proves them.
+    try {
+      Scan scan = ScanTop();
+      for (const auto& o : scan.objects) {
+        if (ClassifyName(o.name).kind != NameKind::kTemp) continue;
+        lock->CheckHeld();
+        CommitSection section;
+        store_->Remove(o.name);
+        stale.push_back("removed " + EscapeForTerminal(o.name) + " (uncommitted temporary of the run whose lock was stale)");
+      }
+    } catch (const Error& e) {
+      stale.push_back(std::string("temporaries of the stale run not removed (prune removes them): ") + e.what());
+    }
+  }
+  if (removed_stale != nullptr) removed_stale->insert(removed_stale->end(), stale.begin(), stale.end());
+  return lock;
 }
 
 std::string Repository::FreshStem(const std::string& stem) {
