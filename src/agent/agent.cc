@@ -115,6 +115,14 @@ void Agent::ApplyConfigMetrics() {
   }
   for (const auto& r : cfg_.repositories) {
     metrics_.Touch("etcdsafe_retention_deleted_total", {{"repo", r.name}});
+    // 0 = never: present from the start, so EtcdBackupNeverSucceeded can see a repository
+    // that was tried and never got a backup (the stale alerts ignore 0).
+    metrics_.Touch("etcdsafe_backup_last_success_timestamp_seconds", {{"repo", r.name}});
+    metrics_.Touch("etcdsafe_backup_last_attempt_timestamp_seconds", {{"repo", r.name}});
+  }
+  if (cfg_.drill.enabled) {
+    metrics_.Touch("etcdsafe_drill_last_success_timestamp_seconds", {});
+    metrics_.Touch("etcdsafe_drill_last_attempt_timestamp_seconds", {});
   }
   for (const char* reason : {"unreachable", "unhealthy", "locked", "storage", "integrity", "auth", "interrupted", "other"}) {
     metrics_.Touch("etcdsafe_backup_failures_total", {{"reason", reason}});

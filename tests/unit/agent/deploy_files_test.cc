@@ -1,6 +1,6 @@
 // The deployment files use what etcdsafe really has: every Kubernetes document parses and has
 // the expected kind and apiVersion, the ConfigMap's agent.yaml is a valid agent config
-// (ParseConfig), every `etcdsafe <cmd> --flag` in the CronJob, the DaemonSet and the systemd
+// (ParseConfig), every `etcdsafe <cmd> --flag` in the CronJob, the Deployment and the systemd
 // units is in that command's --help, files named in args and in the agent config lie under
 // a volumeMount, the systemd units pass `systemd-analyze verify` and carry the hardening the
 // issue asks for, and the Dockerfile's runtime stage installs every library the binary links.
@@ -180,7 +180,7 @@ TEST(DeployKubernetesTest, EveryDocumentHasAKnownKindAndApiVersion) {
   }
   EXPECT_TRUE(files.count("agent.yaml"));
   EXPECT_TRUE(files.count("cronjob.yaml"));
-  for (const char* kind : {"Namespace", "Secret", "ConfigMap", "DaemonSet", "Service", "ServiceMonitor", "CronJob"}) {
+  for (const char* kind : {"Namespace", "Secret", "ConfigMap", "Deployment", "Service", "ServiceMonitor", "CronJob"}) {
     EXPECT_FALSE(OfKind(docs, kind).empty()) << "no " << kind;
   }
 }
@@ -206,7 +206,7 @@ TEST(DeployKubernetesTest, ConfigMapHoldsAValidAgentConfig) {
   EXPECT_TRUE(c.webhooks[0].url.ends_with("/api/v2/alerts"));
 
   // Every file the config names is mounted into the agent container.
-  auto ds = OfKind(docs, "DaemonSet");
+  auto ds = OfKind(docs, "Deployment");
   ASSERT_EQ(ds.size(), 1u);
   auto containers = Containers(PodSpec(ds[0]));
   ASSERT_EQ(containers.size(), 1u);
@@ -219,7 +219,7 @@ TEST(DeployKubernetesTest, ConfigMapHoldsAValidAgentConfig) {
   }
 }
 
-// Checks shared by the DaemonSet and the CronJob's pods.
+// Checks shared by the agent's Deployment and the CronJob's pods.
 void CheckPod(const Doc& d, const std::vector<Doc>& docs) {
   SCOPED_TRACE(d.file + " " + d.kind());
   YAML::Node pod = PodSpec(d);
@@ -289,9 +289,9 @@ void CheckPod(const Doc& d, const std::vector<Doc>& docs) {
   }
 }
 
-TEST(DeployKubernetesTest, AgentDaemonSetServiceAndServiceMonitorFitTogether) {
+TEST(DeployKubernetesTest, AgentDeploymentServiceAndServiceMonitorFitTogether) {
   auto docs = KubernetesDocs();
-  auto ds = OfKind(docs, "DaemonSet");
+  auto ds = OfKind(docs, "Deployment");
   ASSERT_EQ(ds.size(), 1u);
   CheckPod(ds[0], docs);
   YAML::Node pod = PodSpec(ds[0]);
