@@ -1,4 +1,4 @@
-// etcdsafe backup | backups list | backups verify | prune | restore --repo: the
+// etcdsafe backup | backups list | backups verify | prune (restore: cmd_restore.cc): the
 // repository workflow that replaces the seeds' backup scripts (etcdctl save, gzip,
 // sha256sum, gpg, aws s3 cp, find -mtime +30 -delete, lock file, disk-space check).
 #include <cstdio>
@@ -155,19 +155,11 @@ void RunPrune(const RepoFlags& rf, PruneFlags pf) {
               r.decisions.size(), r.decisions.size() - removed, pf.dry_run ? " (nothing was deleted)" : "");
 }
 
-void RunRepoRestore(const RepoFlags& rf, const std::string& id, const snapshot::RestoreOptions& opts,
-                    const backup::ReadOptions& read) {
-  auto repo = rf.OpenOne();
-  ProgressLine line("restoring from " + repo->Describe());
-  std::vector<std::string> notes;
-  snapshot::RestoreResult r = backup::RestoreFromRepository(
-      *repo, id, opts, rf.KeyWithWarning(), [&](uint64_t b) { line.Update(b); }, read, &notes);
-  line.Done();
-  for (const auto& n : notes) std::fprintf(stderr, "etcdsafe: %s\n", n.c_str());
-  PrintRestoreSummary(repo->Describe() + " backup " + id, r);
-}
-
 }  // namespace
+
+// cmd_restore.cc (restore --repo, --kubeadm, --systemd-unit), registered from here where
+// `restore` used to be defined; it can move to commands.h and main.cc's list.
+void AddRestoreCommand(CLI::App& app, GlobalFlags& globals);
 
 void AddBackupCommands(CLI::App& app, GlobalFlags& g) {
   {
@@ -222,19 +214,7 @@ void AddBackupCommands(CLI::App& app, GlobalFlags& g) {
     cmd->add_flag("--dry-run", pf->dry_run, "print what would be removed, remove nothing");
     cmd->callback([rf, pf] { RunPrune(*rf, *pf); });
   }
-  {
-    auto rf = std::make_shared<RepoFlags>();
-    auto id = std::make_shared<std::string>("latest");
-    auto opts = std::make_shared<snapshot::RestoreOptions>();
-    CLI::App* cmd = app.add_subcommand("restore", "Restore a backup from a repository into a new etcd data dir");
-    AddRepoFlags(*cmd, *rf);
-    cmd->add_option("--backup", *id, "backup id, or latest")->capture_default_str();
-    auto read = std::make_shared<backup::ReadOptions>();
-    AddRestoreFlags(*cmd, *opts);
-    cmd->add_flag("--allow-unauthenticated-manifest", read->allow_unauthenticated_manifest,
-                  "restore an encrypted backup whose manifest has no MAC (written by etcdsafe 0.1)");
-    cmd->callback([rf, id, opts, read] { RunRepoRestore(*rf, *id, *opts, *read); });
-  }
+  AddRestoreCommand(app, g);  // cmd_restore.cc
 }
 
 }  // namespace etcdsafe::cli
