@@ -440,3 +440,68 @@ TEST(KubeadmRestorePlan, ThreeNodesFromPlanFormOneCluster) {
 
 }  // namespace
 }  // namespace etcdsafe::testutil
+
+namespace etcdsafe::testutil {
+namespace {
+
+// restore --systemd-unit: a fake `systemctl` on PATH writes the wanted state for
+// fake_kubelet's unit and waits until the supervisor reports it.
+TEST(SystemdRestore, StopSwapStartThroughSystemctl) {
+  TempDir root;
+  std::string units = root.Sub("units"), bin = root.Sub("bin"), data = root.path() + "/var/lib/etcd";
+  ASSERT_EQ(RunCommand("mkdir -p " + ShellQuote(units) + " " + ShellQuote(bin) + " " + ShellQuote(root.path() + "/var/lib")), 0);
+  int client = FreePort(), peer = FreePort();
+  std::string client_url = "http://127.0.0.1:" + std::to_string(client), peer_url = "http://127.0.0.1:" + std::to_string(peer);
+  WriteFile(units + "/etcd.service.cmd", "/usr/bin/etcd\n--name=n1\n--data-dir=" + data + "\n--listen-client-urls=" +
+                                             client_url + "\n--advertise-client-urls=" + client_url +
+                                             "\n--listen-peer-urls=" + peer_url + "\n--initial-advertise-peer-urls=" +
+                                             peer_url + "\n--initial-cluster=n1=" + peer_url + "\n");
+  WriteFile(units + "/etcd.service.want", "active\n");
+  WriteFile(bin + "/systemctl",
+            "#!/bin/sh\n# fake systemctl: stop|start UNIT\necho \"$@\" >> " + ShellQuote(units + "/calls") +
+                "\ncase $1 in stop) s=inactive;; start) s=active;; *) exit 2;; esac\n"
+                "echo $s > " + ShellQuote(units) + "/$2.want\nfor i in $(seq 100); do\n"
+                "  [ \"$(cat " + ShellQuote(units) + "/$2.state 2>/dev/null)\" = $s ] && exit 0\n  sleep 0.1\ndone\nexit 1\n");
+  ASSERT_EQ(chmod((bin + "/systemctl").c_str(), 0755), 0);
+  pid_t kubelet = SpawnLogged({FAKE_KUBELET, "--unit", "etcd.service", "--unit-dir", units, "--root", root.path()}, {},
+                              root.Sub("kubelet.log"));
+  client::ClientConfig cfg;
+  cfg.endpoints = {client_url};
+  cfg.command_timeout = std::chrono::milliseconds(5000);
+  auto healthy = [&] {
+    for (int i = 0; i < 200; i++) {
+      try {
+        client::EtcdClient::Connect(cfg)->Health();
+        return true;
+      } catch (const std::exception&) {
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+    return false;
+  };
+  ASSERT_TRUE(healthy());
+  auto c = client::EtcdClient::Connect(cfg);
+  for (int i = 0; i < 20; i++) c->Put("/k/" + std::to_string(i), "v");
+  std::string snap = root.Sub("snap.db");
+  ASSERT_EQ(Etcdsafe({"snapshot", "save", snap, "--endpoints", client_url}).code, 0);
+  KvDump at_snapshot = DumpAll(*c);
+  c->Put("/k/after", "x");
+  c.reset();
+  CmdResult r = Exec(ETCDSAFE_BINARY,
+                     {"restore", "--systemd-unit", "etcd.service", "--data-dir", "/var/lib/etcd", "--name", "n1",
+                      "--initial-advertise-peer-urls", peer_url, "--snapshot", snap, "--root", root.path(),
+                      "--endpoints", client_url, "--yes", "--wait-timeout", "60"},
+                     "PATH=" + bin + ":/usr/bin:/bin");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  ASSERT_TRUE(healthy());
+  c = client::EtcdClient::Connect(cfg);
+  EXPECT_EQ(DumpAll(*c), at_snapshot);
+  EXPECT_GE(c->EndpointStatus().header.revision, 1000000000);
+  EXPECT_EQ(ReadFile(units + "/calls"), "stop etcd.service\nstart etcd.service\n");
+  EXPECT_EQ(Shell("ls -d " + ShellQuote(data) + ".etcdsafe-old-*/member/snap/db").code, 0);
+  kill(kubelet, SIGTERM);
+  waitpid(kubelet, nullptr, 0);
+}
+
+}  // namespace
+}  // namespace etcdsafe::testutil
