@@ -1,0 +1,91 @@
+// Offline inspections of a Kubernetes etcd snapshot (issue 11): inventory, one object's
+// metadata, and the Secrets-at-rest audit. They read the latest live revision of every
+// key through ops::SnapshotKv (no etcd, no API server), streaming the values one at a
+// time: memory is SnapshotKv's per-key index (key bytes + revision per live key) plus the
+// aggregates here (one entry per resource and per namespace, the `top` largest objects,
+// the names of plain Secrets), never the values.
+// Thread-compatible (one SnapshotKv per call).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "k8s/key.h"
+#include "ops/snapshot_kv.h"
+
+namespace etcdsafe::k8s {
+
+struct Stats {
+  int64_t count = 0;
+  int64_t bytes = 0;  // sum of value sizes
+};
+
+struct LargeObject {
+  std::string key;
+  std::string resource;  // GroupResource()
+  std::string ns;
+  std::string name;
+  int64_t bytes = 0;
+};
+
+struct Inventory {
+  int64_t revision = 0;   // the snapshot's current revision
+  int64_t compacted = 0;  // its compacted revision
+  Stats total;            // every live key
+  Stats objects;          // KeyKind::kObject
+  Stats non_object;       // masterleases, ranges, compact_rev_key
+  Stats unknown;          // under the prefix, shape not recognised
+  Stats not_kubernetes;   // outside the prefix
+  std::map<std::string, Stats> by_resource;   // "<group>/<resource>" or "<resource>"
+  std::map<std::string, Stats> by_namespace;  // namespaced objects only
+  std::map<std::string, Stats> by_encoding;   // objects, by EncodingName
+  std::vector<LargeObject> largest;           // objects, largest first (ties: key order)
+  std::vector<std::string> unknown_keys;      // the first 100 unknown keys
+};
+
+Inventory TakeInventory(ops::SnapshotKv& kv, size_t top = 10, std::string_view prefix = kRegistryPrefix);
+nlohmann::json InventoryToJson(const Inventory& inv);
+std::string InventoryToTable(const Inventory& inv);
+
+// `inspect get`: {"key", "keyInfo", "createRevision", "modRevision", "version", ...
+// DescribeValue}. kNotFound when the key is not live in the snapshot.
+nlohmann::json DescribeKey(ops::SnapshotKv& kv, const std::string& key, std::string_view prefix = kRegistryPrefix);
+// The live value of `key` (kNotFound when absent).
+std::string ReadValue(ops::SnapshotKv& kv, const std::string& key);
+
+struct NamespacedName {
+  std::string ns;
+  std::string name;
+};
+
+struct SecretsAudit {
+  int64_t total = 0;
+  int64_t plain = 0;                          // protobuf, JSON or other unencrypted values
+  std::map<std::string, int64_t> encrypted;   // Envelope::Provider() -> count
+  std::vector<NamespacedName> plain_secrets;  // in key order
+  int64_t unknown_keys = 0;                   // under <prefix>secrets/ but not an object key
+  // With configmaps: the same for /registry/configmaps/.
+  bool configmaps_checked = false;
+  int64_t configmaps_total = 0;
+  int64_t configmaps_plain = 0;
+  std::map<std::string, int64_t> configmaps_encrypted;
+};
+
+SecretsAudit AuditSecrets(ops::SnapshotKv& kv, bool configmaps = false, std::string_view prefix = kRegistryPrefix);
+nlohmann::json SecretsAuditToJson(const SecretsAudit& a);
+std::string SecretsAuditToTable(const SecretsAudit& a);
+
+}  // namespace etcdsafe::k8s
+
+namespace etcdsafe::k8s {
+
+// Block-style YAML of a JSON document (`inspect get -o yaml`): mappings and sequences as
+// blocks, every string double-quoted with JSON escapes (valid YAML 1.2), numbers, booleans
+// and null as themselves, empty containers as {} / []. Ends with a newline.
+std::string ToYaml(const nlohmann::json& j);
+
+}  // namespace etcdsafe::k8s
