@@ -119,6 +119,11 @@ void PrintRestoreSummary(const std::string& source, const snapshot::RestoreResul
                static_cast<unsigned long long>(r.restored.total_key),
                HexNoPad(r.restored.hash).c_str(),
                r.hash_checked ? ", sha256 verified" : ", sha256 NOT checked");
+  if (r.compact_revision > 0) {
+    std::fprintf(stderr, "etcdsafe: compacted at revision %lld: kept %llu revisions, dropped %llu\n",
+                 static_cast<long long>(r.compact_revision), static_cast<unsigned long long>(r.compact_kept),
+                 static_cast<unsigned long long>(r.compact_dropped));
+  }
 }
 
 void AddRestoreFlags(CLI::App& restore, snapshot::RestoreOptions& opts) {
@@ -137,6 +142,9 @@ void AddRestoreFlags(CLI::App& restore, snapshot::RestoreOptions& opts) {
                       "add N to the latest revision, so clients never see revisions go backwards");
   restore.add_flag("--mark-compacted", opts.mark_compacted,
                     "mark the bumped revision compacted, so watchers re-list (needed with --bump-revision)");
+  restore.add_flag("--compact", opts.compact,
+                    "keep only each key's live revision, as a compaction at the snapshot's revision would (smaller "
+                    "db, faster etcd start; reads of older revisions fail as compacted)");
   restore.fallthrough();
 }
 

@@ -14,7 +14,10 @@
 #include <exception>
 #include <filesystem>
 #include <future>
+#include <map>
+#include <optional>
 #include <thread>
+#include <unordered_map>
 
 #include "base/bytes.h"
 #include "base/checksum.h"
@@ -257,18 +260,194 @@ std::string BigEndian8(uint64_t v) {
   return out;
 }
 
+// Whether the db is rebuilt from the snapshot whatever it holds (not patched in place).
+bool Rebuilds(const RestoreOptions& opts) { return opts.bump_revision > 0 || opts.mark_compacted || opts.compact; }
+
+// --compact, first pass: which entries of bucket "key" a compaction at the current
+// revision R keeps (etcd 3.4: treeIndex.Compact(R) then scheduleCompaction(R, keep)). At
+// R >= every revision, keyIndex.compact keeps, per key, the newest revision of its last
+// generation; a key whose last entry is a tombstone has an empty last generation and
+// keeps nothing. Entries are numbered in bucket order; `keep` has one bit per entry.
+struct CompactPlan {
+  int64_t revision = 1;
+  std::vector<uint64_t> keep;
+  uint64_t entries = 0, kept = 0;
+  bool Keeps(uint64_t i) const { return (keep[i >> 6] >> (i & 63)) & 1; }
+};
+
+// Field 1 (key) of an mvccpb.KeyValue (last occurrence wins, absent = ""), skipping the
+// other fields as proto.Unmarshal does; false when the bytes are not a protobuf message or
+// field 1 is not length-delimited.
+bool KeyValueKey(Bytes pb, std::string_view* key) {
+  const size_t n = pb.size();
+  size_t i = 0;
+  auto varint = [&](uint64_t* v) {
+    uint64_t r = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (i >= n) return false;
+      const uint8_t b = pb[i++];
+      r |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) {
+        *v = r;
+        return true;
+      }
+    }
+    return false;
+  };
+  *key = {};
+  while (i < n) {
+    uint64_t tag = 0, v = 0;
+    if (!varint(&tag) || (tag >> 3) == 0) return false;
+    switch (tag & 7) {
+      case 0:
+        if (!varint(&v)) return false;
+        if ((tag >> 3) == 1) return false;
+        break;
+      case 1:
+        if (n - i < 8 || (tag >> 3) == 1) return false;
+        i += 8;
+        break;
+      case 2:
+        if (!varint(&v) || v > n - i) return false;
+        if ((tag >> 3) == 1) *key = AsString(pb.subspan(i, static_cast<size_t>(v)));
+        i += static_cast<size_t>(v);
+        break;
+      case 5:
+        if (n - i < 4 || (tag >> 3) == 1) return false;
+        i += 4;
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
+std::string RevisionName(Bytes rev) {
+  if (rev.size() < 17) return "revision key " + HexBytes(rev);
+  return "revision " + std::to_string(static_cast<int64_t>(LoadBE64(rev.data()))) + "_" +
+         std::to_string(static_cast<int64_t>(LoadBE64(rev.data() + 9)));
+}
+
+CompactPlan PlanCompaction(bolt::Reader& reader) {
+  CompactPlan plan;
+  int64_t last_main = 1;
+  // Per distinct key: (index of its newest entry << 1) | tombstone.
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view v) const { return std::hash<std::string_view>{}(v); }
+  };
+  std::unordered_map<std::string, uint64_t, Hash, std::equal_to<>> newest;
+  if (reader.HasBucket("key")) {
+    reader.ForEach("key", [&](Bytes k, Bytes v) {
+      // etcd: 17 bytes main_sub, an 18th byte 't' marks a tombstone (isTombstone).
+      if (k.size() != 17 && k.size() != 18) {
+        throw Error(ErrorCode::kDataLoss, reader.name() + ": bucket key: " + RevisionName(k) + " has " +
+                                              std::to_string(k.size()) + " bytes, not a revision; cannot compact");
+      }
+      const bool tombstone = k.size() == 18 && k[17] == 't';
+      std::string_view key;
+      if (!KeyValueKey(v, &key)) {
+        throw Error(ErrorCode::kDataLoss,
+                    reader.name() + ": bucket key: " + RevisionName(k) + ": value is not a KeyValue; cannot compact");
+      }
+      last_main = static_cast<int64_t>(LoadBE64(k.data()));
+      const uint64_t slot = (plan.entries << 1) | (tombstone ? 1 : 0);
+      auto it = newest.find(key);
+      if (it == newest.end()) {
+        newest.emplace(std::string(key), slot);
+      } else {
+        it->second = slot;
+      }
+      plan.entries++;
+    });
+  }
+  int64_t finished = 0;
+  if (std::optional<std::string> f = reader.Get("meta", "finishedCompactRev"); f && f->size() >= 8) {
+    finished = static_cast<int64_t>(LoadBE64(reinterpret_cast<const uint8_t*>(f->data())));
+  }
+  // etcd's store restore: the current revision is the last entry's, raised to a finished
+  // compaction.
+  plan.revision = std::max(last_main, finished);
+  plan.keep.assign((plan.entries + 63) / 64, 0);
+  for (const auto& [key, slot] : newest) {
+    if (slot & 1) continue;
+    const uint64_t i = slot >> 1;
+    plan.keep[i >> 6] |= uint64_t{1} << (i & 63);
+    plan.kept++;
+  }
+  return plan;
+}
+
+// bolt::Rewrite with bucket "key" filtered by `plan` (entries it does not keep are left
+// out) and `mutations` (kPut and kCreateBucket only) applied to every bucket.
+void RewriteCompacted(const std::string& src, const std::string& dst, const std::vector<bolt::Mutation>& mutations,
+                      const CompactPlan& plan) {
+  std::map<std::string, std::map<std::string, std::string>> puts;  // bytewise order, like bbolt
+  for (const bolt::Mutation& mu : mutations) {
+    auto& bucket = puts[mu.bucket];
+    if (mu.kind == bolt::Mutation::Kind::kPut) bucket[mu.key] = mu.value;
+    if (mu.kind == bolt::Mutation::Kind::kDelete) throw Error(ErrorCode::kInternal, "RewriteCompacted: a delete");
+  }
+  bolt::Reader reader = bolt::Reader::Open(src);
+  std::vector<std::string> buckets;
+  reader.ForEachBucket([&](std::string_view name) { buckets.emplace_back(name); });
+  for (const auto& [name, unused] : puts) buckets.push_back(name);
+  std::sort(buckets.begin(), buckets.end());
+  buckets.erase(std::unique(buckets.begin(), buckets.end()), buckets.end());
+
+  bolt::Builder b(dst);
+  for (const std::string& name : buckets) {
+    b.BeginBucket(name);
+    static const std::map<std::string, std::string> kNone;
+    auto found = puts.find(name);
+    const auto& mine = found == puts.end() ? kNone : found->second;
+    auto next = mine.begin();
+    const bool is_key_bucket = name == "key";
+    uint64_t index = 0;
+    if (reader.HasBucket(name)) {
+      reader.ForEachEntry(name, [&](Bytes k, Bytes v, bool is_bucket) {
+        if (is_bucket) {
+          throw Error(ErrorCode::kUnsupported, src + ": bucket " + name + " has a nested bucket; etcd dbs have none");
+        }
+        if (is_key_bucket) {
+          if (index >= plan.entries) {
+            throw Error(ErrorCode::kDataLoss, src + ": bucket key changed between the two compaction passes");
+          }
+          if (!plan.Keeps(index++)) return;
+        }
+        const std::string_view ks = AsString(k);
+        while (next != mine.end() && std::string_view(next->first) < ks) {
+          b.Put(next->first, next->second);
+          ++next;
+        }
+        if (next != mine.end() && std::string_view(next->first) == ks) {
+          b.Put(next->first, next->second);  // replaced
+          ++next;
+          return;
+        }
+        b.Put(k, v);
+      });
+    }
+    for (; next != mine.end(); ++next) b.Put(next->first, next->second);
+    b.EndBucket();
+  }
+  b.Finish();
+}
+
 // What restore does to the db (spec §5.4 step 3). The common case — no bump, etcd's
 // buckets present, consistent_index stored — is an in-place 8-byte patch: the file stays
 // byte-for-byte what the server sent except that value. Otherwise the db is rebuilt.
 struct DbPlan {
   std::optional<BytePatch> patch;
   std::vector<bolt::Mutation> mutations;  // used when there is no patch
+  std::optional<CompactPlan> compact;     // --compact: bucket "key" filtered by it
 };
 
 DbPlan PlanDb(const std::string& content_path, uint64_t consistent_index, const RestoreOptions& opts) {
   DbPlan plan;
   bolt::Reader reader = bolt::Reader::Open(content_path);
-  bool need_rewrite = opts.bump_revision > 0 || opts.mark_compacted;
+  bool need_rewrite = Rebuilds(opts);
   for (const char* bucket : {"key", "meta", "lease"}) {
     if (!reader.HasBucket(bucket)) {
       need_rewrite = true;
@@ -284,7 +463,15 @@ DbPlan PlanDb(const std::string& content_path, uint64_t consistent_index, const 
     }
   }
   plan.mutations.push_back(bolt::Mutation::Put("meta", "consistent_index", BigEndian8(consistent_index)));
+  if (opts.compact) {
+    // As etcd's updateCompactRev + scheduleCompaction leave meta after compacting at R.
+    plan.compact = PlanCompaction(reader);
+    const std::string rev = RevisionBytes(plan.compact->revision, 0);
+    plan.mutations.push_back(bolt::Mutation::Put("meta", "finishedCompactRev", rev));
+    if (!opts.mark_compacted) plan.mutations.push_back(bolt::Mutation::Put("meta", "scheduledCompactRev", rev));
+  }
   if (opts.bump_revision > 0 || opts.mark_compacted) {
+    // The bump counts from the snapshot's last entry, compacted or not (etcdutl 3.5).
     int64_t latest_main = 0;
     if (std::optional<std::string> last = reader.LastKey("key"); last && last->size() >= 8) {
       latest_main = static_cast<int64_t>(LoadBE64(reinterpret_cast<const uint8_t*>(last->data())));
@@ -340,7 +527,11 @@ void ApplyDb(DbPlan plan, const std::string& content_path, const std::string& db
   }
   std::string rebuilt = db_path + ".rewrite";
   CleanupGuard remove_rebuilt(rebuilt);
-  (void)bolt::Rewrite(content_path, rebuilt, std::move(plan.mutations));
+  if (plan.compact) {
+    RewriteCompacted(content_path, rebuilt, plan.mutations, *plan.compact);
+  } else {
+    (void)bolt::Rewrite(content_path, rebuilt, std::move(plan.mutations));
+  }
   if (min_bytes > 0) GrowTo(rebuilt, min_bytes);
   RenameDurable(rebuilt, db_path);
   remove_rebuilt.Release();
@@ -395,9 +586,14 @@ RestoreResult BuildDb(const RestoreOptions& opts, const etcdfmt::RestoreCluster&
   RestoreResult result;
   result.db_rewritten = !checked.plan.patch;
   // etcdctl's size for a db it writes consistent_index or a bucket into (GrowTo). Not with
-  // --bump-revision/--mark-compacted (etcdutl 3.5's options; the db stays compact there).
+  // --bump-revision/--mark-compacted (etcdutl 3.5's options) nor --compact: the db stays compact there.
   uint64_t min_bytes = 0;
-  if (result.db_rewritten && opts.bump_revision == 0 && !opts.mark_compacted) {
+  if (checked.plan.compact) {
+    result.compact_revision = checked.plan.compact->revision;
+    result.compact_kept = checked.plan.compact->kept;
+    result.compact_dropped = checked.plan.compact->entries - checked.plan.compact->kept;
+  }
+  if (result.db_rewritten && !Rebuilds(opts)) {
     min_bytes = content_path.empty() ? File::OpenRead(db_path).Size() : db_size_hint;
   }
   if (patch_out != nullptr) *patch_out = checked.plan.patch;
@@ -575,8 +771,8 @@ SnapshotInput OpenSnapshotInput(const RestoreOptions& opts, const RestoreProgres
     throw Error(ErrorCode::kDataLoss, "snapshot missing hash but --skip-hash-check=false");
   }
   in.db_size = in.has_trailer ? file_size - kTrailerSize : file_size;
-  // A bumped or compaction-marked db is rebuilt from the snapshot anyway: hash, don't copy.
-  const bool rebuild = opts.bump_revision > 0 || opts.mark_compacted;
+  // A bumped, compaction-marked or compacted db is rebuilt from the snapshot anyway: hash, don't copy.
+  const bool rebuild = Rebuilds(opts);
   in.multi_writer = [opts, progress, db_size = in.db_size, has_trailer = in.has_trailer,
                      rebuild](const std::vector<std::string>& db_paths) {
     Sha256Digest digest = rebuild ? HashFilePrefix(opts.snapshot_path, db_size,
@@ -746,7 +942,7 @@ RestoreAllResult RestoreAllCore(const RestoreAllOptions& in, AllMembersPlan plan
   RestoreAllResult& out = plan.out;
   const std::vector<RestoreOptions>& member_opts = plan.member_opts;
   const std::vector<etcdfmt::RestoreCluster>& clusters = plan.clusters;
-  const bool base_rebuild = in.base.bump_revision > 0 || in.base.mark_compacted;
+  const bool base_rebuild = Rebuilds(in.base);
 
   for (const auto& o : member_opts) PrepareTargets(o);
   MakeDirs(in.output_dir, 0700);

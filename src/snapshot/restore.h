@@ -8,6 +8,8 @@
 // - The db's structure is checked (bbolt Tx.Check equivalent) before it is accepted.
 // - --bump-revision/--mark-compacted as in etcdutl 3.5, so a Kubernetes API server never
 //   sees revisions go backwards after a restore.
+// - --compact: the db written is the one a physical compaction at the snapshot's revision
+//   would leave (see RestoreOptions::compact), so etcd rebuilds a smaller index at start-up.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +33,20 @@ struct RestoreOptions {
   bool skip_hash_check = false;
   uint64_t bump_revision = 0;
   bool mark_compacted = false;
+  // Write the db as etcd 3.4's compaction at the snapshot's revision R leaves it
+  // (kvstore_compaction.go with treeIndex.Compact(R)): in bucket "key" only each live key's
+  // latest revision stays (byte for byte), every older revision of it and every revision of
+  // a key whose latest entry is a tombstone (the tombstone too) is dropped; meta gets
+  // "finishedCompactRev" and "scheduledCompactRev" = R (17-byte revision key, as etcd writes
+  // them; with --mark-compacted scheduledCompactRev is the bumped revision instead). Every
+  // other bucket is copied. R = max(main revision of the last "key" entry,
+  // finishedCompactRev): what etcd's store restore takes as its current revision, so the
+  // restored etcd serves the same revision and the same live keys, values, create/mod
+  // revisions, versions and leases; only reads below R fail ("required revision has been
+  // compacted"). The db is rebuilt compact (not grown to the snapshot's size). Needs one
+  // extra pass over bucket "key" holding each distinct key once in memory (as etcd's own
+  // index does), plus one bit per revision. Malformed revision keys or values: kDataLoss.
+  bool compact = false;
   // One line for the user (leftovers removed, ...); empty: "etcdsafe: note: ..." on stderr.
   std::function<void(const std::string&)> note;
 };
@@ -43,7 +59,11 @@ struct RestoreResult {
   size_t member_count = 0;
   StatusNumbers restored;      // status of member/snap/db after the restore
   bool hash_checked = false;   // the sha256 trailer was present and verified
-  bool db_rewritten = false;   // db was rebuilt (bump/mark or missing buckets) vs patched
+  bool db_rewritten = false;   // db was rebuilt (bump/mark/compact or missing buckets) vs patched
+  // --compact: the revision compacted at, and how many revisions of bucket "key" were kept
+  // and dropped (0, 0, 0 without --compact).
+  int64_t compact_revision = 0;
+  uint64_t compact_kept = 0, compact_dropped = 0;
 };
 
 // Stage names passed to the progress callback: "validate", "copy", "check", "wal", "done".
