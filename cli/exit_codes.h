@@ -20,6 +20,9 @@ enum ExitCode : int {
   kExitAuth = 12,          // authentication or permission failure, wrong key
   kExitExists = 13,        // refusing to overwrite an existing target
   kExitDrillFailed = 14,   // a restore drill ran and one of its checks failed (ops::kExitDrillFailed)
+  kExitPkiProblem = 15,    // pki check: a certificate expired or expiring within --warn-days, a key that does
+                           // not match its certificate, a chain that does not verify; pki backup: keys that
+                           // do not match their certificates (without --force)
   kExitBadArgs = 128,      // invalid flags or arguments (etcdctl: ExitBadArgs)
   kExitInterrupted = 130,  // SIGINT/SIGTERM
 };

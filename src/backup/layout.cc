@@ -9,7 +9,8 @@ namespace etcdsafe::backup {
 namespace {
 
 constexpr size_t kMaxPrefix = 64;
-constexpr std::string_view kExts[] = {".db.zst.enc", ".db.gz.enc", ".db.enc", ".db.zst", ".db.gz", ".db"};
+constexpr std::string_view kExts[] = {".db.zst.enc",  ".db.gz.enc",  ".db.enc", ".db.zst", ".db.gz", ".db",
+                                      ".tar.zst.enc", ".tar.gz.enc", ".tar.enc", ".tar.zst", ".tar.gz", ".tar"};
 
 bool EndsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
@@ -167,8 +168,10 @@ ParsedName ClassifyName(std::string_view name) {
   return ClassifyBase(name);
 }
 
-std::optional<std::string> DataExtension(std::string_view compression, std::string_view encryption) {
-  std::string ext = ".db";
+std::string_view BackupKindName(BackupKind kind) { return kind == BackupKind::kPki ? "pki" : "snapshot"; }
+
+std::optional<std::string> DataExtension(std::string_view compression, std::string_view encryption, BackupKind kind) {
+  std::string ext = kind == BackupKind::kPki ? ".tar" : ".db";
   if (compression == "zstd") {
     ext += ".zst";
   } else if (compression == "gzip") {

@@ -16,7 +16,9 @@
 //                                            file name without ".manifest.json"
 //   <any of the above>.tmp-<16 hex>          the file store's uncommitted temporaries
 // with <stem> = <prefix>-<YYYYMMDD>-<HHMMSS>[-<N>] (UTC), <prefix> = [a-z0-9][a-z0-9._-]*
-// up to 64 characters, <ext> = ".db" [".zst" | ".gz"] [".enc"].
+// up to 64 characters, <ext> = ".db" [".zst" | ".gz"] [".enc"] for etcd snapshot backups
+// and ".tar" [".zst" | ".gz"] [".enc"] for PKI backups (`pki backup`, stem
+// "pki-<host>-..."; their manifest says "kind": "pki" and their id is "<stem>-r0").
 #pragma once
 
 #include <cstdint>
@@ -30,6 +32,11 @@ inline constexpr char kMarkerName[] = "etcdsafe-repository.json";
 inline constexpr char kManifestSuffix[] = ".manifest.json";
 inline constexpr char kSidecarSuffix[] = ".sha256";
 inline constexpr char kPendingSuffix[] = ".pending";
+
+// What a backup holds (the manifest's "kind"; absent means kSnapshot). Each kind has its
+// own data extension, and commands that restore etcd only ever use kSnapshot backups.
+enum class BackupKind { kSnapshot, kPki };
+std::string_view BackupKindName(BackupKind kind);  // "snapshot" | "pki"
 
 enum class NameKind { kForeign, kMarker, kData, kSidecar, kPending, kManifest, kTemp };
 
@@ -46,9 +53,10 @@ struct ParsedName {
 // Classifies a top-level object name (a name containing '/' is foreign).
 ParsedName ClassifyName(std::string_view name);
 
-// ".db" + ".zst"/".gz" + ".enc" for a manifest's compression/encryption fields; nullopt
-// for values etcdsafe does not write.
-std::optional<std::string> DataExtension(std::string_view compression, std::string_view encryption);
+// ".db" (".tar" for kPki) + ".zst"/".gz" + ".enc" for a manifest's compression/encryption
+// fields; nullopt for values etcdsafe does not write.
+std::optional<std::string> DataExtension(std::string_view compression, std::string_view encryption,
+                                         BackupKind kind = BackupKind::kSnapshot);
 
 // True for a valid backup id: "<stem>-r<revision>".
 bool IsBackupId(std::string_view id);

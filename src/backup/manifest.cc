@@ -23,6 +23,7 @@ std::string FormatUtc(int64_t unix_seconds, const char* format) {
 std::string ManifestToJson(const Manifest& m) {
   nlohmann::ordered_json j;
   j["format"] = m.format;
+  if (!m.kind.empty()) j["kind"] = m.kind;
   j["id"] = m.id;
   j["time"] = FormatUtc(m.time_unix);
   j["time_unix"] = m.time_unix;
@@ -122,7 +123,7 @@ const std::set<std::string>& KnownKeys() {
       "format",      "id",         "time",          "time_unix",    "data_object",   "cluster_id",
       "member_id",   "etcd_version", "source_endpoint", "revision", "total_keys",    "status_hash",
       "db_size",     "db_sha256",  "stored_size",   "stored_sha256", "compression", "compression_level",
-      "encryption",  "key_id",     "tool_version",  "mac"};
+      "encryption",  "key_id",     "tool_version",  "mac",         "kind"};
   return keys;
 }
 
@@ -165,6 +166,10 @@ Manifest ManifestFromJson(const std::string& json, const std::string& what) {
                                              " is newer than this etcdsafe understands");
   }
   m.format = static_cast<int>(c.Int("format", 1, kManifestFormat));
+  m.kind = c.Str("kind", 16, false);
+  if (c.Field("kind", false) != nullptr && m.kind != "snapshot" && m.kind != "pki") {
+    c.Fail("unknown \"kind\" \"" + m.kind + "\" (want snapshot or pki)");
+  }
   m.id = c.Str("id", 256);
   m.time_unix = c.Int("time_unix", kMinTime, kMaxTime);
   if (c.Str("time", 32) != FormatUtc(m.time_unix)) c.Fail("\"time\" does not match \"time_unix\"");
@@ -186,6 +191,12 @@ Manifest ManifestFromJson(const std::string& json, const std::string& what) {
   m.key_id = c.Hex("key_id", 16, 16, false);
   m.tool_version = c.Str("tool_version", 64, false);
   m.mac = c.Str("mac", 128, false);
+  if (m.Kind() == BackupKind::kPki) {
+    if (m.revision != 0 || m.status_hash != 0) c.Fail("a pki backup with a revision or status hash");
+    if (m.db_size > kMaxPkiArchiveBytes) {
+      c.Fail("a pki archive larger than " + std::to_string(kMaxPkiArchiveBytes) + " bytes");
+    }
+  }
   if (!DataExtension(m.compression, m.encryption)) {
     c.Fail("unknown compression \"" + m.compression + "\" or encryption \"" + m.encryption + "\"");
   }
@@ -213,7 +224,7 @@ void ValidateManifestName(const Manifest& m, const std::string& object_name, con
   if (m.id + kManifestSuffix != object_name) fail("id \"" + m.id + "\" differs from its file name");
   if (p.revision != m.revision) fail("revision " + std::to_string(m.revision) + " differs from its id");
   if (p.time_unix != m.time_unix) fail("time " + FormatUtc(m.time_unix) + " differs from its id");
-  std::optional<std::string> ext = DataExtension(m.compression, m.encryption);
+  std::optional<std::string> ext = DataExtension(m.compression, m.encryption, m.Kind());
   if (!ext || m.data_object != p.stem + *ext) {
     fail("data_object \"" + m.data_object + "\" is not " + p.stem + ext.value_or(".db"));
   }

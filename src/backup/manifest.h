@@ -9,6 +9,11 @@
 //  - its id is its file name without ".manifest.json", the id's revision is `revision`,
 //    the id's UTC date-time is `time_unix`, and `data_object` is the id's stem plus the
 //    extension its compression and encryption imply (ValidateManifestName);
+//  - "kind" is absent (an etcd snapshot backup, as every manifest before PKI backups),
+//    "snapshot" or "pki"; a PKI backup (`pki backup`: a tar of certificates, keys,
+//    kubeconfigs and manifests) has revision 0 and status_hash 0, its db_size/db_sha256
+//    are the tar's (at most kMaxPkiArchiveBytes), total_keys its number of entries, and
+//    its data object a ".tar..." extension (layout.h);
 //  - encrypted (format 2): `mac` is HMAC-SHA256 under a key derived from the archive's
 //    master key over the manifest's canonical JSON without `mac` (ManifestMacInput), so
 //    a forged or altered manifest is refused by whoever holds the key. Format 1 (etcdsafe
@@ -18,12 +23,20 @@
 #include <cstdint>
 #include <string>
 
+#include "backup/layout.h"
+
 namespace etcdsafe::backup {
 
 inline constexpr int kManifestFormat = 2;
+// The largest tar a PKI backup may hold (and a reader will decode): a kubernetes dir is
+// a few hundred KiB.
+inline constexpr uint64_t kMaxPkiArchiveBytes = uint64_t{64} << 20;
 
 struct Manifest {
   int format = kManifestFormat;
+  // "" (absent: a snapshot backup), "snapshot" or "pki". Serialised, and so covered by
+  // the MAC, only when not empty: manifests written before kinds existed keep their MAC.
+  std::string kind;
   std::string id;           // "etcd-snapshot-20261122-020000-r105106": sorts by time
   int64_t time_unix = 0;    // when the snapshot was taken (UTC seconds)
   std::string data_object;  // "etcd-snapshot-20261122-020000.db.zst.enc", same repository
@@ -45,6 +58,8 @@ struct Manifest {
   std::string key_id;                // public id of the key; never the key
   std::string tool_version;
   std::string mac;  // "hmac-sha256:<hex>" (format 2, encrypted); empty otherwise
+
+  BackupKind Kind() const { return kind == "pki" ? BackupKind::kPki : BackupKind::kSnapshot; }
 };
 
 std::string ManifestToJson(const Manifest& m);

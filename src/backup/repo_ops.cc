@@ -155,6 +155,17 @@ void ReadBackup(Repository& repo, const Manifest& m, const std::optional<pipelin
   }
 }
 
+// A PKI backup's tar, in memory (bounded by the manifest's db_size, which the parser
+// bounds by kMaxPkiArchiveBytes).
+std::string ReadPkiTar(Repository& repo, const Manifest& m, const std::optional<pipeline::KeySpec>& key,
+                       const ProgressFn& progress) {
+  std::string tar;
+  tar.reserve(static_cast<size_t>(std::min<uint64_t>(m.db_size, kMaxPkiArchiveBytes)));
+  ReadBackup(repo, m, key, [&](const uint8_t* p, size_t n) { tar.append(reinterpret_cast<const char*>(p), n); },
+             progress);
+  return tar;
+}
+
 // The stored bytes alone (no key needed): size and sha256 against the manifest.
 void CheckStoredBytes(Repository& repo, const Manifest& m) {
   StoredObject stored(repo, m);
@@ -190,6 +201,15 @@ bool SameContent(const snapshot::StatusNumbers& s, const Manifest& m) {
 }
 
 }  // namespace
+
+void ReadBackupData(Repository& repo, const Manifest& m, const std::optional<pipeline::KeySpec>& key,
+                    const std::function<void(const uint8_t*, size_t)>& consume, const ReadOptions& read,
+                    const ProgressFn& progress) {
+  std::optional<pipeline::KeySpec> k = KeyFor(m, key);
+  CheckStoredSize(repo, m);
+  if (k) CheckManifestMac(repo, m, *k, read);
+  ReadBackup(repo, m, key, consume, progress);
+}
 
 snapshot::RestoreResult RestoreFromRepository(Repository& repo, const std::string& id_or_latest,
                                               const snapshot::RestoreOptions& opts,
@@ -249,11 +269,12 @@ snapshot::RestoreResult RestoreFromRepository(Repository& repo, const std::strin
 }
 
 std::vector<VerifyOutcome> VerifyBackups(Repository& repo, const std::optional<std::string>& id,
-                                         const std::optional<pipeline::KeySpec>& key, const ProgressFn& progress) {
+                                         const std::optional<pipeline::KeySpec>& key, const ProgressFn& progress,
+                                         const PkiArchiveCheck& pki_check) {
   std::vector<VerifyOutcome> out;
   std::vector<Manifest> manifests;
   if (id) {
-    manifests.push_back(repo.Find(*id));
+    manifests.push_back(repo.Find(*id, nullptr, std::nullopt));
   } else {
     Repository::Scan scan = repo.ScanTop();
     manifests = std::move(scan.backups);
@@ -284,6 +305,13 @@ std::vector<VerifyOutcome> VerifyBackups(Repository& repo, const std::optional<s
         continue;
       }
       if (key && m.encryption != "none") CheckManifestMac(repo, m, *key, ReadOptions{});
+      if (m.Kind() == BackupKind::kPki) {
+        const std::string tar = ReadPkiTar(repo, m, key, progress);
+        if (pki_check) pki_check(m, tar);
+        o.state = VerifyOutcome::State::kOk;
+        out.push_back(o);
+        continue;
+      }
       bolt::StreamInspector inspector(m.id);
       ReadBackup(repo, m, key, [&](const uint8_t* p, size_t n) { inspector.Write(p, n); }, progress);
       bolt::InspectResult r = inspector.Finish();
@@ -327,11 +355,23 @@ PruneReport Prune(Repository& repo, const catalog::RetentionPolicy& policy, bool
                                           std::to_string(scan.invalid.size()) +
                                           " invalid manifest(s), nothing was removed (inspect or move them away): " + list);
   }
-  std::vector<catalog::BackupRef> refs;
-  for (const auto& m : scan.backups) {
-    refs.push_back({m.id, std::chrono::system_clock::time_point(std::chrono::seconds(m.time_unix))});
+  // Each kind is its own set: a PKI backup never uses up a snapshot's keep-last slot (or
+  // is "the newest backup" in its place), and the other way round.
+  for (BackupKind kind : {BackupKind::kSnapshot, BackupKind::kPki}) {
+    std::vector<catalog::BackupRef> refs;
+    for (const auto& m : scan.backups) {
+      if (m.Kind() != kind) continue;
+      refs.push_back({m.id, std::chrono::system_clock::time_point(std::chrono::seconds(m.time_unix))});
+    }
+    if (refs.empty()) continue;
+    std::vector<catalog::Decision> d = catalog::ApplyPolicy(refs, policy, now);
+    report.decisions.insert(report.decisions.end(), d.begin(), d.end());
   }
-  report.decisions = catalog::ApplyPolicy(refs, policy, now);
+  // Newest first, as ApplyPolicy orders one set.
+  std::stable_sort(report.decisions.begin(), report.decisions.end(),
+                   [](const catalog::Decision& a, const catalog::Decision& b) {
+                     return a.backup.time != b.backup.time ? a.backup.time > b.backup.time : a.backup.id < b.backup.id;
+                   });
 
   // 2. The plan.
   std::set<std::string> present;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,6 +37,19 @@ snapshot::RestoreResult RestoreFromRepository(Repository& repo, const std::strin
                                               const ProgressFn& progress = {}, const ReadOptions& read = {},
                                               std::vector<std::string>* notes = nullptr);
 
+// The checks restore makes before it uses a backup of any kind (key given when encrypted,
+// stored size, the manifest's MAC), then its data: stored bytes (bounded by stored_size,
+// hashed) → decrypt → decompress → decoded bytes (bounded by db_size, hashed), handed to
+// `consume` chunk by chunk. Both sizes and hashes are checked against the manifest after
+// the last chunk (kDataLoss): a consumer must not act on the bytes before this returns.
+void ReadBackupData(Repository& repo, const Manifest& m, const std::optional<pipeline::KeySpec>& key,
+                    const std::function<void(const uint8_t*, size_t)>& consume, const ReadOptions& read = {},
+                    const ProgressFn& progress = {});
+
+// Checks the content of a PKI backup's tar once its bytes matched the manifest (the
+// controlplane library provides one: backup does not parse tar). Throws kDataLoss.
+using PkiArchiveCheck = std::function<void(const Manifest& m, const std::string& tar)>;
+
 struct VerifyOutcome {
   enum class State { kOk, kDamaged, kKeyRequired };
   Manifest manifest;
@@ -49,11 +63,13 @@ struct VerifyOutcome {
 // sha256 and size, the manifest's MAC, that it decrypts and decompresses, the db sha256
 // and size, and the status numbers and bbolt consistency of the db against the manifest.
 // Invalid manifests are reported as damaged. Without a key, an encrypted backup's stored
-// bytes and sidecar are checked and it is reported kKeyRequired. Never throws for a
-// damaged backup; only for a repository that cannot be listed.
+// bytes and sidecar are checked and it is reported kKeyRequired. PKI backups (any id is
+// accepted) get the same checks up to the tar's sha256 and size, then `pki_check` (when
+// given) on the tar. Never throws for a damaged backup; only for a repository that
+// cannot be listed.
 std::vector<VerifyOutcome> VerifyBackups(Repository& repo, const std::optional<std::string>& id,
                                          const std::optional<pipeline::KeySpec>& key,
-                                         const ProgressFn& progress = {});
+                                         const ProgressFn& progress = {}, const PkiArchiveCheck& pki_check = {});
 
 struct PruneReport {
   std::vector<catalog::Decision> decisions;  // newest first
@@ -65,7 +81,9 @@ struct PruneReport {
   std::vector<std::string> notes;  // stale locks, lock state in a dry run
 };
 
-// Applies the retention policy. Refuses a location without the repository marker
+// Applies the retention policy to each kind of backup separately (layout.h BackupKind):
+// etcd snapshots and PKI backups are counted in two sets, so neither pushes the other
+// out, and each keeps its own newest backup. Refuses a location without the repository marker
 // (kNotFound) and a repository holding any invalid manifest (kDataLoss, naming it) before
 // anything is removed. The whole plan is computed and checked first (nothing a kept
 // backup references is in it), then carried out under the repository lock, each backup

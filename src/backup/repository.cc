@@ -128,22 +128,37 @@ Repository::Scan Repository::ScanTop() {
   return scan;
 }
 
-std::vector<Manifest> Repository::ListBackups(std::vector<std::string>* damaged) {
-  Scan scan = ScanTop();
-  if (damaged != nullptr) *damaged = std::move(scan.invalid);
-  return std::move(scan.backups);
+namespace {
+
+std::string KindNoun(BackupKind kind) {
+  return kind == BackupKind::kPki ? "a pki backup (certificates and configuration)" : "an etcd snapshot backup";
 }
 
-Manifest Repository::Find(const std::string& id_or_latest, std::vector<std::string>* skipped) {
+}  // namespace
+
+std::vector<Manifest> Repository::ListBackups(std::vector<std::string>* damaged, std::optional<BackupKind> kind) {
+  Scan scan = ScanTop();
+  if (damaged != nullptr) *damaged = std::move(scan.invalid);
+  if (!kind) return std::move(scan.backups);
+  std::vector<Manifest> out;
+  for (auto& m : scan.backups) {
+    if (m.Kind() == *kind) out.push_back(std::move(m));
+  }
+  return out;
+}
+
+Manifest Repository::Find(const std::string& id_or_latest, std::vector<std::string>* skipped,
+                          std::optional<BackupKind> kind) {
   Scan scan = ScanTop();
   if (id_or_latest == "latest") {
     if (skipped != nullptr) *skipped = scan.invalid;
-    if (scan.backups.empty()) {
-      throw Error(ErrorCode::kNotFound, Describe() + ": no backups" +
-                                            (scan.invalid.empty() ? "" : " (" + std::to_string(scan.invalid.size()) +
-                                                                             " invalid manifests: " + scan.invalid.front() + ")"));
+    for (auto it = scan.backups.rbegin(); it != scan.backups.rend(); ++it) {
+      if (!kind || it->Kind() == *kind) return *it;
     }
-    return scan.backups.back();
+    const std::string what = !kind || *kind == BackupKind::kSnapshot ? "backups" : "pki backups";
+    throw Error(ErrorCode::kNotFound, Describe() + ": no " + what +
+                                          (scan.invalid.empty() ? "" : " (" + std::to_string(scan.invalid.size()) +
+                                                                           " invalid manifests: " + scan.invalid.front() + ")"));
   }
   std::string id = id_or_latest;
   if (id.size() > sizeof(kManifestSuffix) - 1 && id.ends_with(kManifestSuffix)) {
@@ -160,7 +175,14 @@ Manifest Repository::Find(const std::string& id_or_latest, std::vector<std::stri
     }
   }
   for (const auto& m : scan.backups) {
-    if (m.id == id) return m;
+    if (m.id != id) continue;
+    if (kind && m.Kind() != *kind) {
+      throw Error(ErrorCode::kInvalidArgument, "backup " + id + " is " + KindNoun(m.Kind()) + ", not " +
+                                                   KindNoun(*kind) +
+                                                   (m.Kind() == BackupKind::kPki ? ": use etcdsafe pki restore or pki check"
+                                                                                 : ""));
+    }
+    return m;
   }
   throw Error(ErrorCode::kNotFound, Describe() + ": no backup " + id);
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,13 +45,19 @@ class Repository {
   };
   Scan ScanTop();
 
-  // Complete backups (valid manifests), oldest first. Invalid manifests are skipped and
-  // named in *damaged (if given).
-  std::vector<Manifest> ListBackups(std::vector<std::string>* damaged = nullptr);
+  // Complete backups (valid manifests) of `kind` (nullopt: every kind), oldest first.
+  // Invalid manifests are skipped and named in *damaged (if given). The default is etcd
+  // snapshot backups: what freshness, drills and restores are about.
+  std::vector<Manifest> ListBackups(std::vector<std::string>* damaged = nullptr,
+                                    std::optional<BackupKind> kind = BackupKind::kSnapshot);
   // "latest" or an id (with or without the manifest suffix). Missing: kNotFound; the
   // id's manifest invalid: kDataLoss with the reason. "latest" is the newest valid
-  // backup; invalid manifests skipped on the way are named in *skipped.
-  Manifest Find(const std::string& id_or_latest, std::vector<std::string>* skipped = nullptr);
+  // backup of `kind`; invalid manifests skipped on the way are named in *skipped. An id
+  // of another kind than `kind` is kInvalidArgument ("... is a pki backup, not an etcd
+  // snapshot"): restoring etcd from a PKI archive, or certificates from a snapshot, is
+  // refused. nullopt accepts every kind (verify).
+  Manifest Find(const std::string& id_or_latest, std::vector<std::string>* skipped = nullptr,
+                std::optional<BackupKind> kind = BackupKind::kSnapshot);
 
   // Takes the repository lock for `operation` ("backup", "prune"); see lock.h.
   std::unique_ptr<RepositoryLock> Lock(const std::string& operation,
