@@ -21,6 +21,10 @@
 #include "exit_codes.h"
 #include "global_flags.h"
 
+namespace etcdsafe::cli {
+void AddInspectCommands(CLI::App& app, GlobalFlags& globals);  // cmd_inspect.cc (issue 11)
+}  // namespace etcdsafe::cli
+
 namespace {
 
 // Blocked before any static initializer (gRPC's, abseil's) runs and before main: a signal
@@ -138,6 +142,7 @@ int Run(int argc, char** argv) {
   etcdsafe::cli::AddMemberCommands(app, globals);
   etcdsafe::cli::AddGetCommand(app, globals);
   etcdsafe::cli::AddAgentCommand(app);
+  etcdsafe::cli::AddInspectCommands(app, globals);  // cmd_inspect.cc
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
