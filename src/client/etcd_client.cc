@@ -110,24 +110,31 @@ std::shared_ptr<grpc::ChannelCredentials> MakeCredentials(const Endpoint& ep,
   return gx::TlsCredentials(o);
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const Endpoint& ep, const TlsMaterial& tls) {
+// The receive window of the channel every unary RPC uses (and a bounded Snapshot).
+constexpr uint32_t kMainReceiveWindow = kBoundedSnapshotWindow;
+
+// receive_window 0: gRPC's bandwidth-probed (BDP) HTTP/2 window; > 0: fixed at that size.
+std::shared_ptr<grpc::Channel> MakeChannel(const Endpoint& ep, const TlsMaterial& tls, uint32_t receive_window) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);  // only ever talk to the given endpoint
   args.SetMaxReceiveMessageSize(-1);           // Range results can be large
   args.SetMaxSendMessageSize(-1);
   // A private subchannel pool: a failed dial of an earlier client (e.g. in backoff)
-  // must not be shared with this one.
+  // must not be shared with this one; a Snapshot stream with its own window gets its own
+  // connection.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
-  // A fixed 16 MiB HTTP/2 receive window instead of gRPC's BDP-probed one, and 1 MiB
-  // DATA frames: with the probed window, gRPC buffered 16-37 MB when the pipeline behind
-  // a snapshot stream lagged (a busy machine) and `backup` peaked at 104-192 MiB; fixed,
-  // it stays at ~77 MiB, busy or not. Large frames win back most of the throughput the
-  // fixed window cost (1.1 GB on loopback, 3 runs each: backup 5.7-6.9 s before, 6.4-6.6 s
-  // now; save 4.5-5.1 s before, 5.0-5.1 s now; etcdctl save 5.8-8.9 s). 16 MiB per
-  // round trip is still ~320 MB/s at 50 ms RTT.
-  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 << 20);
+  // A fixed window bounds what gRPC buffers ahead of a consumer that lags: with the
+  // probed window, gRPC buffered 16-37 MB when the pipeline behind a snapshot stream lagged
+  // (a busy machine) and `backup` peaked at 104-192 MiB; fixed at 16 MiB it stays at
+  // ~80 MiB, busy or not. 16 MiB per round trip is still ~320 MB/s at 50 ms RTT. The
+  // probed window is for consumers that never lag (`snapshot save` writes a file from a
+  // second thread): 300 MB on loopback, 3 runs, 4.46 s fixed vs 4.07 s probed.
+  if (receive_window > 0) {
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, static_cast<int>(receive_window));
+  }
+  // 1 MiB DATA frames (the peer may send smaller ones).
   args.SetInt(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, 1 << 20);
   return grpc::CreateCustomChannel(ep.HostPort(), MakeCredentials(ep, tls), args);
 }
@@ -192,6 +199,31 @@ struct EtcdClient::Impl {
   std::unique_ptr<pb::Cluster::Stub> cluster;
   std::unique_ptr<pb::Auth::Stub> auth;
   std::string token;
+  // A Snapshot stream whose window differs from the main channel's gets a connection of
+  // its own, kept for later streams with the same window.
+  std::shared_ptr<grpc::Channel> stream_channel;
+  std::unique_ptr<pb::Maintenance::Stub> stream_maintenance;
+  uint32_t stream_window = 0;
+
+  pb::Maintenance::Stub& SnapshotStub(uint32_t window) {
+    if (window == kMainReceiveWindow) return *maintenance;
+    if (!stream_channel || stream_window != window) {
+      stream_channel = MakeChannel(ep, tls, window);
+      stream_maintenance = pb::Maintenance::NewStub(stream_channel);
+      stream_window = window;
+      // Connect now, within the dial timeout; a failure shows in the RPC's status.
+      bool timed_out = false;
+      const auto start = Clock::now();
+      bool ready = WaitReady(*stream_channel, start + config.dial_timeout, &timed_out);
+      if (config.debug) {
+        config.debug("snapshot stream connection to " + ep.original + " (receive window " +
+                     (window == 0 ? std::string("bandwidth-probed") : std::to_string(window >> 20) + " MiB") +
+                     "): " + (ready ? "ready" : timed_out ? "dial timeout" : "connect failed") + " in " +
+                     FormatDuration(Clock::now() - start));
+      }
+    }
+    return *stream_maintenance;
+  }
 
   void Prepare(grpc::ClientContext& ctx, milliseconds timeout) const {
     SetDeadline(ctx, timeout);
@@ -308,7 +340,7 @@ std::unique_ptr<EtcdClient> EtcdClient::Connect(const ClientConfig& config_in) {
     impl->config = config;
     impl->ep = ep;
     impl->tls = tls;
-    impl->channel = MakeChannel(ep, tls);
+    impl->channel = MakeChannel(ep, tls, kMainReceiveWindow);
     bool timed_out = false;
     std::optional<Error> failure;
     if (WaitReady(*impl->channel, deadline, &timed_out)) {
@@ -354,12 +386,13 @@ std::unique_ptr<EtcdClient> EtcdClient::Connect(const ClientConfig& config_in) {
   throw Error(common_code.value_or(ErrorCode::kUnavailable), failures);
 }
 
-void EtcdClient::Snapshot(const std::function<void(const uint8_t*, size_t)>& on_blob) {
+void EtcdClient::Snapshot(const std::function<void(const uint8_t*, size_t)>& on_blob, const SnapshotOptions& options) {
+  pb::Maintenance::Stub& stub = impl_->SnapshotStub(options.receive_window);
   for (int attempt = 0;; ++attempt) {
     grpc::ClientContext ctx;
     impl_->Prepare(ctx, impl_->config.command_timeout);
     const auto start = Clock::now();
-    auto reader = impl_->maintenance->Snapshot(&ctx, pb::SnapshotRequest());
+    auto reader = stub.Snapshot(&ctx, pb::SnapshotRequest());
     pb::SnapshotResponse resp;
     bool got_any = false;
     try {

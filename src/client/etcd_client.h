@@ -57,6 +57,17 @@ ClientConfig ApplyEnvironment(ClientConfig config, const EnvLookup& lookup);
 // The process environment (getenv).
 EnvLookup ProcessEnvironment();
 
+struct SnapshotOptions {
+  // The stream's HTTP/2 receive window: how much gRPC may buffer ahead of the consumer.
+  // 0: gRPC's bandwidth-probed window, the fastest for a consumer that keeps up (a file
+  // written by another thread), but it grows to tens of MB when the consumer lags. > 0:
+  // fixed at that many bytes, a bound on memory for a consumer that may lag (a backup
+  // pipeline, an upload). A window other than kBoundedSnapshotWindow (the unary RPCs')
+  // opens a connection of its own for the stream.
+  uint32_t receive_window = 0;
+};
+inline constexpr uint32_t kBoundedSnapshotWindow = 16 << 20;
+
 class EtcdClient {
  public:
   static std::unique_ptr<EtcdClient> Connect(const ClientConfig& config);
@@ -70,7 +81,7 @@ class EtcdClient {
   // Streams Maintenance.Snapshot; on_blob gets every blob in order: the db bytes, then
   // the 32-byte sha256 trailer, exactly as received. If on_blob throws, the stream is
   // cancelled and the exception propagates. Needs the root role when auth is on.
-  void Snapshot(const std::function<void(const uint8_t*, size_t)>& on_blob);
+  void Snapshot(const std::function<void(const uint8_t*, size_t)>& on_blob, const SnapshotOptions& options = {});
 
   // etcd's ResponseHeader, as the answering member filled it in.
   struct ResponseHeader {

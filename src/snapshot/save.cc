@@ -8,7 +8,9 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "base/bounded_queue.h"
 #include "base/bytes.h"
@@ -23,38 +25,59 @@ namespace {
 // Enough to ride out disk hiccups without letting memory grow with the snapshot.
 constexpr size_t kQueueBytes = 4 << 20;
 
-// Thrown into the stream when the consumer thread has already failed, to stop receiving.
+// Thrown into the stream when a consumer thread has already failed, to stop receiving.
 struct ConsumerFailed {};
 
 }  // namespace
 
-void PumpStream(const SnapshotStream& stream, const BlobSink& consume) {
-  BoundedQueue queue(kQueueBytes);
-  std::exception_ptr consumer_error;
-  std::thread consumer([&] {
-    try {
-      while (auto chunk = queue.Pop()) {
-        consume(reinterpret_cast<const uint8_t*>(chunk->data()), chunk->size());
-      }
-    } catch (...) {
-      consumer_error = std::current_exception();
-      queue.Close();
+void PumpStream(const SnapshotStream& stream, const std::vector<StreamConsumer>& consumers, size_t queue_bytes) {
+  BroadcastQueue queue(consumers.size(), queue_bytes);
+  std::mutex mu;
+  std::exception_ptr first_error;  // the first failure in time, of any side
+  auto fail = [&](std::exception_ptr e) {
+    {
+      std::lock_guard lock(mu);
+      if (!first_error) first_error = std::move(e);
     }
-  });
-  std::exception_ptr stream_error;
+    queue.Abort();
+  };
+  std::vector<std::thread> threads;
+  threads.reserve(consumers.size());
   try {
+    for (size_t i = 0; i < consumers.size(); i++) {
+      threads.emplace_back([&, i] {
+        try {
+          const StreamConsumer& c = consumers[i];
+          while (const std::string* chunk = queue.Pop(i)) {
+            c.consume(reinterpret_cast<const uint8_t*>(chunk->data()), chunk->size());
+          }
+          // nullptr: the end of a stream that completed (Close), or an abort (skip finish).
+          bool completed = false;
+          {
+            std::lock_guard lock(mu);
+            completed = !first_error;
+          }
+          if (completed && c.finish) c.finish();
+        } catch (...) {
+          fail(std::current_exception());
+        }
+      });
+    }
     stream([&](const uint8_t* data, size_t n) {
       if (!queue.Push(std::string(reinterpret_cast<const char*>(data), n))) throw ConsumerFailed{};
     });
+    queue.Close();
   } catch (const ConsumerFailed&) {
-    // The consumer's own error is the one to report.
+    // A consumer's own error is the one to report.
   } catch (...) {
-    stream_error = std::current_exception();
+    fail(std::current_exception());
   }
-  queue.Close();
-  consumer.join();
-  if (consumer_error) std::rethrow_exception(consumer_error);
-  if (stream_error) std::rethrow_exception(stream_error);
+  for (auto& t : threads) t.join();
+  if (first_error) std::rethrow_exception(first_error);
+}
+
+void PumpStream(const SnapshotStream& stream, const BlobSink& consume) {
+  PumpStream(stream, {StreamConsumer{consume, {}}}, kQueueBytes);
 }
 
 std::string SaveTempPrefix(const std::string& path) { return BaseName(path) + ".etcdsafe-"; }

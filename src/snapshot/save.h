@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "base/checksum.h"
 
@@ -28,6 +29,19 @@ using SnapshotStream = std::function<void(const BlobSink&)>;
 // compressing and writing. The first error from either side propagates and stops the
 // other side.
 void PumpStream(const SnapshotStream& stream, const BlobSink& consume);
+
+// One consumer of a fanned-out stream: `consume` gets every blob in order; `finish` (may
+// be empty) runs on the same thread after the last blob, only when the stream and every
+// consumer succeeded so far.
+struct StreamConsumer {
+  BlobSink consume;
+  std::function<void()> finish;
+};
+// Like the above, with one thread per consumer, each seeing every blob (copied once, not
+// per consumer) through one queue holding at most `queue_bytes` that some consumer has
+// not consumed yet (a larger blob goes alone). The first error in time, from the stream,
+// a consume or a finish, stops every side and propagates once all threads have ended.
+void PumpStream(const SnapshotStream& stream, const std::vector<StreamConsumer>& consumers, size_t queue_bytes);
 
 struct SaveResult {
   uint64_t db_size = 0;        // bytes of bbolt data (file size minus the trailer)

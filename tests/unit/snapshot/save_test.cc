@@ -10,7 +10,9 @@
 
 #include <atomic>
 #include <filesystem>
+#include <chrono>
 #include <future>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -200,6 +202,105 @@ TEST(Save, DirectoryTargetFailsBeforeStreaming) {
     EXPECT_FALSE(streamed);
   }
   EXPECT_TRUE(std::filesystem::is_empty(dir.Sub("adir")));
+}
+
+// PumpStream with several consumers: each sees every byte in order, whatever the chunking.
+TEST(PumpStream, EveryConsumerSeesEveryByteInOrder) {
+  std::string src = testutil::ReadFile(kSmall);
+  for (size_t queue : {size_t(1), size_t(4096), size_t(1) << 20}) {
+    std::string a, b, c;
+    int finished = 0;
+    std::mutex mu;
+    PumpStream(StreamOf(src, 4093),
+               {StreamConsumer{[&](const uint8_t* p, size_t n) { a.append(reinterpret_cast<const char*>(p), n); },
+                               [&] { std::lock_guard l(mu); finished++; }},
+                StreamConsumer{[&](const uint8_t* p, size_t n) {
+                                 std::this_thread::sleep_for(std::chrono::microseconds(50));  // a slow one
+                                 b.append(reinterpret_cast<const char*>(p), n);
+                               },
+                               [&] { std::lock_guard l(mu); finished++; }},
+                StreamConsumer{[&](const uint8_t* p, size_t n) { c.append(reinterpret_cast<const char*>(p), n); }, {}}},
+               queue);
+    EXPECT_EQ(a, src);
+    EXPECT_EQ(b, src);
+    EXPECT_EQ(c, src);
+    EXPECT_EQ(finished, 2);
+  }
+}
+
+// The bound holds against the slowest consumer: the stream cannot run ahead of it by more
+// than the queue (plus one chunk).
+TEST(PumpStream, StreamWaitsForTheSlowestConsumer) {
+  constexpr size_t kChunk = 1000, kQueue = 10000;
+  std::atomic<uint64_t> sent{0}, slow_done{0};
+  std::atomic<uint64_t> max_ahead{0};
+  SnapshotStream stream = [&](const BlobSink& sink) {
+    std::string chunk(kChunk, 'x');
+    for (int i = 0; i < 300; i++) {
+      sink(reinterpret_cast<const uint8_t*>(chunk.data()), chunk.size());
+      sent += kChunk;
+      uint64_t ahead = sent.load() - slow_done.load();
+      if (ahead > max_ahead.load()) max_ahead = ahead;
+    }
+  };
+  PumpStream(stream,
+             {StreamConsumer{[](const uint8_t*, size_t) {}, {}},
+              StreamConsumer{[&](const uint8_t*, size_t n) {
+                               std::this_thread::sleep_for(std::chrono::microseconds(200));
+                               slow_done += n;
+                             },
+                             {}}},
+             kQueue);
+  EXPECT_EQ(slow_done, 300 * kChunk);
+  // Queued (<= kQueue) + the one the slow consumer holds + the one being pushed.
+  EXPECT_LE(max_ahead, kQueue + 2 * kChunk);
+}
+
+// A failing consumer stops the stream and the other consumers; no finish runs; its error
+// is the one reported.
+TEST(PumpStream, ConsumerErrorStopsEverySide) {
+  std::atomic<uint64_t> sent{0};
+  std::atomic<bool> finished{false};
+  SnapshotStream endless = [&](const BlobSink& sink) {
+    std::string chunk(4096, 'y');
+    for (;;) {
+      sink(reinterpret_cast<const uint8_t*>(chunk.data()), chunk.size());
+      sent += chunk.size();
+    }
+  };
+  uint64_t seen = 0;
+  try {
+    PumpStream(endless,
+               {StreamConsumer{[&](const uint8_t*, size_t n) {
+                                 seen += n;
+                                 if (seen > (1 << 20)) throw Error(ErrorCode::kIo, "disk full");
+                               },
+                               [&] { finished = true; }},
+                StreamConsumer{[](const uint8_t*, size_t) {}, [&] { finished = true; }}},
+               64 << 10);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kIo);
+    EXPECT_STREQ(e.what(), "disk full");
+  }
+  EXPECT_FALSE(finished);
+}
+
+// A stream error is reported as is; consumers stop without running finish.
+TEST(PumpStream, StreamErrorSkipsFinish) {
+  std::atomic<bool> finished{false};
+  std::string src(100000, 'z');
+  SnapshotStream failing = [&](const BlobSink& sink) {
+    StreamOf(src, 1000)(sink);
+    throw Error(ErrorCode::kUnavailable, "connection reset");
+  };
+  try {
+    PumpStream(failing, {StreamConsumer{[](const uint8_t*, size_t) {}, [&] { finished = true; }}}, 4096);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnavailable);
+  }
+  EXPECT_FALSE(finished);
 }
 
 TEST(Trailer, VerifierMatchesFileTrailer) {
