@@ -16,10 +16,6 @@
 namespace etcdsafe::cli {
 namespace {
 
-// inspect secrets-audit --fail-on-plaintext found a Secret stored without encryption
-// (docs/cli.md; to move into exit_codes.h as kExitPlaintextSecrets).
-constexpr int kExitPlaintextSecrets = 16;
-
 void Print(const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); }
 
 bool WantJson(const GlobalFlags& g) {

@@ -23,6 +23,7 @@ enum ExitCode : int {
   kExitPkiProblem = 15,    // pki check: a certificate expired or expiring within --warn-days, a key that does
                            // not match its certificate, a chain that does not verify; pki backup: keys that
                            // do not match their certificates (without --force)
+  kExitPlaintextSecrets = 16,  // inspect secrets-audit --fail-on-plaintext: a Secret stored without encryption
   kExitBadArgs = 128,      // invalid flags or arguments (etcdctl: ExitBadArgs)
   kExitInterrupted = 130,  // SIGINT/SIGTERM
 };
