@@ -1,16 +1,20 @@
 // etcdsafe inspect: Kubernetes-aware reading of a snapshot file, offline (issue 11).
-//   inspect inventory SNAPSHOT [-w table|json]
-//   inspect get SNAPSHOT KEY [-o json|yaml|raw]
-//   inspect secrets-audit SNAPSHOT [--configmaps] [--fail-on-plaintext] [-w table|json]
+//   inspect inventory SNAPSHOT|--repo R [--backup ID|latest] [-w table|json]
+//   inspect get SNAPSHOT|--repo R [--backup ID] KEY [-o json|yaml|raw]
+//   inspect secrets-audit SNAPSHOT|--repo R [--backup ID] [--configmaps] [--fail-on-plaintext] [-w table|json]
 // The work is in k8s/inspect.h; this file only wires flags and prints.
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 #include "commands.h"
 #include "exit_codes.h"
+#include "k8s/backup_source.h"
 #include "k8s/inspect.h"
+#include "repo_flags.h"
 #include "ops/snapshot_kv.h"
 
 namespace etcdsafe::cli {
@@ -27,47 +31,75 @@ bool WantJson(const GlobalFlags& g) {
 struct InspectFlags {
   std::string snapshot;
   std::string key;
+  std::vector<std::string> args;  // get: [SNAPSHOT] KEY
   std::string output = "json";
   std::string prefix = std::string(k8s::kRegistryPrefix);
   size_t top = 10;
   bool configmaps = false;
   bool fail_on_plaintext = false;
+  // --repo R --backup ID|latest instead of a snapshot file.
+  RepoFlags repo;
+  std::string backup_id = "latest";
 };
+
+// Runs `fn` on the snapshot file, or on the repository backup restored to a scratch dir.
+void WithSource(const InspectFlags& f, const std::function<void(ops::SnapshotKv&)>& fn) {
+  if (f.snapshot.empty() == f.repo.repos.empty()) {
+    throw Error(ErrorCode::kInvalidArgument, "give a SNAPSHOT file or --repo R [--backup ID], not both or neither");
+  }
+  if (!f.snapshot.empty()) {
+    ops::SnapshotKv kv = ops::SnapshotKv::Open(f.snapshot);
+    fn(kv);
+    return;
+  }
+  const std::optional<pipeline::KeySpec> key = f.repo.KeyWithWarning();
+  std::unique_ptr<backup::Repository> repo = f.repo.OpenOne();
+  std::vector<std::string> notes;
+  k8s::WithBackupDb(*repo, f.backup_id, key, &notes, fn);
+  for (const auto& n : notes) std::fprintf(stderr, "etcdsafe: %s\n", n.c_str());
+}
 
 void RunInventory(const GlobalFlags& g, const InspectFlags& f) {
   const bool json = WantJson(g);
-  ops::SnapshotKv kv = ops::SnapshotKv::Open(f.snapshot);
-  const k8s::Inventory inv = k8s::TakeInventory(kv, f.top, f.prefix);
-  Print(json ? k8s::InventoryToJson(inv).dump(2) + "\n" : k8s::InventoryToTable(inv));
+  WithSource(f, [&](ops::SnapshotKv& kv) {
+    const k8s::Inventory inv = k8s::TakeInventory(kv, f.top, f.prefix);
+    Print(json ? k8s::InventoryToJson(inv).dump(2) + "\n" : k8s::InventoryToTable(inv));
+  });
 }
 
 void RunGet(const InspectFlags& f) {
   if (f.output != "json" && f.output != "yaml" && f.output != "raw") {
     throw Error(ErrorCode::kUnsupported, "inspect get: -o " + f.output + " is not supported (json, yaml or raw)");
   }
-  ops::SnapshotKv kv = ops::SnapshotKv::Open(f.snapshot);
-  if (f.output == "raw") {
-    Print(k8s::ReadValue(kv, f.key));
-    return;
-  }
-  const nlohmann::json j = k8s::DescribeKey(kv, f.key, f.prefix);
-  Print(f.output == "yaml" ? k8s::ToYaml(j)
-                           : j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  WithSource(f, [&](ops::SnapshotKv& kv) {
+    if (f.output == "raw") {
+      Print(k8s::ReadValue(kv, f.key));
+      return;
+    }
+    const nlohmann::json j = k8s::DescribeKey(kv, f.key, f.prefix);
+    Print(f.output == "yaml" ? k8s::ToYaml(j)
+                             : j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  });
 }
 
 void RunSecretsAudit(const GlobalFlags& g, const InspectFlags& f) {
   const bool json = WantJson(g);
-  ops::SnapshotKv kv = ops::SnapshotKv::Open(f.snapshot);
-  const k8s::SecretsAudit a = k8s::AuditSecrets(kv, f.configmaps, f.prefix);
+  k8s::SecretsAudit a;
+  WithSource(f, [&](ops::SnapshotKv& kv) { a = k8s::AuditSecrets(kv, f.configmaps, f.prefix); });
   Print(json ? k8s::SecretsAuditToJson(a).dump(2) + "\n" : k8s::SecretsAuditToTable(a));
   if (f.fail_on_plaintext && a.plain > 0) {
     throw CommandExit{kExitPlaintextSecrets, std::to_string(a.plain) + " Secret(s) stored without encryption"};
   }
 }
 
+// The common flags: --etcd-prefix and the repository source.
 void AddPrefix(CLI::App& cmd, InspectFlags& f) {
   cmd.add_option("--etcd-prefix", f.prefix, "the API server's --etcd-prefix, with a trailing slash")
       ->capture_default_str();
+  AddRepoFlags(cmd, f.repo,
+               {.repo_from_env = false, .upload_tuning = false,
+                .repo_help = "read a repository backup instead of a SNAPSHOT file (see --backup)"});
+  cmd.add_option("--backup", f.backup_id, "with --repo: backup id, or latest")->capture_default_str();
 }
 
 }  // namespace
@@ -80,7 +112,7 @@ void AddInspectCommands(CLI::App& app, GlobalFlags& g) {
   auto inv = std::make_shared<InspectFlags>();
   CLI::App* c = inspect->add_subcommand(
       "inventory", "Objects and bytes per resource and namespace, the largest objects, non-object keys (-w table|json)");
-  c->add_option("snapshot", inv->snapshot, "snapshot (or backend db) file")->required();
+  c->add_option("snapshot", inv->snapshot, "snapshot (or backend db) file; or --repo");
   c->add_option("--top", inv->top, "how many of the largest objects to list")->capture_default_str();
   AddPrefix(*c, *inv);
   c->fallthrough();
@@ -88,17 +120,27 @@ void AddInspectCommands(CLI::App& app, GlobalFlags& g) {
 
   auto get = std::make_shared<InspectFlags>();
   c = inspect->add_subcommand("get", "One key's envelope, type and metadata (-o json|yaml), or its raw value (-o raw)");
-  c->add_option("snapshot", get->snapshot, "snapshot (or backend db) file")->required();
-  c->add_option("key", get->key, "the etcd key, e.g. /registry/pods/default/nginx")->required();
+  // [SNAPSHOT] KEY: with --repo, the one positional is the key.
+  c->add_option("args", get->args, "[SNAPSHOT] KEY, e.g. /backup/etcd.db /registry/pods/default/nginx")->required();
   c->add_option("-o,--output", get->output, "json, yaml or raw")->capture_default_str();
   AddPrefix(*c, *get);
   c->fallthrough();
-  c->callback([get] { RunGet(*get); });
+  c->callback([get] {
+    if (get->args.size() == 2) {
+      get->snapshot = get->args[0];
+      get->key = get->args[1];
+    } else if (get->args.size() == 1 && !get->repo.repos.empty()) {
+      get->key = get->args[0];
+    } else {
+      throw Error(ErrorCode::kInvalidArgument, "inspect get: give SNAPSHOT KEY, or --repo R [--backup ID] KEY");
+    }
+    RunGet(*get);
+  });
 
   auto audit = std::make_shared<InspectFlags>();
   c = inspect->add_subcommand("secrets-audit",
                               "Secrets stored in plain text vs encrypted at rest, by provider (-w table|json)");
-  c->add_option("snapshot", audit->snapshot, "snapshot (or backend db) file")->required();
+  c->add_option("snapshot", audit->snapshot, "snapshot (or backend db) file; or --repo");
   c->add_flag("--configmaps", audit->configmaps, "count ConfigMaps too");
   c->add_flag("--fail-on-plaintext", audit->fail_on_plaintext,
               "exit 16 when any Secret is stored without encryption (a CI/compliance check)");

@@ -346,5 +346,27 @@ TEST_F(InspectCli, SecretsAuditFindsExactlyThePlainOnes) {
   EXPECT_NE(clean.out.find("configmaps: 1, plain 1"), std::string::npos) << clean.out;
 }
 
+TEST_F(InspectCli, RepositoryBackupReadsLikeItsSnapshot) {
+  // A backup taken now (no write since the second snapshot) inspected through --repo gives
+  // the same answers as that snapshot file.
+  TempDir repo_dir;
+  const std::string repo = "file://" + repo_dir.Sub("repo");
+  CmdResult b = Etcdsafe({"backup", "--repo", repo, "--endpoints", server_->client_url()});
+  ASSERT_EQ(b.code, 0) << b.err << b.out;
+  const nlohmann::json from_file = Json(Etcdsafe({"inspect", "inventory", *snap_clean_, "-w", "json"}));
+  const nlohmann::json from_repo =
+      Json(Etcdsafe({"inspect", "inventory", "--repo", repo, "--backup", "latest", "-w", "json"}));
+  EXPECT_EQ(from_repo, from_file);
+  EXPECT_EQ(from_repo["byResource"]["secrets"]["count"], 2);
+  const nlohmann::json get = Json(Etcdsafe({"inspect", "get", "--repo", repo, "/registry/pods/team-a/web-3"}));
+  EXPECT_EQ(get["metadata"]["uid"], "pod-uid-3");
+  CmdResult audit = Etcdsafe({"inspect", "secrets-audit", "--repo", repo, "--fail-on-plaintext"});
+  EXPECT_EQ(audit.code, 0) << audit.err;
+  CmdResult both = Etcdsafe({"inspect", "inventory", *snap_clean_, "--repo", repo});
+  EXPECT_EQ(both.code, 128) << both.err;
+  CmdResult neither = Etcdsafe({"inspect", "inventory"});
+  EXPECT_EQ(neither.code, 128) << neither.err;
+}
+
 }  // namespace
 }  // namespace etcdsafe
