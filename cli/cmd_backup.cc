@@ -171,14 +171,6 @@ void RunPrune(const RepoFlags& rf, PruneFlags pf) {
 
 }  // namespace
 
-// cmd_pki.cc. Registered from here because main.cc and commands.h belong to others; it
-// can move to commands.h and main.cc's list as it stands.
-void AddPkiCommands(CLI::App& app, GlobalFlags& globals);
-
-// cmd_restore.cc (restore --repo, --kubeadm, --systemd-unit), registered from here where
-// `restore` used to be defined; it can move to commands.h and main.cc's list.
-void AddRestoreCommand(CLI::App& app, GlobalFlags& globals);
-
 void AddBackupCommands(CLI::App& app, GlobalFlags& g) {
   {
     auto rf = std::make_shared<RepoFlags>();
@@ -232,8 +224,6 @@ void AddBackupCommands(CLI::App& app, GlobalFlags& g) {
     cmd->add_flag("--dry-run", pf->dry_run, "print what would be removed, remove nothing");
     cmd->callback([rf, pf] { RunPrune(*rf, *pf); });
   }
-  AddRestoreCommand(app, g);  // cmd_restore.cc
-  AddPkiCommands(app, g);
 }
 
 }  // namespace etcdsafe::cli

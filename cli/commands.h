@@ -17,6 +17,9 @@ void AddEndpointCommands(CLI::App& app, GlobalFlags& globals);
 void AddMemberCommands(CLI::App& app, GlobalFlags& globals);
 void AddGetCommand(CLI::App& app, GlobalFlags& globals);
 void AddAgentCommand(CLI::App& app);
+void AddRestoreCommand(CLI::App& app, GlobalFlags& globals);  // restore --repo / --kubeadm / --systemd-unit
+void AddPkiCommands(CLI::App& app, GlobalFlags& globals);
+void AddInspectCommands(CLI::App& app, GlobalFlags& globals);
 
 // The flags of `snapshot restore`, shared with `restore --repo`.
 void AddRestoreFlags(CLI::App& restore, snapshot::RestoreOptions& opts);

@@ -21,10 +21,6 @@
 #include "exit_codes.h"
 #include "global_flags.h"
 
-namespace etcdsafe::cli {
-void AddInspectCommands(CLI::App& app, GlobalFlags& globals);  // cmd_inspect.cc (issue 11)
-}  // namespace etcdsafe::cli
-
 namespace {
 
 // Blocked before any static initializer (gRPC's, abseil's) runs and before main: a signal
@@ -131,18 +127,21 @@ int Run(int argc, char** argv) {
   app.footer(
       "Exit codes: 0 ok, 1 error (corrupt data, I/O), 2 endpoint unreachable, 4 unsupported,\n"
       "3 partial (some repositories failed), 10 not found, 11 repository locked, 12 authentication/permission/wrong key, 13 target exists, 14 drill check failed,\n"
+      "15 certificate expiring/expired or PKI inconsistent, 16 plaintext Secrets found (inspect secrets-audit --fail-on-plaintext),\n"
       "128 bad arguments, 130 interrupted.");
   etcdsafe::cli::GlobalFlags globals;
   etcdsafe::cli::AddGlobalFlags(app, globals);
   etcdsafe::cli::AddSnapshotCommands(app, globals);
   etcdsafe::cli::AddBackupCommands(app, globals);
+  etcdsafe::cli::AddRestoreCommand(app, globals);
+  etcdsafe::cli::AddPkiCommands(app, globals);
   etcdsafe::cli::AddUnlockCommand(app);
   etcdsafe::cli::AddVersionCommand(app);
   etcdsafe::cli::AddEndpointCommands(app, globals);
   etcdsafe::cli::AddMemberCommands(app, globals);
   etcdsafe::cli::AddGetCommand(app, globals);
   etcdsafe::cli::AddAgentCommand(app);
-  etcdsafe::cli::AddInspectCommands(app, globals);  // cmd_inspect.cc
+  etcdsafe::cli::AddInspectCommands(app, globals);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
