@@ -14,7 +14,7 @@ RUN apt-get update \
       build-essential cmake pkg-config \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libssl-dev libzstd-dev zlib1g-dev libcurl4-openssl-dev nlohmann-json3-dev libcli11-dev \
-      libyaml-cpp-dev libabsl-dev libcpp-httplib-dev \
+      libyaml-cpp-dev libabsl-dev libcpp-httplib-dev libarchive-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only the sources (the checkout may hold large build-* directories).
@@ -35,7 +35,7 @@ FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libgrpc++1.51 libgrpc29 libprotobuf32 libssl3 libzstd1 zlib1g libcurl4 \
-      libyaml-cpp0.7 libabsl20220623 libcpp-httplib0.11 \
+      libyaml-cpp0.7 libabsl20220623 libcpp-httplib0.11 libarchive13 \
       ca-certificates tzdata etcd-server \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 etcdsafe \

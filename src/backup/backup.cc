@@ -95,64 +95,6 @@ class FanoutSink : public Sink {
   std::vector<RepoOutcome>& outcomes_;
 };
 
-// Keeps the first kArchiveHeaderSize bytes that pass (the encrypted archive's header),
-// from which the manifest's MAC key is derived.
-class HeaderTap : public Sink {
- public:
-  explicit HeaderTap(Sink& next) : next_(next) {}
-  void Write(const uint8_t* p, size_t n) override {
-    if (header_.size() < pipeline::kArchiveHeaderSize) {
-      header_.append(reinterpret_cast<const char*>(p), std::min(n, pipeline::kArchiveHeaderSize - header_.size()));
-    }
-    next_.Write(p, n);
-  }
-  void Close() override { next_.Close(); }
-  Bytes header() const { return AsBytes(header_); }
-
- private:
-  Sink& next_;
-  std::string header_;
-};
-
-// A backup's objects in one repository until its manifest is committed: on failure,
-// interrupt included, they are removed (data, sidecar, then the intent record). A kill -9
-// leaves the intent record, which lets the next prune prove the rest is ours.
-class Uncommitted {
- public:
-  Uncommitted(Repository& repo, std::string data_object)
-      : repo_(repo),
-        data_(std::move(data_object)),
-        on_interrupt_([this] {
-          try {
-            if (!committed_) Remove();
-          } catch (...) {
-            // Left behind with its intent record: the next prune removes it.
-          }
-        }) {}
-  ~Uncommitted() {
-    try {
-      if (!committed_) Remove();
-    } catch (const Error&) {
-      // Left behind with its intent record: the next prune removes it.
-    }
-  }
-  Uncommitted(const Uncommitted&) = delete;
-  Uncommitted& operator=(const Uncommitted&) = delete;
-  // Call inside the CommitSection that wrote the manifest.
-  void Committed() { committed_ = true; }
-
- private:
-  void Remove() {
-    repo_.store().Remove(data_);
-    repo_.store().Remove(data_ + kSidecarSuffix);
-    repo_.RemovePending(data_);
-  }
-  Repository& repo_;
-  std::string data_;
-  std::atomic<bool> committed_{false};
-  InterruptCleanup on_interrupt_;  // last: unregistered first
-};
-
 // file:// repositories live on a local filesystem whose free space we can check first.
 void CheckLocalFreeSpace(const std::string& url, uint64_t need) {
   const std::string scheme = "file://";
@@ -257,7 +199,7 @@ BackupReport RunBackup(client::EtcdClient& client, const BackupOptions& opts, co
   //    encrypt → hash of the stored bytes → every repository.
   FanoutSink fanout(std::move(targets), report.repos);
   pipeline::HashSink stored_hash(fanout);
-  HeaderTap header_tap(stored_hash);
+  pipeline::HeaderTap header_tap(stored_hash);
   std::unique_ptr<pipeline::EncryptSink> encrypt;
   Sink* after_compress = &stored_hash;
   if (opts.key) {

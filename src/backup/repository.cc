@@ -252,4 +252,27 @@ void Repository::WriteManifest(const Manifest& m) {
   store_->Put(m.id + kManifestSuffix, ManifestToJson(m));
 }
 
+Uncommitted::Uncommitted(Repository& repo, std::string data_object)
+    : repo_(repo), data_(std::move(data_object)), on_interrupt_([this] {
+        try {
+          if (!committed_) Remove();
+        } catch (...) {
+          // Left behind with its intent record: the next prune removes it.
+        }
+      }) {}
+
+Uncommitted::~Uncommitted() {
+  try {
+    if (!committed_) Remove();
+  } catch (const Error&) {
+    // Left behind with its intent record: the next prune removes it.
+  }
+}
+
+void Uncommitted::Remove() {
+  repo_.store().Remove(data_);
+  repo_.store().Remove(data_ + kSidecarSuffix);
+  repo_.RemovePending(data_);
+}
+
 }  // namespace etcdsafe::backup

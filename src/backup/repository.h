@@ -5,6 +5,8 @@
 // sub-prefix. Thread-compatible.
 #pragma once
 
+#include <atomic>
+
 #include <memory>
 #include <optional>
 #include <string>
@@ -76,6 +78,27 @@ class Repository {
 
  private:
   std::unique_ptr<store::Store> store_;
+};
+
+// A backup's objects in one repository until its manifest is committed: on failure,
+// interrupt included, they are removed (data, sidecar, then the intent record). A kill -9
+// leaves the intent record, which lets the next prune prove the rest is ours. Used by every
+// writer of backups (snapshot and PKI backups).
+class Uncommitted {
+ public:
+  Uncommitted(Repository& repo, std::string data_object);
+  ~Uncommitted();
+  Uncommitted(const Uncommitted&) = delete;
+  Uncommitted& operator=(const Uncommitted&) = delete;
+  // Call inside the CommitSection that wrote the manifest.
+  void Committed() { committed_ = true; }
+
+ private:
+  void Remove();
+  Repository& repo_;
+  std::string data_;
+  std::atomic<bool> committed_{false};
+  InterruptCleanup on_interrupt_;  // last: unregistered first
 };
 
 }  // namespace etcdsafe::backup

@@ -478,4 +478,37 @@ void TestPause(const char* point) {
   std::this_thread::sleep_for(std::chrono::milliseconds(std::atol(s.c_str() + colon + 1)));
 }
 
+struct ScratchDir::State {
+  std::mutex mu;
+  std::string dir;
+};
+
+ScratchDir::ScratchDir(const std::string& prefix) : state_(std::make_shared<State>()) {
+  std::shared_ptr<State> s = state_;
+  cleanup_ = std::make_unique<InterruptCleanup>([s] {
+    std::lock_guard lock(s->mu);
+    if (!s->dir.empty()) RemoveAll(s->dir);
+    s->dir.clear();
+  });
+  const char* t = std::getenv("TMPDIR");
+  const std::string base = (t != nullptr && *t != '\0') ? t : "/tmp";
+  std::string templ = base + "/" + prefix + "-XXXXXX";
+  CommitSection section;  // an interrupt that began already stops us here
+  if (::mkdtemp(templ.data()) == nullptr) throw SystemError("create a scratch directory in " + base, errno);
+  std::lock_guard lock(state_->mu);
+  state_->dir = templ;
+}
+
+ScratchDir::~ScratchDir() {
+  CommitSection section;
+  std::lock_guard lock(state_->mu);
+  if (!state_->dir.empty()) RemoveAll(state_->dir);
+  state_->dir.clear();
+}
+
+std::string ScratchDir::path() const {
+  std::lock_guard lock(state_->mu);
+  return state_->dir;
+}
+
 }  // namespace etcdsafe

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -119,6 +120,24 @@ class InterruptCleanup {
  private:
   friend size_t RemovePendingCleanups();
   std::function<void()> fn_;
+};
+
+// A mkdtemp directory "$TMPDIR/<prefix>-XXXXXX" (TMPDIR unset: /tmp), removed with its
+// contents when this object goes, or by the interrupt cleanup (RemovePendingCleanups) if
+// the process is interrupted first. Creating it after an interrupt began blocks, as every
+// creation does (CommitSection). Thread-safe.
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& prefix);
+  ~ScratchDir();
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  std::string path() const;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+  std::unique_ptr<InterruptCleanup> cleanup_;
 };
 
 // Removes the paths of every live CleanupGuard, then runs every live InterruptCleanup.

@@ -15,59 +15,6 @@
 namespace etcdsafe::controlplane {
 namespace {
 
-// Keeps the first kArchiveHeaderSize bytes passing (the encrypted archive's header, from
-// which the manifest's MAC key is derived).
-class HeaderTap : public Sink {
- public:
-  explicit HeaderTap(Sink& next) : next_(next) {}
-  void Write(const uint8_t* p, size_t n) override {
-    if (header_.size() < pipeline::kArchiveHeaderSize) {
-      header_.append(reinterpret_cast<const char*>(p), std::min(n, pipeline::kArchiveHeaderSize - header_.size()));
-    }
-    next_.Write(p, n);
-  }
-  void Close() override { next_.Close(); }
-  Bytes header() const { return AsBytes(header_); }
-
- private:
-  Sink& next_;
-  std::string header_;
-};
-
-// A backup's objects until its manifest is committed (as backup.cc's): removed on
-// failure or interrupt, data and sidecar first, the intent record last.
-class Uncommitted {
- public:
-  Uncommitted(backup::Repository& repo, std::string data_object)
-      : repo_(repo), data_(std::move(data_object)), on_interrupt_([this] {
-          try {
-            if (!committed_) Remove();
-          } catch (...) {
-          }
-        }) {}
-  ~Uncommitted() {
-    try {
-      if (!committed_) Remove();
-    } catch (const Error&) {
-      // Left with its intent record: the next prune removes it.
-    }
-  }
-  Uncommitted(const Uncommitted&) = delete;
-  Uncommitted& operator=(const Uncommitted&) = delete;
-  void Committed() { committed_ = true; }
-
- private:
-  void Remove() {
-    repo_.store().Remove(data_);
-    repo_.store().Remove(data_ + backup::kSidecarSuffix);
-    repo_.RemovePending(data_);
-  }
-  backup::Repository& repo_;
-  std::string data_;
-  std::atomic<bool> committed_{false};
-  InterruptCleanup on_interrupt_;
-};
-
 std::string HostName() {
   char host[256] = {};
   if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
@@ -159,10 +106,10 @@ PkiBackupReport RunPkiBackup(const PkiBackupOptions& opts, std::chrono::system_c
       repo->EnsureMarker();
       const std::string data_object = repo->FreshStem(stem) + ext;
       repo->WritePending(data_object, "pki backup");
-      Uncommitted uncommitted(*repo, data_object);
+      backup::Uncommitted uncommitted(*repo, data_object);
       std::unique_ptr<Sink> object = repo->store().Create(data_object);
       pipeline::HashSink stored(*object);
-      HeaderTap tap(stored);
+      pipeline::HeaderTap tap(stored);
       std::unique_ptr<pipeline::EncryptSink> encrypt;
       Sink* after_compress = &stored;
       backup::Manifest mine = m;

@@ -17,6 +17,7 @@
 // Not thread-safe.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -89,5 +90,24 @@ std::unique_ptr<EncryptSink> NewEncryptSink(const KeySpec& spec, Sink& next,
 // Reads the header lazily on the first Read(). spec.kind == kNone on an encrypted
 // object: kUnauthenticated "backup is encrypted ...".
 std::unique_ptr<Source> NewDecryptSource(const KeySpec& spec, Source& in);
+
+// Passes everything through and keeps the first kArchiveHeaderSize bytes (an encrypted
+// archive's header, from which the manifest's MAC key is derived: ArchiveMasterKey).
+class HeaderTap : public Sink {
+ public:
+  explicit HeaderTap(Sink& next) : next_(next) {}
+  void Write(const uint8_t* p, size_t n) override {
+    if (header_.size() < kArchiveHeaderSize) {
+      header_.append(reinterpret_cast<const char*>(p), std::min(n, kArchiveHeaderSize - header_.size()));
+    }
+    next_.Write(p, n);
+  }
+  void Close() override { next_.Close(); }
+  Bytes header() const { return AsBytes(header_); }
+
+ private:
+  Sink& next_;
+  std::string header_;
+};
 
 }  // namespace etcdsafe::pipeline
