@@ -639,6 +639,7 @@ class Engine {
   Plan Prepare(const EtcdManifest* m, const std::string& journal_dir);
   void Preflight(Plan& p, std::vector<std::string>* lines);
   std::string Recover(Plan& p);
+  snapshot::RestoreOptions RestoreOptionsFor(const Plan& p) const;
   std::string RestoreData(const Plan& p);
   std::string LastSnapshot(Plan& p);
 
@@ -807,15 +808,7 @@ void Engine::Preflight(Plan& p, std::vector<std::string>* lines) {
                                     snapshot::HumanizeBytes(kDiskMargin) + "), have " + snapshot::HumanizeBytes(have));
   }
   // Validate the restore flags now (what the restore would refuse, it refuses here).
-  snapshot::RestoreOptions ro;
-  ro.snapshot_path = o_.snapshot_path;
-  ro.data_dir = p.new_dir;
-  ro.name = p.name;
-  ro.initial_cluster = p.initial_cluster;
-  ro.initial_cluster_token = p.token;
-  ro.initial_advertise_peer_urls = p.peer_urls;
-  ro.bump_revision = o_.bump_revision;
-  ro.mark_compacted = o_.mark_compacted;
+  snapshot::RestoreOptions ro = RestoreOptionsFor(p);
   snapshot::ValidateRestore(ro);
 
   std::string ts = p.cacert.empty() && p.cert.empty() ? "" : " (TLS: --cacert " + p.cacert + " --cert " + p.cert + " --key " + p.key + ")";
@@ -885,7 +878,8 @@ std::string Engine::LastSnapshot(Plan& p) {
   }
 }
 
-std::string Engine::RestoreData(const Plan& p) {
+// The restore flags for this node: validated in the preflight, used by the restore step.
+snapshot::RestoreOptions Engine::RestoreOptionsFor(const Plan& p) const {
   snapshot::RestoreOptions ro;
   ro.snapshot_path = o_.snapshot_path;
   ro.data_dir = p.new_dir;
@@ -896,6 +890,11 @@ std::string Engine::RestoreData(const Plan& p) {
   ro.bump_revision = o_.bump_revision;
   ro.mark_compacted = o_.mark_compacted;
   ro.skip_hash_check = o_.skip_hash_check;
+  return ro;
+}
+
+std::string Engine::RestoreData(const Plan& p) {
+  snapshot::RestoreOptions ro = RestoreOptionsFor(p);
   ro.note = [this](const std::string& n) { Log("note: " + n); };
   snapshot::RestoreResult r;
   if (!o_.snapshot_path.empty()) {
