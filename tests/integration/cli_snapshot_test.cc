@@ -22,6 +22,7 @@
 namespace etcdsafe {
 namespace {
 
+using testutil::ListDir;
 using testutil::EtcdServer;
 using testutil::EtcdServerOptions;
 using testutil::TempDir;
@@ -42,17 +43,6 @@ CmdResult Etcdctl(const std::vector<std::string>& args) { return Exec("ETCDCTL_A
 std::vector<std::string> TlsFlags(const EtcdServer& s) {
   return {"--endpoints", s.client_url(), "--cacert", s.certs().ca, "--cert", s.certs().client_cert,
           "--key", s.certs().client_key};
-}
-std::set<std::string> ListDir(const std::string& path) {
-  std::set<std::string> out;
-  if (DIR* d = ::opendir(path.c_str())) {
-    while (dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n != "." && n != "..") out.insert(n);
-    }
-    ::closedir(d);
-  }
-  return out;
 }
 
 // Kubernetes-shaped keys with overwrites and deletes, so revisions and tombstones exist.

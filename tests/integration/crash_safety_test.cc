@@ -30,6 +30,7 @@
 namespace etcdsafe {
 namespace {
 
+using testutil::ListDir;
 using testutil::CmdResult;
 using testutil::EtcdServer;
 using testutil::EtcdServerOptions;
@@ -41,17 +42,6 @@ using testutil::TempDir;
 const std::string kBin = ETCDSAFE_BINARY;
 const std::string kWalName = "0000000000000000-0000000000000000.wal";
 
-std::set<std::string> ListDir(const std::string& path) {
-  std::set<std::string> out;
-  if (DIR* d = ::opendir(path.c_str())) {
-    while (dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n != "." && n != "..") out.insert(n);
-    }
-    ::closedir(d);
-  }
-  return out;
-}
 
 bool Contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 

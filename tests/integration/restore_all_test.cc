@@ -18,6 +18,7 @@
 namespace etcdsafe {
 namespace {
 
+using testutil::ListDir;
 using testutil::CmdResult;
 using testutil::Concat;
 using testutil::DumpAll;
@@ -31,17 +32,6 @@ using testutil::TempDir;
 
 CmdResult Etcdsafe(const std::vector<std::string>& args) { return Exec(ETCDSAFE_BINARY, args); }
 
-std::set<std::string> ListDir(const std::string& path) {
-  std::set<std::string> out;
-  if (DIR* d = ::opendir(path.c_str())) {
-    while (dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n != "." && n != "..") out.insert(n);
-    }
-    ::closedir(d);
-  }
-  return out;
-}
 
 // Relative path → (mode, bytes; "" for a directory) of every entry under `root`.
 std::map<std::string, std::pair<mode_t, std::string>> Tree(const std::string& root, const std::string& rel = "") {

@@ -1,5 +1,6 @@
 #include "testutil/cli.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -82,6 +83,18 @@ bool IsOneLineError(const CmdResult& r) {
 KvDump DumpAll(client::EtcdClient& c) {
   KvDump out;
   for (const auto& kv : c.Range("/", std::string(1, '\0')).kvs) out.emplace_back(kv.key, kv.value, kv.mod_revision);
+  return out;
+}
+
+std::set<std::string> ListDir(const std::string& path) {
+  std::set<std::string> out;
+  if (DIR* d = ::opendir(path.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") out.insert(n);
+    }
+    ::closedir(d);
+  }
   return out;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -27,6 +28,9 @@ CmdResult Exec(const std::string& program, const std::vector<std::string>& args,
 
 // Runs program (no shell) with args and measures its own peak RSS (wait4's rusage).
 CmdResult Run(const std::string& program, const std::vector<std::string>& args);
+
+// The names in a directory (no "." and ".."); empty when it cannot be opened.
+std::set<std::string> ListDir(const std::string& path);
 
 std::vector<std::string> Concat(std::vector<std::string> a, const std::vector<std::string>& b);
 
