@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <random>
 #include <thread>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -476,21 +477,27 @@ TEST_F(RepoSafety, I7_PruneRemovesWhatAKilledBackupLeftAndOnlyThat) {
 
 bool KillBackupMidStream(RepoSafety& t, const std::string& name) {
   const std::string r = t.dir_.Sub(name);
-  // A large value so the stream takes long enough to kill it mid-way.
-  for (int i = 0; i < 8; i++) t.Put("/big/" + std::to_string(i), std::string(1 << 20, static_cast<char>('a' + i)));
+  // Large, poorly compressible values so the stream takes a while at gzip -9.
+  std::mt19937 rng(7);
+  for (int i = 0; i < 8; i++) {
+    std::string v(1 << 20, 'a');
+    for (char& c : v) c = static_cast<char>('a' + rng() % 16);
+    t.Put("/big/" + std::to_string(i), v);
+  }
   for (int attempt = 0; attempt < 5; attempt++) {
+    // As soon as the data temporary appears the backup is stopped (SIGSTOP), so the state
+    // checked is the state the kill lands on, however loaded the machine is.
+    const std::string q = ShellQuote(r);
     std::string cmd = std::string(ETCDSAFE_BINARY) + " backup --repo " + t.Repo(name) +
                       " --compression gzip --compression-level 9 --endpoints " + t.server_->client_url() +
                       " >/dev/null 2>&1 & pid=$!; "
-                      "for i in $(seq 1 400); do ls " + ShellQuote(r) + " | grep -q '\\.tmp-' && break; sleep 0.005; done; "
+                      "for i in $(seq 1 2000); do ls " + q + " | grep -q '\\.tmp-' && break; sleep 0.002; done; "
+                      "kill -STOP $pid; "
+                      "if ls " + q + " | grep -q '\\.tmp-' && ls " + q + " | grep -q '\\.pending'; then echo midstream; fi; "
                       "kill -9 $pid; wait $pid; echo $?";
     CmdResult k = Shell(cmd);
-    bool temp = false;
-    for (const auto& f : Tree(r)) temp = temp || Contains(f, ".tmp-");
-    // Killed with its data still a temporary (under load the kill can land after the
-    // rename: then the next second's attempt is another try).
-    if (Contains(k.out, "137") && !WithSuffix(r, ".pending").empty() && temp) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    if (Contains(k.out, "midstream") && Contains(k.out, "137")) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // a new second: a new backup name
   }
   return false;
 }
