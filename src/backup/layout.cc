@@ -9,6 +9,8 @@ namespace etcdsafe::backup {
 namespace {
 
 constexpr size_t kMaxPrefix = 64;
+constexpr std::string_view kSegExts[] = {".evt.zst.enc", ".evt.gz.enc", ".evt.enc", ".evt.zst", ".evt.gz", ".evt"};
+constexpr std::string_view kSegInfix = ".seg-";
 constexpr std::string_view kExts[] = {".db.zst.enc",  ".db.gz.enc",  ".db.enc", ".db.zst", ".db.gz", ".db",
                                       ".tar.zst.enc", ".tar.gz.enc", ".tar.enc", ".tar.zst", ".tar.gz", ".tar"};
 
@@ -97,29 +99,75 @@ std::optional<int64_t> ParseStem(std::string_view stem) {
   return try_split(false);
 }
 
+// "<stem>-r<revision>" → kManifest with stem, revision and time; kForeign otherwise.
+ParsedName ClassifyManifestId(std::string_view id) {
+  ParsedName p;
+  size_t r = id.rfind("-r");
+  if (r == std::string_view::npos) return p;
+  // Revision 0 is the snapshot of an etcd nothing was ever written to (etcdctl's
+  // status says 0 too): a real backup, named "-r0".
+  std::string_view rev_text = id.substr(r + 2);
+  auto rev = rev_text == "0" ? std::optional<int64_t>(0) : PositiveDecimal(rev_text, INT64_MAX);
+  auto t = ParseStem(id.substr(0, r));
+  if (!rev || !t) return p;
+  p.kind = NameKind::kManifest;
+  p.stem = std::string(id.substr(0, r));
+  p.revision = *rev;
+  p.time_unix = *t;
+  return p;
+}
+
+// "<id>.seg-<seq>-<first>-<last><ext>", exactly as SegmentObjectName writes it.
+ParsedName ClassifySegment(std::string_view name) {
+  ParsedName p;
+  for (std::string_view ext : kSegExts) {
+    if (!EndsWith(name, ext)) continue;
+    std::string_view body = name.substr(0, name.size() - ext.size());
+    size_t infix = body.rfind(kSegInfix);
+    if (infix == std::string_view::npos) return p;
+    ParsedName id = ClassifyManifestId(body.substr(0, infix));
+    if (id.kind != NameKind::kManifest) return p;
+    std::string_view nums = body.substr(infix + kSegInfix.size());
+    size_t d1 = nums.find('-');
+    if (d1 == std::string_view::npos) return p;
+    size_t d2 = nums.find('-', d1 + 1);
+    if (d2 == std::string_view::npos) return p;
+    std::string_view seq_text = nums.substr(0, d1);
+    // seq: at least 6 digits, zero-padded only up to 6.
+    if (seq_text.size() < 6 || !AllDigits(seq_text) || (seq_text.size() > 6 && seq_text[0] == '0')) return p;
+    size_t k = 0;
+    while (k < seq_text.size() && seq_text[k] == '0') k++;
+    auto seq = PositiveDecimal(seq_text.substr(k), INT64_MAX);
+    if (!seq) return p;
+    auto first = PositiveDecimal(nums.substr(d1 + 1, d2 - d1 - 1), INT64_MAX);
+    std::string_view last_text = nums.substr(d2 + 1);
+    auto last = last_text == "0" ? std::optional<int64_t>(0) : PositiveDecimal(last_text, INT64_MAX);
+    if (!first || !last || *last < *first - 1) return p;
+    p.kind = NameKind::kSegment;
+    p.stem = id.stem;
+    p.revision = id.revision;
+    p.time_unix = id.time_unix;
+    p.seq = static_cast<uint64_t>(*seq);
+    p.first_revision = *first;
+    p.last_revision = *last;
+    p.ext = std::string(ext);
+    return p;
+  }
+  return p;
+}
+
 ParsedName ClassifyBase(std::string_view name) {
   ParsedName p;
   if (name == kMarkerName) {
     p.kind = NameKind::kMarker;
     return p;
   }
+  if (name.find(kSegInfix) != std::string_view::npos) return ClassifySegment(name);
   if (EndsWith(name, kManifestSuffix)) {
-    std::string_view id = name.substr(0, name.size() - (sizeof(kManifestSuffix) - 1));
-    size_t r = id.rfind("-r");
-    if (r == std::string_view::npos) return p;
-    // Revision 0 is the snapshot of an etcd nothing was ever written to (etcdctl's
-    // status says 0 too): a real backup, named "-r0".
-    std::string_view rev_text = id.substr(r + 2);
-    auto rev = rev_text == "0" ? std::optional<int64_t>(0) : PositiveDecimal(rev_text, INT64_MAX);
-    auto t = ParseStem(id.substr(0, r));
-    if (!rev || !t) return p;
-    p.kind = NameKind::kManifest;
-    p.stem = std::string(id.substr(0, r));
-    p.revision = *rev;
-    p.time_unix = *t;
-    return p;
+    return ClassifyManifestId(name.substr(0, name.size() - (sizeof(kManifestSuffix) - 1)));
   }
   NameKind kind = NameKind::kData;
+
   std::string_view data = name;
   if (EndsWith(name, kSidecarSuffix)) {
     kind = NameKind::kSidecar;
@@ -185,6 +233,26 @@ std::optional<std::string> DataExtension(std::string_view compression, std::stri
     return std::nullopt;
   }
   return ext;
+}
+
+std::optional<std::string> SegmentExtension(std::string_view compression, bool encrypted) {
+  std::string ext = ".evt";
+  if (compression == "zstd") {
+    ext += ".zst";
+  } else if (compression == "gzip") {
+    ext += ".gz";
+  } else if (compression != "none") {
+    return std::nullopt;
+  }
+  if (encrypted) ext += ".enc";
+  return ext;
+}
+
+std::string SegmentObjectName(std::string_view chain, uint64_t seq, int64_t first, int64_t last, std::string_view ext) {
+  std::string s = std::to_string(seq);
+  if (s.size() < 6) s.insert(0, 6 - s.size(), '0');
+  return std::string(chain) + std::string(kSegInfix) + s + "-" + std::to_string(first) + "-" + std::to_string(last) +
+         std::string(ext);
 }
 
 bool IsBackupId(std::string_view id) {

@@ -19,6 +19,14 @@
 // up to 64 characters, <ext> = ".db" [".zst" | ".gz"] [".enc"] for etcd snapshot backups
 // and ".tar" [".zst" | ".gz"] [".enc"] for PKI backups (`pki backup`, stem
 // "pki-<host>-..."; their manifest says "kind": "pki" and their id is "<stem>-r0").
+//   <id>.seg-<seq>-<first>-<last>.evt[.zst|.gz][.enc]
+//                                            a segment of continuous backup (follow/segment.h):
+//                                            the events of revisions first..last, number seq
+//                                            (1, 2, ...; zero-padded to 6 digits) of the chain
+//                                            that continues backup <id> = "<stem>-r<revision>".
+//                                            Committed by the store's atomic put; no manifest,
+//                                            sidecar or intent record (the segment carries its
+//                                            own header and hashes).
 #pragma once
 
 #include <cstdint>
@@ -38,14 +46,17 @@ inline constexpr char kPendingSuffix[] = ".pending";
 enum class BackupKind { kSnapshot, kPki };
 std::string_view BackupKindName(BackupKind kind);  // "snapshot" | "pki"
 
-enum class NameKind { kForeign, kMarker, kData, kSidecar, kPending, kManifest, kTemp };
+enum class NameKind { kForeign, kMarker, kData, kSidecar, kPending, kManifest, kTemp, kSegment };
 
 struct ParsedName {
   NameKind kind = NameKind::kForeign;
   std::string stem;          // kData/kSidecar/kPending/kManifest; for kTemp: of the base name
   std::string ext;           // kData/kSidecar/kPending: ".db.zst.enc" etc.
   int64_t time_unix = 0;     // from the stem's UTC date and time
-  int64_t revision = 0;      // kManifest
+  int64_t revision = 0;      // kManifest; kSegment: the chain's base revision
+  // kSegment: chain id = stem + "-r" + revision, and the segment's place in it.
+  uint64_t seq = 0;
+  int64_t first_revision = 0, last_revision = 0;
   std::string base;          // kTemp: the name the temporary would have been committed as
   NameKind base_kind = NameKind::kForeign;  // kTemp: kind of `base`
 };
@@ -57,6 +68,13 @@ ParsedName ClassifyName(std::string_view name);
 // fields; nullopt for values etcdsafe does not write.
 std::optional<std::string> DataExtension(std::string_view compression, std::string_view encryption,
                                          BackupKind kind = BackupKind::kSnapshot);
+
+// A segment's object name (layout above); `chain` must be a backup id, seq >= 1,
+// first >= 1, last >= first - 1, ext one of SegmentExtension's.
+std::string SegmentObjectName(std::string_view chain, uint64_t seq, int64_t first, int64_t last,
+                              std::string_view ext);
+// ".evt" + ".zst"/".gz" + ".enc" for a compression name ("none" | "zstd" | "gzip").
+std::optional<std::string> SegmentExtension(std::string_view compression, bool encrypted);
 
 // True for a valid backup id: "<stem>-r<revision>".
 bool IsBackupId(std::string_view id);
