@@ -1,0 +1,108 @@
+// Chains of segments in a backup repository: what continuous backup stores and what a
+// point-in-time restore reads.
+//
+// A chain continues one full snapshot backup (its BASE, backup/manifest.h) with segments
+// (follow/segment.h) numbered 1, 2, ... whose revisions run on without a gap from the
+// base revision + 1. Segment objects are named after their chain and place in it
+// (backup/layout.h NameKind::kSegment), so a listing alone shows every chain, its range
+// and its holes; their content is read only to restore or verify.
+//
+// Everything read back is hostile (docs/design.md): segments are read whole but bounded
+// (kMaxStoredSegment stored, kMaxSegmentBytes decoded), their names must agree with their
+// headers, and ReadChain checks the link of every segment to the one before it
+// (prev_sha256 = sha256 of the stored bytes of seq - 1, or the base's stored_sha256 for
+// seq 1) before handing any of its records on. Thread-compatible.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backup/manifest.h"
+#include "backup/repository.h"
+#include "follow/segment.h"
+#include "pipeline/compress.h"
+#include "pipeline/keys.h"
+
+namespace etcdsafe::follow {
+
+inline constexpr uint64_t kMaxStoredSegment = kMaxSegmentBytes + (kMaxSegmentBytes >> 6) + (1 << 20);
+
+struct SegmentObject {
+  std::string name;
+  backup::ParsedName parsed;  // kind kSegment
+  uint64_t stored_size = 0;
+};
+
+struct Chain {
+  backup::Manifest base;               // a valid snapshot backup manifest
+  std::vector<SegmentObject> segments;  // ascending seq
+  // Problems visible from the names alone (a missing seq, a revision that does not follow
+  // on, two objects of one seq): a chain with problems is usable only up to the last
+  // revision before the first of them (usable_last_revision).
+  std::vector<std::string> problems;
+  int64_t usable_last_revision = 0;  // base.revision when no segment is usable
+  size_t usable_segments = 0;        // segments before the first problem
+  int64_t last_revision() const {
+    return segments.empty() ? base.revision : segments.back().parsed.last_revision;
+  }
+};
+
+struct ChainScan {
+  std::vector<Chain> chains;                // by base, oldest first; only bases that have segments
+  std::vector<SegmentObject> orphans;       // segments whose base has no valid manifest
+};
+
+// One listing of the repository (Repository::ScanTop), no object read.
+ChainScan ScanChains(backup::Repository& repo);
+
+struct SegmentWriteOptions {
+  pipeline::Compression compression = pipeline::Compression::kZstd;
+  int compression_level = 0;
+  std::optional<pipeline::KeySpec> key;  // encrypt when set (a raw key: see recorder.h)
+};
+
+struct StoredSegment {
+  std::string name;
+  std::string stored_sha256;  // hex
+  uint64_t stored_size = 0;
+};
+
+// Compresses and encrypts `plain` (SegmentBuilder::Finish) and stores it under its name
+// (atomic put: visible whole or not at all). Errors: the store's.
+StoredSegment WriteSegment(backup::Repository& repo, const SegmentHeader& header, const std::string& plain,
+                           const SegmentWriteOptions& options);
+
+struct ReadSegmentResult {
+  SegmentHeader header;
+  std::string stored_sha256;
+};
+
+// Reads one segment (bounded), checks its stored sha256 and that its header agrees with
+// its name (chain, seq, revisions), and decodes it, calling on_record for each record.
+// Encrypted without a key: kInvalidArgument; wrong key: kUnauthenticated; anything wrong
+// with the bytes: kDataLoss naming the object.
+ReadSegmentResult ReadSegment(backup::Repository& repo, const SegmentObject& seg,
+                              const std::optional<pipeline::KeySpec>& key,
+                              const std::function<void(const Record&)>& on_record = {});
+
+struct ChainReadResult {
+  uint64_t segments = 0;
+  int64_t last_revision = 0;     // the last revision read (base.revision if none)
+  int64_t last_time_ms = 0;      // time of the last record read
+  std::string last_stored_sha256;  // of the last segment read (base's stored_sha256 if none)
+  std::string end;               // the last segment's "end" (a chain ended on purpose)
+  std::vector<HashRecord> hashes;
+};
+
+// Reads the chain's segments in order up to the one holding `up_to_revision` (0: every
+// usable segment, trailing ones without revisions included), checking each link; records go to on_record in order. The chain must
+// reach up_to_revision (kNotFound otherwise, naming what it does reach). A broken link is
+// kDataLoss naming both segments.
+ChainReadResult ReadChain(backup::Repository& repo, const Chain& chain, const std::optional<pipeline::KeySpec>& key,
+                          int64_t up_to_revision = 0, const std::function<void(const Record&)>& on_record = {},
+                          const std::function<void(uint64_t segments_done)>& progress = {});
+
+}  // namespace etcdsafe::follow
