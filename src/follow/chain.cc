@@ -156,6 +156,7 @@ ReadSegmentResult ReadSegment(backup::Repository& repo, const SegmentObject& seg
     throw e.Wrap(what);
   }
   out.header = DecodeSegment(AsBytes(plain), what, on_record);
+  out.plain_sha256 = HexBytes(Sha256Of(AsBytes(plain)));
   const auto& p = seg.parsed;
   if (out.header.chain != ChainId(p) || out.header.seq != p.seq || out.header.first_revision != p.first_revision ||
       out.header.last_revision != p.last_revision) {
@@ -173,7 +174,7 @@ ChainReadResult ReadChain(backup::Repository& repo, const Chain& chain, const st
                           const std::function<void(uint64_t)>& progress) {
   ChainReadResult r;
   r.last_revision = chain.base.revision;
-  r.last_stored_sha256 = chain.base.stored_sha256;
+  r.last_link_sha256 = chain.base.stored_sha256;
   r.last_time_ms = chain.base.time_unix * 1000;
   const int64_t target = up_to_revision == 0 ? chain.usable_last_revision : up_to_revision;
   if (target > chain.usable_last_revision) {
@@ -190,7 +191,7 @@ ChainReadResult ReadChain(backup::Repository& repo, const Chain& chain, const st
     // the one the chain says comes next reaches the consumer.
     std::vector<Record> records;
     ReadSegmentResult s = ReadSegment(repo, seg, key, [&](const Record& rec) { records.push_back(rec); });
-    if (s.header.prev_sha256 != r.last_stored_sha256) {
+    if (s.header.prev_sha256 != r.last_link_sha256) {
       throw Error(ErrorCode::kDataLoss, repo.Describe() + "/" + backup::EscapeForTerminal(seg.name) +
                                             ": does not follow " + backup::EscapeForTerminal(prev_name) +
                                             " (its prev_sha256 is not that object's sha256): a segment of the chain "
@@ -204,7 +205,7 @@ ChainReadResult ReadChain(backup::Repository& repo, const Chain& chain, const st
       if (rec.tag == 'P' && rec.progress.revision <= target) r.last_time_ms = rec.progress.time_ms;
     }
     r.last_revision = std::min(target, s.header.last_revision);
-    r.last_stored_sha256 = s.stored_sha256;
+    r.last_link_sha256 = s.plain_sha256;
     r.end = s.header.end;
     r.segments++;
     prev_name = seg.name;

@@ -10,7 +10,7 @@
 // Everything read back is hostile (docs/design.md): segments are read whole but bounded
 // (kMaxStoredSegment stored, kMaxSegmentBytes decoded), their names must agree with their
 // headers, and ReadChain checks the link of every segment to the one before it
-// (prev_sha256 = sha256 of the stored bytes of seq - 1, or the base's stored_sha256 for
+// (prev_sha256 = sha256 of the plain bytes of seq - 1, or the base's stored_sha256 for
 // seq 1) before handing any of its records on. Thread-compatible.
 #pragma once
 
@@ -77,7 +77,8 @@ StoredSegment WriteSegment(backup::Repository& repo, const SegmentHeader& header
 
 struct ReadSegmentResult {
   SegmentHeader header;
-  std::string stored_sha256;
+  std::string stored_sha256;  // of the stored object
+  std::string plain_sha256;   // of the decoded segment: what the next segment's prev_sha256 names
 };
 
 // Reads one segment (bounded), checks its stored sha256 and that its header agrees with
@@ -92,7 +93,7 @@ struct ChainReadResult {
   uint64_t segments = 0;
   int64_t last_revision = 0;     // the last revision read (base.revision if none)
   int64_t last_time_ms = 0;      // time of the last record read
-  std::string last_stored_sha256;  // of the last segment read (base's stored_sha256 if none)
+  std::string last_link_sha256;  // plain sha256 of the last segment read (base's stored_sha256 if none)
   std::string end;               // the last segment's "end" (a chain ended on purpose)
   std::vector<HashRecord> hashes;
 };

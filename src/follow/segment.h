@@ -21,9 +21,12 @@
 //
 // The header (SegmentHeader) names its chain (the id of the full backup it continues),
 // its sequence number (1, 2, ... within the chain), its revision and time range, the
-// counts, the sha256 of the records bytes, and prev_sha256: the sha256 of the STORED
-// bytes of segment seq-1 (for seq 1: the base backup's stored_sha256). A chain read in seq
-// order therefore detects a missing, reordered, duplicated, replaced or altered segment.
+// counts, the sha256 of the records bytes, and prev_sha256: the sha256 of the whole PLAIN
+// bytes (magic, header, records) of segment seq-1 (for seq 1: the base backup's
+// stored_sha256). A chain read in seq order therefore detects a missing, reordered,
+// duplicated, replaced or altered segment. (The plain bytes, not the stored ones: a
+// segment is sealed, and the next one can start, before the previous one is compressed,
+// encrypted and stored.)
 //
 // DecodeSegment treats its input as hostile: every length is bounded by what is left, the
 // header must be a JSON object of known keys with valid values, the records must match the
@@ -91,7 +94,7 @@ struct SegmentHeader {
   uint64_t revisions = 0, events = 0, leases = 0, hashes = 0, progress = 0;
   uint64_t records_size = 0;
   std::string records_sha256;  // hex
-  std::string prev_sha256;     // hex, stored bytes of seq - 1 (seq 1: base's stored_sha256)
+  std::string prev_sha256;     // hex, plain bytes of seq - 1 (seq 1: base's stored_sha256)
   // Set on the last segment of a chain that the recorder ended on purpose:
   // "gap: ...", "rebase", "stopped" ...; empty while the chain may continue.
   std::string end;
