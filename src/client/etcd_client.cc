@@ -7,10 +7,14 @@
 #include <grpcpp/security/tls_credentials_options.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <mutex>
 #include <optional>
+#include <thread>
+#include <utility>
 
 #include "base/error.h"
 #include "client/endpoint.h"
@@ -198,6 +202,7 @@ struct EtcdClient::Impl {
   std::unique_ptr<pb::Maintenance::Stub> maintenance;
   std::unique_ptr<pb::Cluster::Stub> cluster;
   std::unique_ptr<pb::Auth::Stub> auth;
+  std::unique_ptr<pb::Lease::Stub> lease;
   std::string token;
   // A Snapshot stream whose window differs from the main channel's gets a connection of
   // its own, kept for later streams with the same window.
@@ -348,6 +353,7 @@ std::unique_ptr<EtcdClient> EtcdClient::Connect(const ClientConfig& config_in) {
       impl->maintenance = pb::Maintenance::NewStub(impl->channel);
       impl->cluster = pb::Cluster::NewStub(impl->channel);
       impl->auth = pb::Auth::NewStub(impl->channel);
+      impl->lease = pb::Lease::NewStub(impl->channel);
       if (config.debug) {
         config.debug("connected to " + ep.original + " in " + FormatDuration(Clock::now() - dial_start) +
                      "; using this endpoint");
@@ -604,6 +610,294 @@ int64_t EtcdClient::DeleteRange(const std::string& key, const std::string& range
       [&](grpc::ClientContext& ctx) { return impl_->kv->DeleteRange(&ctx, req, &resp); },
       impl_->config.command_timeout);
   return resp.deleted();
+}
+
+EtcdClient::ResponseHeader EtcdClient::Txn(const std::vector<TxnOp>& ops) {
+  pb::TxnRequest req;
+  for (const TxnOp& op : ops) {
+    pb::RequestOp* r = req.add_success();
+    if (op.kind == TxnOp::kPut) {
+      pb::PutRequest* put = r->mutable_request_put();
+      put->set_key(op.key);
+      put->set_value(op.value);
+      put->set_lease(op.lease);
+    } else {
+      pb::DeleteRangeRequest* del = r->mutable_request_delete_range();
+      del->set_key(op.key);
+      del->set_range_end(op.range_end);
+    }
+  }
+  pb::TxnResponse resp;
+  impl_->Call("KV.Txn", [&](grpc::ClientContext& ctx) { return impl_->kv->Txn(&ctx, req, &resp); },
+              impl_->config.command_timeout);
+  return ToHeader(resp.header());
+}
+
+EtcdClient::ResponseHeader EtcdClient::Compact(int64_t revision, bool physical) {
+  pb::CompactionRequest req;
+  req.set_revision(revision);
+  req.set_physical(physical);
+  pb::CompactionResponse resp;
+  impl_->Call("KV.Compact", [&](grpc::ClientContext& ctx) { return impl_->kv->Compact(&ctx, req, &resp); },
+              impl_->config.command_timeout);
+  return ToHeader(resp.header());
+}
+
+int64_t EtcdClient::LeaseGrant(int64_t ttl_seconds, int64_t id) {
+  pb::LeaseGrantRequest req;
+  req.set_ttl(ttl_seconds);
+  req.set_id(id);
+  pb::LeaseGrantResponse resp;
+  impl_->Call("Lease.LeaseGrant",
+      [&](grpc::ClientContext& ctx) { return impl_->lease->LeaseGrant(&ctx, req, &resp); },
+      impl_->config.command_timeout);
+  if (!resp.error().empty()) throw Error(ErrorCode::kInvalidArgument, "lease grant: " + resp.error());
+  return resp.id();
+}
+
+void EtcdClient::LeaseRevoke(int64_t id) {
+  pb::LeaseRevokeRequest req;
+  req.set_id(id);
+  pb::LeaseRevokeResponse resp;
+  impl_->Call("Lease.LeaseRevoke",
+      [&](grpc::ClientContext& ctx) { return impl_->lease->LeaseRevoke(&ctx, req, &resp); },
+      impl_->config.command_timeout);
+}
+
+EtcdClient::LeaseTtl EtcdClient::LeaseTimeToLive(int64_t id) {
+  pb::LeaseTimeToLiveRequest req;
+  req.set_id(id);
+  pb::LeaseTimeToLiveResponse resp;
+  impl_->Call("Lease.LeaseTimeToLive",
+      [&](grpc::ClientContext& ctx) { return impl_->lease->LeaseTimeToLive(&ctx, req, &resp); },
+      impl_->config.command_timeout);
+  LeaseTtl out;
+  out.id = resp.id();
+  out.ttl = resp.ttl();
+  out.granted_ttl = resp.grantedttl();
+  return out;
+}
+
+std::vector<int64_t> EtcdClient::LeaseLeases(ResponseHeader* header) {
+  pb::LeaseLeasesResponse resp;
+  impl_->Call("Lease.LeaseLeases",
+      [&](grpc::ClientContext& ctx) { return impl_->lease->LeaseLeases(&ctx, pb::LeaseLeasesRequest(), &resp); },
+      impl_->config.command_timeout);
+  if (header != nullptr) *header = ToHeader(resp.header());
+  std::vector<int64_t> out;
+  out.reserve(static_cast<size_t>(resp.leases_size()));
+  for (const auto& l : resp.leases()) out.push_back(l.id());
+  return out;
+}
+
+// ---- Watch ----
+
+bool WatchResponse::IsProgressNotify() const {
+  return events.empty() && !created && !canceled && compact_revision == 0 && header.revision != 0;
+}
+
+WatchStream::~WatchStream() = default;
+
+namespace {
+
+constexpr milliseconds kDefaultWatchCreateTimeout{10000};
+
+// Moves the strings out of `resp` (values can be MiBs). `bytes` gets the payload size
+// used to bound the buffer.
+WatchResponse TakeResponse(pb::WatchResponse& resp, size_t* bytes) {
+  WatchResponse out;
+  out.header = ToHeader(resp.header());
+  out.watch_id = resp.watch_id();
+  out.created = resp.created();
+  out.canceled = resp.canceled();
+  out.compact_revision = resp.compact_revision();
+  out.cancel_reason = std::move(*resp.mutable_cancel_reason());
+  size_t n = 64 + out.cancel_reason.size();
+  out.events.reserve(static_cast<size_t>(resp.events_size()));
+  for (mvccpb::Event& ev : *resp.mutable_events()) {
+    WatchEvent e;
+    e.is_delete = ev.type() == mvccpb::Event::DELETE;
+    mvccpb::KeyValue* kv = ev.mutable_kv();
+    e.kv.key = std::move(*kv->mutable_key());
+    e.kv.value = std::move(*kv->mutable_value());
+    e.kv.create_revision = kv->create_revision();
+    e.kv.mod_revision = kv->mod_revision();
+    e.kv.version = kv->version();
+    e.kv.lease = kv->lease();
+    n += 64 + e.kv.key.size() + e.kv.value.size();
+    out.events.push_back(std::move(e));
+  }
+  *bytes = n;
+  return out;
+}
+
+// One Watch call: a reader thread moves responses into a bounded queue; Next() pops.
+class GrpcWatchStream final : public WatchStream {
+ public:
+  GrpcWatchStream(std::shared_ptr<grpc::Channel> channel, std::string endpoint, size_t max_buffered)
+      : channel_(std::move(channel)),
+        stub_(pb::Watch::NewStub(channel_)),
+        endpoint_(std::move(endpoint)),
+        max_buffered_(max_buffered) {}
+
+  ~GrpcWatchStream() override {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stopping_ = true;
+    }
+    space_cv_.notify_all();
+    ctx_.TryCancel();
+    if (reader_.joinable()) reader_.join();
+  }
+
+  // Opens the call and sends the create request. Failures show up in Next().
+  void Start(const std::string& token, const pb::WatchRequest& create) {
+    if (!token.empty()) ctx_.AddMetadata("token", token);
+    // clientv3.WithRequireLeader: etcd ends the stream when its member has no leader.
+    ctx_.AddMetadata("hasleader", "true");
+    call_ = stub_->Watch(&ctx_);
+    {
+      std::lock_guard<std::mutex> lk(write_mu_);
+      (void)call_->Write(create);
+    }
+    reader_ = std::thread([this] { ReadLoop(); });
+  }
+
+  std::optional<WatchResponse> Next(milliseconds timeout) override {
+    // Clamped so that now() + timeout cannot overflow (milliseconds::max() = "a year").
+    timeout = std::clamp(timeout, milliseconds(0), milliseconds(std::chrono::hours(24 * 365)));
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait_for(lk, timeout, [&] { return !queue_.empty() || done_; });
+    if (!queue_.empty()) {
+      WatchResponse out = std::move(queue_.front().first);
+      buffered_ -= queue_.front().second;
+      queue_.pop_front();
+      lk.unlock();
+      space_cv_.notify_all();
+      return out;
+    }
+    if (done_) throw *error_;
+    return std::nullopt;
+  }
+
+  void RequestProgress() override {
+    pb::WatchRequest req;
+    req.mutable_progress_request();
+    std::lock_guard<std::mutex> lk(write_mu_);
+    if (!finished_) (void)call_->Write(req);
+  }
+
+  const WatchResponse& created() const override { return created_; }
+  WatchResponse created_;
+
+ private:
+  void ReadLoop() {
+    pb::WatchResponse resp;
+    while (call_->Read(&resp)) {
+      size_t bytes = 0;
+      WatchResponse out = TakeResponse(resp, &bytes);
+      std::unique_lock<std::mutex> lk(mu_);
+      space_cv_.wait(lk, [&] { return stopping_ || buffered_ == 0 || buffered_ + bytes <= max_buffered_; });
+      if (stopping_) break;
+      queue_.emplace_back(std::move(out), bytes);
+      buffered_ += bytes;
+      lk.unlock();
+      cv_.notify_all();
+    }
+    // Stopping: the destructor's TryCancel makes the remaining reads fail promptly.
+    while (call_->Read(&resp)) {
+    }
+    grpc::Status st;
+    {
+      std::lock_guard<std::mutex> lk(write_mu_);
+      st = call_->Finish();
+      finished_ = true;
+    }
+    Error err = st.ok() ? Error(ErrorCode::kUnavailable, endpoint_ + ": watch stream closed by the server")
+                        : StatusToError(st, endpoint_);
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      done_ = true;
+      error_ = err.Wrap("watch stream broken");
+    }
+    cv_.notify_all();
+  }
+
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<pb::Watch::Stub> stub_;
+  std::string endpoint_;
+  size_t max_buffered_;
+  grpc::ClientContext ctx_;  // outlives call_ (declared before it)
+  std::unique_ptr<grpc::ClientReaderWriter<pb::WatchRequest, pb::WatchResponse>> call_;
+  std::mutex write_mu_;  // Write vs Finish
+  bool finished_ = false;
+  std::mutex mu_;
+  std::condition_variable cv_;        // Next() waits for a response or the end
+  std::condition_variable space_cv_;  // the reader waits for buffer room
+  std::deque<std::pair<WatchResponse, size_t>> queue_;
+  size_t buffered_ = 0;
+  bool stopping_ = false;
+  bool done_ = false;
+  std::optional<Error> error_;
+  std::thread reader_;
+};
+
+}  // namespace
+
+std::unique_ptr<WatchStream> EtcdClient::Watch(const WatchOptions& options) {
+  pb::WatchRequest req;
+  pb::WatchCreateRequest* c = req.mutable_create_request();
+  c->set_key(options.key);
+  c->set_range_end(options.range_end);
+  c->set_start_revision(options.start_revision);
+  c->set_progress_notify(options.progress_notify);
+  const milliseconds timeout =
+      impl_->config.command_timeout.count() > 0 ? impl_->config.command_timeout : kDefaultWatchCreateTimeout;
+  for (int attempt = 0;; ++attempt) {
+    const auto start = Clock::now();
+    auto stream = std::make_unique<GrpcWatchStream>(impl_->channel, impl_->ep.original, options.max_buffered_bytes);
+    stream->Start(impl_->token, req);
+    std::optional<WatchResponse> first;
+    std::string outcome;
+    try {
+      first = stream->Next(timeout);
+    } catch (const Error& e) {
+      if (impl_->config.debug) {
+        impl_->config.debug("Watch.Watch to " + impl_->ep.original + ": failed (" + e.what() + ") in " +
+                            FormatDuration(Clock::now() - start));
+      }
+      throw;
+    }
+    if (!first) {
+      outcome = "no created response within " + std::to_string(timeout.count()) + " ms";
+    } else if (!first->created) {
+      outcome = "unexpected first response (not created)";
+    } else if (first->canceled) {
+      outcome = "refused: " + first->cancel_reason;
+    }
+    if (impl_->config.debug) {
+      impl_->config.debug("Watch.Watch to " + impl_->ep.original + ": " +
+                          (outcome.empty() ? "created (watch id " + std::to_string(first->watch_id) + ", revision " +
+                                                 std::to_string(first->header.revision) + ")"
+                                           : "failed (" + outcome + ")") +
+                          " in " + FormatDuration(Clock::now() - start));
+    }
+    if (outcome.empty()) {
+      stream->created_ = std::move(*first);
+      return stream;
+    }
+    if (!first) throw Error(ErrorCode::kUnavailable, impl_->ep.original + ": watch: " + outcome);
+    if (!first->created) throw Error(ErrorCode::kInternal, impl_->ep.original + ": watch: " + outcome);
+    const std::string& reason = first->cancel_reason;
+    // etcd 3.4 checks the token per watcher and reports an expired one as a refusal.
+    if (attempt == 0 && !impl_->config.user.empty() &&
+        (Contains(reason, "invalid auth token") || Contains(reason, "permission denied"))) {
+      impl_->Authenticate();
+      continue;
+    }
+    throw Error(Contains(reason, "permission denied") ? ErrorCode::kPermissionDenied : ErrorCode::kInvalidArgument,
+                "watch refused by etcd: " + (reason.empty() ? std::string("canceled at creation") : reason));
+  }
 }
 
 }  // namespace etcdsafe::client

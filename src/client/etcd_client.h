@@ -1,5 +1,6 @@
 // EtcdClient: a small native etcd v3 gRPC client, just enough for backup and restore
-// (Maintenance.Snapshot/Status/Alarm/HashKV, KV.Range/Put/DeleteRange,
+// (Maintenance.Snapshot/Status/Alarm/HashKV, KV.Range/Put/DeleteRange/Txn/Compact,
+// Watch.Watch, Lease.LeaseGrant/LeaseRevoke/LeaseTimeToLive/LeaseLeases,
 // Cluster.MemberList/MemberAdd/MemberRemove/MemberUpdate/MemberPromote, Auth.Authenticate).
 //
 // Contract:
@@ -25,6 +26,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -67,6 +69,9 @@ struct SnapshotOptions {
   uint32_t receive_window = 0;
 };
 inline constexpr uint32_t kBoundedSnapshotWindow = 16 << 20;
+
+class WatchStream;
+struct WatchOptions;
 
 class EtcdClient {
  public:
@@ -157,11 +162,124 @@ class EtcdClient {
   // Returns how many keys were deleted.
   int64_t DeleteRange(const std::string& key, const std::string& range_end = "");
 
+  // KV.Txn without compares: every op runs, in order, in the success branch, as ONE
+  // revision (one header.revision; the events of the ops carry that revision and come out
+  // of a watch in op order). A delete with range_end deletes [key, range_end) (same
+  // conventions as Range). etcd refuses two ops on the same key in one txn
+  // (kInvalidArgument "etcdserver: duplicate key given in txn request") and requests
+  // larger than its --max-request-bytes (default 1.5 MiB).
+  struct TxnOp {
+    enum Kind { kPut, kDelete } kind = kPut;
+    std::string key, value, range_end;
+    int64_t lease = 0;  // kPut only
+  };
+  ResponseHeader Txn(const std::vector<TxnOp>& ops);
+
+  // KV.Compact: drops the history before `revision`. physical: wait until the compaction
+  // is applied to the backend. An already compacted or future revision is kInvalidArgument
+  // with etcd's text ("mvcc: required revision has been compacted").
+  ResponseHeader Compact(int64_t revision, bool physical = false);
+
+  // Leases. LeaseGrant returns the lease id (etcd's when `id` is 0); etcd may raise a
+  // small TTL to its minimum. LeaseRevoke deletes the keys attached to it (one revision of
+  // DELETE events); an unknown id is kNotFound ("etcdserver: requested lease not found").
+  // LeaseTimeToLive: ttl = remaining seconds, -1 for an unknown or expired lease (as etcd
+  // answers; not an error). LeaseLeases: the ids of every live lease, in etcd's order.
+  int64_t LeaseGrant(int64_t ttl_seconds, int64_t id = 0);
+  void LeaseRevoke(int64_t id);
+  struct LeaseTtl {
+    int64_t id = 0, ttl = -1, granted_ttl = 0;
+  };
+  LeaseTtl LeaseTimeToLive(int64_t id);
+  std::vector<int64_t> LeaseLeases(ResponseHeader* header = nullptr);
+
+  // Watch.Watch: opens a bidi stream of its own with one watcher on it and waits for
+  // etcd's "created" response (bounded by command_timeout, 10 s when that is 0; the
+  // stream itself has no deadline). Throws kUnavailable when the stream cannot be opened
+  // or the answer does not come, kPermissionDenied / kInvalidArgument with etcd's
+  // cancel_reason when etcd refuses the watcher (created and canceled at once).
+  // A start_revision that is already compacted is NOT an error here: etcd creates the
+  // watcher, then cancels it; Next() returns that canceled response with
+  // compact_revision > 0 (the oldest revision still available), so the caller sees the gap.
+  // The stream asks for a leader ("hasleader" metadata, like clientv3.WithRequireLeader): a
+  // member that loses its leader ends the stream ("etcdserver: no leader") instead of
+  // silently serving no events. The stream holds its own reference to the connection; it
+  // may outlive this EtcdClient. Uses the token the client holds at the time of the call.
+  std::unique_ptr<WatchStream> Watch(const WatchOptions& options);
+
   struct Impl;
 
  private:
   explicit EtcdClient(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
+};
+
+struct WatchEvent {
+  bool is_delete = false;
+  // PUT: the key-value as written (key, value, create/mod revision, version, lease).
+  // DELETE: what etcd fills in: key and mod_revision (the delete's revision), the rest 0.
+  EtcdClient::KV kv;
+};
+
+struct WatchResponse {
+  EtcdClient::ResponseHeader header;
+  int64_t watch_id = 0;  // etcd 3.4 answers a progress request with watch_id -1
+  bool created = false, canceled = false;
+  int64_t compact_revision = 0;  // > 0: the start revision was compacted (then canceled)
+  std::string cancel_reason;
+  // In etcd's order: ascending revision, and inside one revision (a txn, a delete range,
+  // a lease revoke) in sub-revision order. One revision is never split over two responses
+  // (the stream never asks for fragments).
+  std::vector<WatchEvent> events;
+  // Like clientv3's IsProgressNotify: no events, not created, not canceled, no compact
+  // revision, header.revision set.
+  bool IsProgressNotify() const;
+};
+
+struct WatchOptions {
+  // [key, range_end) with Range's conventions; key "" with range_end "\0" (std::string(1,
+  // '\0')) is the whole key space.
+  std::string key;
+  std::string range_end;
+  int64_t start_revision = 0;  // first revision delivered (inclusive); 0 = from now
+  bool progress_notify = false;  // etcd's periodic progress responses (10 min by default)
+  // Received responses Next() has not taken yet are buffered up to this many bytes (at
+  // least one response is always taken, whatever its size); beyond it the stream stops
+  // reading and gRPC/HTTP2 flow control pushes back on etcd (which then catches the
+  // watcher up from its history later). Bounds memory when the consumer lags.
+  size_t max_buffered_bytes = 32u << 20;
+};
+
+// One watcher on its own gRPC bidi stream (EtcdClient::Watch). A reader thread receives
+// responses into a bounded buffer; Next() takes them in order.
+// Next() and RequestProgress() may be called from different threads; the destructor must
+// not run concurrently with either.
+class WatchStream {
+ public:
+  // Cancels the call (TryCancel) and joins the reader thread; never waits for the server.
+  virtual ~WatchStream();
+
+  // Waits up to `timeout` (0 = poll) for the next response; nullopt on timeout. Responses
+  // received before the stream broke are returned first; then, when the stream is broken
+  // (server gone, connection lost, "etcdserver: no leader", ...), throws kUnavailable with
+  // the reason, and keeps throwing it on every later call. A SIGKILLed server is seen at
+  // once (the connection closes); a silent network loss only after gRPC's keepalive
+  // (30 s + 20 s). After a canceled response no more events come for this watcher.
+  virtual std::optional<WatchResponse> Next(std::chrono::milliseconds timeout) = 0;
+
+  // Sends a WatchProgressRequest (etcd >= 3.4). etcd answers with a progress response
+  // (IsProgressNotify(), header.revision = its current revision, watch_id -1 on 3.4).
+  // CAUTION, etcd < 3.4.25 / 3.5.8 (etcd issue 15220, e.g. Debian's 3.4.23): the answer is
+  // sent at once, even when the watcher is still catching up or events of a revision <=
+  // header.revision are still on their way; it can arrive BEFORE those events. It proves
+  // "nothing up to R is missing" only when R is not above the last revision whose events
+  // were already received (for a whole-key-space watch: every revision has events), so a
+  // caller must not advance past its last received event on a progress response alone.
+  // Never throws: a broken stream is reported by Next().
+  virtual void RequestProgress() = 0;
+
+  // The "created" response Watch() waited for (header.revision: etcd's revision then).
+  virtual const WatchResponse& created() const = 0;
 };
 
 }  // namespace etcdsafe::client
