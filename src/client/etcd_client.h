@@ -269,12 +269,13 @@ class WatchStream {
 
   // Sends a WatchProgressRequest (etcd >= 3.4). etcd answers with a progress response
   // (IsProgressNotify(), header.revision = its current revision, watch_id -1 on 3.4).
-  // CAUTION, etcd < 3.4.25 / 3.5.8 (etcd issue 15220, e.g. Debian's 3.4.23): the answer is
-  // sent at once, even when the watcher is still catching up or events of a revision <=
-  // header.revision are still on their way; it can arrive BEFORE those events. It proves
-  // "nothing up to R is missing" only when R is not above the last revision whose events
-  // were already received (for a whole-key-space watch: every revision has events), so a
-  // caller must not advance past its last received event on a progress response alone.
+  // CAUTION, etcds without the fix of etcd issue 15220 (Debian's 3.4.23 among them; see
+  // watch_test): the answer is sent at once, even while the watcher is still catching up
+  // or events of a revision <= header.revision are on their way, so it can arrive BEFORE
+  // those events. A progress revision R proves "nothing up to R is missing" only when R is
+  // not above the last revision whose events were already received (for a whole-key-space
+  // watch every revision has events; later ones up to R are still coming). A caller must
+  // not advance past its last received event on a progress response alone.
   // Never throws: a broken stream is reported by Next().
   virtual void RequestProgress() = 0;
 
