@@ -1,0 +1,127 @@
+// etcdsafe backup --follow: continuous backup (src/follow/recorder.h). A full backup,
+// then every change recorded as segments in the repository until SIGTERM/SIGINT, which
+// stores what was recorded and exits 0. The flags live on `backup` (cmd_backup.cc calls
+// AddFollowFlags); this file runs the recorder.
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <ctime>
+
+#include "base/error.h"
+#include "base/file.h"
+#include "base/signals.h"
+#include "commands.h"
+#include "follow/recorder.h"
+#include "pipeline/compress.h"
+#include "repo_flags.h"
+
+namespace etcdsafe::cli {
+namespace {
+
+uint64_t ParseSize(const std::string& text, const std::string& flag) {
+  size_t i = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') i++;
+  if (i == 0 || i > 15) throw Error(ErrorCode::kInvalidArgument, flag + ": bad size \"" + text + "\" (e.g. 8MiB)");
+  uint64_t n = std::stoull(text.substr(0, i));
+  std::string unit = text.substr(i);
+  uint64_t mul = 1;
+  if (unit == "" || unit == "B") mul = 1;
+  else if (unit == "KiB" || unit == "K") mul = 1ull << 10;
+  else if (unit == "MiB" || unit == "M") mul = 1ull << 20;
+  else if (unit == "GiB" || unit == "G") mul = 1ull << 30;
+  else throw Error(ErrorCode::kInvalidArgument, flag + ": bad size unit \"" + unit + "\" (B, KiB, MiB, GiB)");
+  if (n == 0) throw Error(ErrorCode::kInvalidArgument, flag + " must be positive");
+  return n * mul;
+}
+
+std::string Stamp() {
+  char buf[32];
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+void AddFollowFlags(CLI::App& cmd, FollowFlags& f) {
+  cmd.add_flag("--follow", f.follow,
+               "continuous backup: a full backup, then every change as segments (RPO ~ --segment-max-age) until "
+               "SIGTERM");
+  cmd.add_option("--segment-max-age", f.segment_max_age, "--follow: store a segment once it is this old")
+      ->capture_default_str();
+  cmd.add_option("--segment-max-size", f.segment_max_size, "--follow: ... or this big")->capture_default_str();
+  cmd.add_option("--heartbeat", f.heartbeat, "--follow: when idle, prove the revision this often")
+      ->capture_default_str();
+  cmd.add_option("--hash-every", f.hash_every, "--follow: record etcd's HashKV this often")->capture_default_str();
+  cmd.add_option("--full-every", f.full_every, "--follow: a new full backup (a new chain) this often")
+      ->capture_default_str();
+  cmd.add_option("--full-every-events", f.full_every_events, "--follow: ... or after this many events (0: never)")
+      ->capture_default_str();
+  cmd.add_option("--spill-dir", f.spill_dir, "--follow: where segments wait when uploads are slow (default $TMPDIR)");
+  cmd.add_option("--max-spill", f.max_spill, "--follow: beyond this much waiting, the chain ends (a gap)")
+      ->capture_default_str();
+}
+
+void RunFollow(const GlobalFlags& g, const RepoFlags& rf, const std::string& compression, int level,
+               const FollowFlags& f) {
+  if (rf.repos.size() != 1) throw Error(ErrorCode::kInvalidArgument, "--follow records into exactly one --repo");
+  follow::FollowOptions o;
+  o.repo_url = rf.repos[0];
+  o.store_options = rf.StoreOptions();
+  o.client = ToClientConfig(g);
+  o.compression = pipeline::ParseCompression(compression);
+  o.compression_level = level;
+  o.key = rf.Key();
+  if (o.key && !o.key->warning.empty()) std::fprintf(stderr, "etcdsafe: warning: %s\n", o.key->warning.c_str());
+  o.segment_max_age = ParseDuration(f.segment_max_age, "--segment-max-age");
+  o.segment_max_bytes = ParseSize(f.segment_max_size, "--segment-max-size");
+  o.heartbeat = ParseDuration(f.heartbeat, "--heartbeat");
+  o.hash_every = ParseDuration(f.hash_every, "--hash-every");
+  o.full_every = ParseDuration(f.full_every, "--full-every");
+  o.full_every_events = f.full_every_events;
+  o.spill_dir = f.spill_dir;
+  o.max_spill_bytes = ParseSize(f.max_spill, "--max-spill");
+  if (o.segment_max_age.count() <= 0 || o.heartbeat.count() <= 0 || o.hash_every.count() <= 0 ||
+      o.full_every.count() <= 0) {
+    throw Error(ErrorCode::kInvalidArgument, "--follow durations must be positive");
+  }
+  static std::atomic<int> signals{0};
+  o.should_stop = [] { return signals.load() > 0; };
+  o.log = [](const std::string& line) { std::fprintf(stderr, "%s etcdsafe follow: %s\n", Stamp().c_str(), line.c_str()); };
+  // First SIGTERM/SIGINT: store what was recorded and exit 0. A second one later than a
+  // second after: give up at once (what is not stored is still in etcd's history).
+  static std::atomic<int64_t> first_ms{0};
+  SetSignalForwarder([](int sig) {
+    (void)sig;
+    int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now().time_since_epoch())
+                      .count();
+    if (signals.fetch_add(1) == 0) {
+      first_ms = now;
+      return;
+    }
+    if (now - first_ms.load() > 1000) {
+      RemovePendingCleanups();
+      std::fprintf(stderr, "etcdsafe follow: second signal: exiting without storing what is queued\n");
+      _exit(130);
+    }
+  });
+  follow::Recorder rec(std::move(o));
+  try {
+    rec.Run();
+  } catch (...) {
+    SetSignalForwarder({});
+    throw;
+  }
+  SetSignalForwarder({});
+  follow::FollowStatus s = rec.status();
+  std::printf("follow stopped: chain %s, revision %lld stored, %llu segments, %llu events, %llu gaps\n",
+              s.chain.c_str(), static_cast<long long>(s.stored_revision),
+              static_cast<unsigned long long>(s.segments_stored), static_cast<unsigned long long>(s.events_recorded),
+              static_cast<unsigned long long>(s.gaps));
+}
+
+}  // namespace etcdsafe::cli
