@@ -48,8 +48,8 @@ ChainScan ScanChains(backup::Repository& repo) {
     std::sort(segs.begin(), segs.end(), [](const SegmentObject& a, const SegmentObject& b) {
       return a.parsed.seq != b.parsed.seq ? a.parsed.seq < b.parsed.seq : a.name < b.name;
     });
-    c.usable_last_revision = c.base.revision;
-    int64_t expect_first = c.base.revision + 1;
+    c.usable_last_revision = ChainStart(c.base);
+    int64_t expect_first = ChainStart(c.base) + 1;
     uint64_t expect_seq = 1;
     bool usable = true;
     for (size_t i = 0; i < segs.size(); i++) {
@@ -173,7 +173,7 @@ ChainReadResult ReadChain(backup::Repository& repo, const Chain& chain, const st
                           int64_t up_to_revision, const std::function<void(const Record&)>& on_record,
                           const std::function<void(uint64_t)>& progress) {
   ChainReadResult r;
-  r.last_revision = chain.base.revision;
+  r.last_revision = ChainStart(chain.base);
   r.last_link_sha256 = chain.base.stored_sha256;
   r.last_time_ms = chain.base.time_unix * 1000;
   const int64_t target = up_to_revision == 0 ? chain.usable_last_revision : up_to_revision;

@@ -36,6 +36,11 @@ struct SegmentObject {
   uint64_t stored_size = 0;
 };
 
+// The last revision a base backup covers: its revision, except that an etcd nothing was
+// ever written to reports revision 0 (`snapshot status`) while its store is at revision 1,
+// which has no events. Segment 1 of a chain starts at ChainStart(base) + 1.
+inline int64_t ChainStart(const backup::Manifest& base) { return base.revision < 1 ? 1 : base.revision; }
+
 struct Chain {
   backup::Manifest base;               // a valid snapshot backup manifest
   std::vector<SegmentObject> segments;  // ascending seq
@@ -43,10 +48,10 @@ struct Chain {
   // on, two objects of one seq): a chain with problems is usable only up to the last
   // revision before the first of them (usable_last_revision).
   std::vector<std::string> problems;
-  int64_t usable_last_revision = 0;  // base.revision when no segment is usable
+  int64_t usable_last_revision = 0;  // ChainStart(base) when no segment is usable
   size_t usable_segments = 0;        // segments before the first problem
   int64_t last_revision() const {
-    return segments.empty() ? base.revision : segments.back().parsed.last_revision;
+    return segments.empty() ? ChainStart(base) : segments.back().parsed.last_revision;
   }
 };
 

@@ -239,8 +239,8 @@ struct Recorder::Impl {
   void BeginChain(const backup::Manifest& base, const std::string& how) {
     active = true;
     chain = base.id;
-    base_revision = base.revision;
-    last_rev = base.revision;
+    base_revision = ChainStart(base);
+    last_rev = base_revision;
     seq = 1;
     prev_sha = base.stored_sha256;
     builder.reset();

@@ -185,7 +185,8 @@ void SegmentBuilder::AddHash(const HashRecord& h) {
   records_.push_back('H');
   PutVarint(records_, static_cast<uint64_t>(h.revision));
   PutVarint(records_, h.hash);
-  PutVarint(records_, static_cast<uint64_t>(h.compact_revision));
+  if (h.compact_revision < -1) throw Error(ErrorCode::kInternal, "segment: compact revision below -1");
+  PutVarint(records_, static_cast<uint64_t>(h.compact_revision + 1));
   PutVarint(records_, static_cast<uint64_t>(header_.last_time_ms));
   header_.hashes++;
 }
@@ -387,7 +388,7 @@ SegmentHeader DecodeSegment(Bytes plain, const std::string& what,
         uint64_t hv = r.Varint();
         if (hv > UINT32_MAX) r.Fail("hash out of range");
         rec.hash.hash = static_cast<uint32_t>(hv);
-        rec.hash.compact_revision = r.NonNegative("compact revision");
+        rec.hash.compact_revision = r.NonNegative("compact revision") - 1;
         rec.hash.time_ms = time_of();
         hashes++;
         break;

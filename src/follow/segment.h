@@ -13,7 +13,7 @@
 //         sub-revision order inside the revision (a txn).
 //     'L' lease known: id, granted ttl (s), rev (etcd's revision when it was seen), time_ms
 //     'X' lease gone:  id, rev, time_ms
-//     'H' HashKV:      rev, hash, compact_revision, time_ms  (what etcd answered)
+//     'H' HashKV:      rev, hash, compact_revision + 1, time_ms  (what etcd answered; -1: never compacted)
 //     'P' progress:    rev, time_ms  (etcd proved: revision was still `rev` at time_ms)
 // Records are in the order they were observed; revisions strictly increase by exactly one
 // from first_revision to last_revision ('R' records), every other record's rev is within
@@ -75,7 +75,7 @@ struct LeaseRecord {
 struct HashRecord {
   int64_t revision = 0;
   uint32_t hash = 0;
-  int64_t compact_revision = 0;
+  int64_t compact_revision = 0;  // -1: etcd had never compacted
   int64_t time_ms = 0;
 };
 

@@ -1,0 +1,412 @@
+// backup --follow (issue 9): the recorder against real etcd 3.4 servers and clusters.
+// What a chain holds is compared, event by event, with etcd's own history (a fresh watch
+// from the base revision + 1): every revision once, in order, nothing lost, nothing twice,
+// across kill -9 restarts, a leader stop, SIGTERM and a compaction gap.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "backup/backup.h"
+#include "backup/repository.h"
+#include "base/error.h"
+#include "client/etcd_client.h"
+#include "follow/chain.h"
+#include "testutil/cli.h"
+#include "testutil/etcd_server.h"
+#include "testutil/process.h"
+#include "testutil/temp_dir.h"
+
+namespace etcdsafe {
+namespace {
+
+using namespace testutil;
+using std::chrono::milliseconds;
+
+struct Recorded {
+  std::string chain;
+  int64_t base = 0, last = 0;
+  std::map<int64_t, std::vector<follow::Event>> revs;
+  std::map<int64_t, int64_t> lease_ttl;  // 'L' records
+  std::vector<std::string> ends;
+  size_t hashes = 0, progress = 0;
+};
+
+// Every chain of the repository, read and link-checked; one Recorded per chain.
+std::vector<Recorded> ReadChains(const std::string& repo_dir) {
+  auto repo = backup::OpenRepository("file://" + repo_dir, {}, true);
+  follow::ChainScan scan = follow::ScanChains(*repo);
+  std::vector<Recorded> out;
+  for (const auto& c : scan.chains) {
+    EXPECT_TRUE(c.problems.empty()) << c.problems.front();
+    Recorded r;
+    r.chain = c.base.id;
+    r.base = c.base.revision;
+    follow::ChainReadResult res = follow::ReadChain(*repo, c, std::nullopt, 0, [&](const follow::Record& rec) {
+      if (rec.tag == 'R') {
+        EXPECT_FALSE(r.revs.count(rec.rev.revision)) << "revision twice: " << rec.rev.revision;
+        r.revs[rec.rev.revision] = rec.rev.events;
+      }
+      if (rec.tag == 'L') r.lease_ttl[rec.lease.id] = rec.lease.ttl;
+      if (rec.tag == 'H') r.hashes++;
+      if (rec.tag == 'P') r.progress++;
+    });
+    r.last = res.last_revision;
+    if (!res.end.empty()) r.ends.push_back(res.end);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+// etcd's history from `from` to its current revision, as the recorder must have stored it.
+std::map<int64_t, std::vector<follow::Event>> History(const client::ClientConfig& cfg, int64_t from) {
+  auto c = client::EtcdClient::Connect(cfg);
+  int64_t now = c->EndpointStatus().header.revision;
+  std::map<int64_t, std::vector<follow::Event>> out;
+  if (now < from) return out;
+  client::WatchOptions wo;
+  wo.range_end = std::string(1, '\0');
+  wo.start_revision = from;
+  auto w = c->Watch(wo);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while ((out.empty() || out.rbegin()->first < now) && std::chrono::steady_clock::now() < deadline) {
+    auto r = w->Next(milliseconds(200));
+    if (!r) continue;
+    for (const auto& e : r->events) {
+      follow::Event ev;
+      ev.is_delete = e.is_delete;
+      ev.data = e.is_delete ? e.kv.key
+                            : follow::EncodeKeyValue({e.kv.key, e.kv.value, e.kv.create_revision, e.kv.mod_revision,
+                                                      e.kv.version, e.kv.lease});
+      out[e.kv.mod_revision].push_back(ev);
+    }
+  }
+  return out;
+}
+
+void ExpectSameEvents(const std::map<int64_t, std::vector<follow::Event>>& want, const Recorded& got, int64_t from,
+                      int64_t to) {
+  for (int64_t rev = from; rev <= to; rev++) {
+    auto w = want.find(rev);
+    auto g = got.revs.find(rev);
+    ASSERT_NE(w, want.end()) << "etcd has no revision " << rev;
+    ASSERT_NE(g, got.revs.end()) << "revision " << rev << " missing from chain " << got.chain;
+    ASSERT_EQ(w->second.size(), g->second.size()) << "revision " << rev;
+    for (size_t i = 0; i < w->second.size(); i++) {
+      EXPECT_EQ(w->second[i].is_delete, g->second[i].is_delete) << rev << "/" << i;
+      EXPECT_EQ(w->second[i].data, g->second[i].data) << rev << "/" << i;
+    }
+  }
+}
+
+class Recorder {
+ public:
+  Recorder(const std::string& repo, const std::vector<std::string>& endpoints, const std::string& log,
+           std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {ETCDSAFE_BINARY, "backup", "--follow", "--repo", "file://" + repo};
+    std::string eps;
+    for (const auto& e : endpoints) eps += (eps.empty() ? "" : ",") + e;
+    args.push_back("--endpoints");
+    args.push_back(eps);
+    for (auto& x : extra) args.push_back(x);
+    pid_ = SpawnLogged(args, {}, log);
+  }
+  ~Recorder() {
+    if (pid_ > 0) Kill(SIGKILL);
+  }
+  int Kill(int sig) {
+    ::kill(pid_, sig);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  bool Running() {
+    int status = 0;
+    return ::waitpid(pid_, &status, WNOHANG) == 0;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// Waits until the chains hold `rev` (the recorder stored it) or the timeout passes.
+bool WaitStored(const std::string& repo, int64_t rev, milliseconds timeout = milliseconds(15000)) {
+  auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    try {
+      auto r = backup::OpenRepository("file://" + repo, {}, true);
+      for (const auto& c : follow::ScanChains(*r).chains) {
+        if (c.usable_last_revision >= rev) return true;
+      }
+    } catch (const Error&) {
+    }
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  return false;
+}
+
+// Waits until the recorder's base backup is committed.
+bool WaitBase(const std::string& repo, milliseconds timeout = milliseconds(15000)) {
+  auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    try {
+      if (!backup::OpenRepository("file://" + repo, {}, true)->ListBackups().empty()) return true;
+    } catch (const Error&) {
+    }
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  return false;
+}
+
+// A random workload: puts, overwrites, deletes, txns, delete ranges, leased keys, a revoke.
+void Workload(client::EtcdClient& c, std::mt19937& rng, int ops) {
+  std::vector<int64_t> leases;
+  for (int i = 0; i < ops; i++) {
+    std::string k = "/w/" + std::to_string(rng() % 40);
+    switch (rng() % 8) {
+      case 0:
+      case 1:
+      case 2: c.Put(k, "v" + std::to_string(rng())); break;
+      case 3: c.DeleteRange(k); break;
+      case 4: {
+        std::vector<client::EtcdClient::TxnOp> t;
+        t.push_back({client::EtcdClient::TxnOp::kPut, "/t/a" + std::to_string(i), "x", "", 0});
+        t.push_back({client::EtcdClient::TxnOp::kPut, "/t/b" + std::to_string(i), "y", "", 0});
+        t.push_back({client::EtcdClient::TxnOp::kDelete, "/w/1", "", "", 0});
+        c.Txn(t);
+        break;
+      }
+      case 5: c.DeleteRange("/t/a", "/t/b"); break;
+      case 6: {
+        int64_t l = c.LeaseGrant(30 + static_cast<int64_t>(rng() % 60));
+        leases.push_back(l);
+        c.Put("/lease/" + std::to_string(i), "l", l);
+        break;
+      }
+      case 7:
+        if (!leases.empty()) {
+          c.LeaseRevoke(leases.back());
+          leases.pop_back();
+        } else {
+          c.Put(k, "z");
+        }
+        break;
+    }
+  }
+}
+
+TEST(Follow, RecordsEveryRevisionOfARandomWorkloadWithLeases) {
+  TempDir dir;
+  EtcdServer etcd;
+  auto c = client::EtcdClient::Connect(etcd.client_config());
+  std::mt19937 rng(11);
+  Workload(*c, rng, 50);
+  Recorder rec(dir.Sub("repo"), {etcd.client_url()}, dir.Sub("rec.log"), {"--hash-every", "500ms"});
+  std::this_thread::sleep_for(milliseconds(1500));
+  Workload(*c, rng, 300);
+  int64_t last = c->EndpointStatus().header.revision;
+  ASSERT_TRUE(WaitStored(dir.Sub("repo"), last)) << ReadFile(dir.Sub("rec.log"));
+  EXPECT_EQ(rec.Kill(SIGTERM), 0) << ReadFile(dir.Sub("rec.log"));
+  auto chains = ReadChains(dir.Sub("repo"));
+  ASSERT_EQ(chains.size(), 1u);
+  const Recorded& r = chains[0];
+  EXPECT_GT(r.base, 1);
+  EXPECT_EQ(r.last, last);
+  ExpectSameEvents(History(etcd.client_config(), r.base + 1), r, r.base + 1, last);
+  EXPECT_GT(r.hashes, 0u);
+  // Every lease a recorded key refers to has its granted TTL recorded.
+  for (const auto& [rev, evs] : r.revs) {
+    for (const auto& e : evs) {
+      if (e.is_delete) continue;
+      follow::KeyValue kv = follow::DecodeKeyValue(AsBytes(e.data), "event");
+      if (kv.lease == 0) continue;
+      ASSERT_TRUE(r.lease_ttl.count(kv.lease)) << "lease " << kv.lease << " of " << kv.key;
+      EXPECT_GE(r.lease_ttl.at(kv.lease), 30);
+      EXPECT_LT(r.lease_ttl.at(kv.lease), 90);
+    }
+  }
+}
+
+TEST(Follow, KillNineAtRandomInstantsLosesAndDuplicatesNothing) {
+  TempDir dir;
+  EtcdServer etcd;
+  auto c = client::EtcdClient::Connect(etcd.client_config());
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    auto wc = client::EtcdClient::Connect(etcd.client_config());
+    std::mt19937 rng(5);
+    while (!stop) {
+      Workload(*wc, rng, 5);
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+  });
+  std::mt19937 rng(99);
+  for (int round = 0; round < 6; round++) {
+    Recorder rec(dir.Sub("repo"), {etcd.client_url()}, dir.Sub("rec.log"), {"--segment-max-age", "200ms"});
+    std::this_thread::sleep_for(milliseconds(300 + rng() % 1500));
+    rec.Kill(SIGKILL);
+  }
+  stop = true;
+  writer.join();
+  int64_t last = c->EndpointStatus().header.revision;
+  {
+    Recorder rec(dir.Sub("repo"), {etcd.client_url()}, dir.Sub("rec.log"));
+    ASSERT_TRUE(WaitStored(dir.Sub("repo"), last)) << ReadFile(dir.Sub("rec.log"));
+    EXPECT_EQ(rec.Kill(SIGTERM), 0);
+  }
+  auto chains = ReadChains(dir.Sub("repo"));
+  ASSERT_EQ(chains.size(), 1u) << ReadFile(dir.Sub("rec.log"));  // resumed every time: one chain
+  const Recorded& r = chains[0];
+  EXPECT_EQ(r.last, last);
+  EXPECT_EQ(r.revs.size(), static_cast<size_t>(last - r.base));
+  ExpectSameEvents(History(etcd.client_config(), r.base + 1), r, r.base + 1, last);
+  // Nothing of the killed runs is left but what the next runs may resume from.
+  for (const auto& name : ListDir(dir.Sub("repo"))) EXPECT_EQ(name.find(".tmp-"), std::string::npos) << name;
+}
+
+TEST(Follow, LeaderStopInAThreeMemberClusterLeavesNoGap) {
+  TempDir dir;
+  auto cluster = EtcdServer::StartNewCluster(3);
+  std::vector<std::string> eps;
+  for (auto& m : cluster) eps.push_back(m->client_url());
+  client::ClientConfig cfg = cluster[0]->client_config();
+  cfg.endpoints = eps;
+  std::atomic<bool> stop{false};
+  std::atomic<int> writes{0};
+  std::thread writer([&] {
+    std::mt19937 rng(3);
+    while (!stop) {
+      try {
+        auto wc = client::EtcdClient::Connect(cfg);
+        while (!stop) {
+          wc->Put("/k/" + std::to_string(rng() % 100), std::to_string(writes++));
+          std::this_thread::sleep_for(milliseconds(3));
+        }
+      } catch (const Error&) {
+        std::this_thread::sleep_for(milliseconds(50));
+      }
+    }
+  });
+  // The recorder's first endpoint is the leader.
+  auto c0 = client::EtcdClient::Connect(cluster[0]->client_config());
+  uint64_t leader = c0->EndpointStatus().leader;
+  size_t li = 0;
+  for (size_t i = 0; i < cluster.size(); i++) {
+    if (client::EtcdClient::Connect(cluster[i]->client_config())->EndpointStatus().member_id == leader) li = i;
+  }
+  std::vector<std::string> rec_eps = {eps[li]};
+  for (size_t i = 0; i < eps.size(); i++) {
+    if (i != li) rec_eps.push_back(eps[i]);
+  }
+  Recorder rec(dir.Sub("repo"), rec_eps, dir.Sub("rec.log"));
+  std::this_thread::sleep_for(milliseconds(2000));
+  cluster[li]->Stop();
+  std::this_thread::sleep_for(milliseconds(3000));
+  stop = true;
+  writer.join();
+  size_t other = (li + 1) % cluster.size();
+  client::ClientConfig ocfg = cluster[other]->client_config();
+  int64_t last = client::EtcdClient::Connect(ocfg)->EndpointStatus().header.revision;
+  ASSERT_TRUE(WaitStored(dir.Sub("repo"), last)) << ReadFile(dir.Sub("rec.log"));
+  EXPECT_EQ(rec.Kill(SIGTERM), 0);
+  std::string log = ReadFile(dir.Sub("rec.log"));
+  EXPECT_NE(log.find("watching from revision"), std::string::npos);
+  EXPECT_EQ(log.find("gap:"), std::string::npos) << log;
+  EXPECT_NE(log.find(", 0 gaps"), std::string::npos) << log;
+  auto chains = ReadChains(dir.Sub("repo"));
+  ASSERT_EQ(chains.size(), 1u) << log;
+  EXPECT_EQ(chains[0].last, last);
+  ExpectSameEvents(History(ocfg, chains[0].base + 1), chains[0], chains[0].base + 1, last);
+  EXPECT_GT(writes.load(), 100);
+}
+
+TEST(Follow, SigtermStoresWhatWasRecordedAtOnce) {
+  TempDir dir;
+  EtcdServer etcd;
+  auto c = client::EtcdClient::Connect(etcd.client_config());
+  Recorder rec(dir.Sub("repo"), {etcd.client_url()}, dir.Sub("rec.log"), {"--segment-max-age", "30s"});
+  ASSERT_TRUE(WaitBase(dir.Sub("repo")));
+  for (int i = 0; i < 20; i++) c->Put("/s/" + std::to_string(i), "v");
+  int64_t last = c->EndpointStatus().header.revision;
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_EQ(rec.Kill(SIGTERM), 0) << ReadFile(dir.Sub("rec.log"));
+  auto chains = ReadChains(dir.Sub("repo"));
+  ASSERT_EQ(chains.size(), 1u);
+  EXPECT_EQ(chains[0].last, last);
+}
+
+TEST(Follow, CompactionPastTheChainEndsItAndStartsANewOne) {
+  TempDir dir;
+  EtcdServer etcd;
+  auto c = client::EtcdClient::Connect(etcd.client_config());
+  c->Put("/a", "1");
+  {
+    Recorder rec(dir.Sub("repo"), {etcd.client_url()}, dir.Sub("rec.log"));
+    c->Put("/a", "2");
+    int64_t rev = c->EndpointStatus().header.revision;
+    ASSERT_TRUE(WaitStored(dir.Sub("repo"), rev));
+    EXPECT_EQ(rec.Kill(SIGTERM), 0);
+  }
+  for (int i = 0; i < 10; i++) c->Put("/a", std::to_string(i));
+  int64_t now = c->EndpointStatus().header.revision;
+  c->Compact(now, true);
+  c->Put("/a", "after");
+  int64_t last = c->EndpointStatus().header.revision;
+  {
+    std::this_thread::sleep_for(milliseconds(1100));  // a new second: a new base name
+    Recorder rec(dir.Sub("repo"), {etcd.client_url()}, dir.Sub("rec2.log"));
+    std::this_thread::sleep_for(milliseconds(1500));
+    c->Put("/b", "new chain");
+    ASSERT_TRUE(WaitStored(dir.Sub("repo"), last + 1)) << ReadFile(dir.Sub("rec2.log"));
+    EXPECT_EQ(rec.Kill(SIGTERM), 0);
+  }
+  std::string log = ReadFile(dir.Sub("rec2.log"));
+  EXPECT_NE(log.find("gap: etcd compacted"), std::string::npos) << log;
+  auto chains = ReadChains(dir.Sub("repo"));
+  ASSERT_EQ(chains.size(), 2u) << log;
+  ASSERT_EQ(chains[0].ends.size(), 1u);
+  EXPECT_EQ(chains[0].ends[0].rfind("gap: etcd compacted", 0), 0u) << chains[0].ends[0];
+  EXPECT_GE(chains[1].base, now);
+  EXPECT_EQ(chains[1].last, last + 1);
+}
+
+TEST(Follow, TwoRecordersOnOneRepositoryAreRefusedAndABackupStillRuns) {
+  TempDir dir;
+  EtcdServer etcd;
+  Recorder rec(dir.Sub("repo"), {etcd.client_url()}, dir.Sub("rec.log"));
+  ASSERT_TRUE(WaitBase(dir.Sub("repo")));
+  CmdResult second = Exec(ETCDSAFE_BINARY, {"backup", "--follow", "--repo", "file://" + dir.Sub("repo"),
+                                            "--endpoints", etcd.client_url()});
+  EXPECT_EQ(second.code, 11) << second.err;
+  EXPECT_TRUE(IsOneLineError(second)) << second.err;
+  EXPECT_NE(second.err.find("follow"), std::string::npos) << second.err;
+  std::this_thread::sleep_for(milliseconds(1100));
+  CmdResult backup = Exec(ETCDSAFE_BINARY, {"backup", "--repo", "file://" + dir.Sub("repo"), "--endpoints",
+                                            etcd.client_url()});
+  EXPECT_EQ(backup.code, 0) << backup.err;
+  EXPECT_TRUE(rec.Running());
+  EXPECT_EQ(rec.Kill(SIGTERM), 0);
+}
+
+TEST(Follow, BadFlagsAreOneLineErrors) {
+  TempDir dir;
+  for (auto extra : std::vector<std::vector<std::string>>{{"--segment-max-age", "0s"},
+                                                          {"--segment-max-size", "12XB"},
+                                                          {"--passphrase-file", "/dev/null"}}) {
+    std::vector<std::string> args = {"backup", "--follow", "--repo", "file://" + dir.Sub("r"), "--endpoints",
+                                      "127.0.0.1:1"};
+    for (auto& x : extra) args.push_back(x);
+    CmdResult r = Exec(ETCDSAFE_BINARY, args);
+    EXPECT_EQ(r.code, 128) << extra[0] << ": " << r.err;
+    EXPECT_TRUE(IsOneLineError(r)) << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace etcdsafe
