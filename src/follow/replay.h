@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -51,34 +52,53 @@ struct PitrResult {
   int64_t revision = 0;      // the revision restored
   int64_t time_ms = 0;       // when the recorder saw that revision (base: its backup time)
   uint64_t segments = 0, revisions = 0, events = 0;
-  // The HashKV check: the revision checked (0: none recorded at or before the target).
+  // The HashKV check: the revision checked (0: none), etcd's hash and compact revision
+  // there; hash_note says why no check was possible when hash_revision is 0.
   int64_t hash_revision = 0;
   uint32_t hash = 0;
-  std::vector<std::string> notes;  // unknown leases, chain problems skipped, ...
+  int64_t hash_compact_revision = 0;
+  std::string hash_note;
+  std::vector<std::string> notes;  // unknown leases, chain problems after the target, ...
 };
 
 // Chooses the chain and target, replays and restores. kRevision N: the newest base with a
 // revision <= N whose usable chain reaches N (a base at exactly N needs no segment).
 // kTime T: the newest base taken at or before T; the target is the last revision the
-// recorder saw at or before T, and the chain must prove T (a record at or after T, a
-// progress record included): else kNotFound naming the newest provable time. kLatest: the
-// last usable revision of the newest chain (or the newest base when it is newer).
-// Errors: as RestoreFromRepository; no base/chain reaching the target: kNotFound; a
-// broken chain or a HashKV mismatch: kDataLoss (nothing is committed).
+// recorder saw at or before T, and the chain must prove T (a record after T, or a
+// progress record at T): else kNotFound naming the newest provable time. kLatest: the
+// highest revision any base or usable chain reaches (a base alone when equal); a chain
+// whose names show a problem (a missing, duplicated or out-of-place segment) is refused
+// for kLatest (kDataLoss naming it and the last usable revision, to restore with
+// --to-revision), never silently cut short.
+// Everything that needs no download (chain choice, flags, targets) is checked before
+// anything is written; the db is then built inside the restore's temporary data dir, so
+// a broken link, a tampered segment or a HashKV mismatch found during the replay leaves
+// nothing behind. Errors: as RestoreFromRepository; no base/chain reaching the target:
+// kNotFound; a broken chain or a HashKV mismatch: kDataLoss (nothing is committed).
 PitrResult RestoreToPoint(backup::Repository& repo, const PointInTime& target, const snapshot::RestoreOptions& opts,
                           const std::optional<pipeline::KeySpec>& key,
                           const std::function<void(const std::string& stage, uint64_t n)>& progress = {});
 
-// The replay alone: base db file (already verified) + the chain up to `target_revision`
-// (or time, as above) → a new bbolt file at out_db. For tests and benchmarks.
+// The replay alone: base db file (already verified) + the chain up to `target` → a new
+// bbolt file at out_db (created or truncated, mode 0600). For kRevision the chain must
+// reach it (kNotFound), and it must not be below the base (kInvalidArgument). The base's
+// bucket "key" must end at or below the base revision (kDataLoss). Memory: one segment's
+// records, the leases, and one entry per key whose latest value has a lease.
 struct ReplayStats {
   int64_t revision = 0, time_ms = 0;
   uint64_t segments = 0, revisions = 0, events = 0;
-  std::vector<HashRecord> hashes;  // recorded at or before the target
+  std::vector<HashRecord> hashes;  // recorded at or before the target, in order
   std::vector<std::string> notes;
 };
 ReplayStats ReplayChain(backup::Repository& repo, const Chain& chain, const std::string& base_db,
                         const std::string& out_db, const PointInTime& target,
-                        const std::optional<pipeline::KeySpec>& key);
+                        const std::optional<pipeline::KeySpec>& key,
+                        const std::function<void(uint64_t segments_done)>& progress = {});
+
+// The HashKV check of a replayed db: the newest hash recorded at or before the target
+// (stats.hashes) recomputed offline (ops/kv_hash.h, with the compact revision etcd
+// reported). Returns the record checked, or nullopt when none was recorded; a different
+// hash, or a record the db cannot be checked against, is kDataLoss.
+std::optional<HashRecord> CheckReplayedHash(const std::string& db, const ReplayStats& stats);
 
 }  // namespace etcdsafe::follow

@@ -116,6 +116,44 @@ struct KeyState {
   Rev keep;
 };
 
+// restoreIntoIndex, reduced to what Keep(rev) needs: the first entry of a key (a put).
+void StartKey(KeyState& s, const Rev& kr, int64_t rev) {
+  s.in_index = true;
+  if (kr.main <= rev) {
+    s.has_keep = true;
+    s.keep = kr;
+    s.live = true;
+  }
+}
+
+// Every later entry of a key.
+void NextEntry(KeyState& s, const Rev& kr, bool tomb, int64_t rev) {
+  if (tomb) {
+    if (s.last_gen_empty) return;  // ErrRevisionNotFound: ignored
+    if (!s.chosen) {
+      if (kr.main > rev) {
+        s.chosen = true;  // this generation's tombstone is above rev: it is Keep's
+      } else {
+        s.has_keep = false;  // a whole generation at or below rev: nothing of it kept
+      }
+    }
+    s.last_gen_empty = true;
+    if (kr.main <= rev) s.live = false;
+    return;
+  }
+  s.last_gen_empty = false;
+  if (!s.chosen && kr.main <= rev) {
+    s.has_keep = true;
+    s.keep = kr;
+  }
+  if (kr.main <= rev) s.live = true;
+}
+
+// Per key: the state for Keep(R), and for Compact(C) with a compact override.
+struct KeyStates {
+  KeyState at_r, at_c;
+};
+
 struct LowEntry {
   Rev rev;
   uint32_t crc = 0;
@@ -160,6 +198,22 @@ KvSpace KvHashOfDb(bolt::Reader& db, const KvHashOptions& options) {
       scheduled && *scheduled > compact && *scheduled <= current) {
     compact = *scheduled;
   }
+  // An etcd compacted later than this db (its HashKV's compact_revision).
+  bool emulate_compaction = false;
+  if (options.compact_revision) {
+    const int64_t c = *options.compact_revision <= 0 ? -1 : *options.compact_revision;
+    if (c < compact) {
+      throw Error(ErrorCode::kInvalidArgument, what + ": compacted at revision " + std::to_string(compact) +
+                                                   ", after " + std::to_string(c) +
+                                                   ": the history etcd hashed is not in it");
+    }
+    if (c > current) {
+      throw Error(ErrorCode::kInvalidArgument, what + ": compact revision " + std::to_string(c) +
+                                                   " is beyond the current revision " + std::to_string(current));
+    }
+    emulate_compaction = c > compact;
+    compact = c;
+  }
   out.current_revision = current;
   out.compact_revision = compact;
 
@@ -178,7 +232,7 @@ KvSpace KvHashOfDb(bolt::Reader& db, const KvHashOptions& options) {
   const Rev lower{compact + 1, 0};
   const Rev index_min{1, 0};  // restore indexes from revision 1 on
 
-  std::unordered_map<std::string, KeyState> keys;
+  std::unordered_map<std::string, KeyStates> keys;
   std::vector<LowEntry> low;          // entries below `lower`, in order
   uint32_t high_crc = 0;              // CRC-32C of the entries in [lower, upper)
   uint64_t high_len = 0;
@@ -196,36 +250,13 @@ KvSpace KvHashOfDb(bolt::Reader& db, const KvHashOptions& options) {
       auto it = keys.find(std::string(*user_key));
       if (it == keys.end()) {
         if (!tomb) {  // a tombstone of a key the index does not hold is ignored
-          KeyState& s = keys[std::string(*user_key)];
-          s.in_index = true;
-          if (kr.main <= rev) {
-            s.has_keep = true;
-            s.keep = kr;
-            s.live = true;
-          }
+          KeyStates& s = keys[std::string(*user_key)];
+          StartKey(s.at_r, kr, rev);
+          if (emulate_compaction) StartKey(s.at_c, kr, compact);
         }
       } else {
-        KeyState& s = it->second;
-        if (tomb) {
-          if (!s.last_gen_empty) {  // else ErrRevisionNotFound: ignored
-            if (!s.chosen) {
-              if (kr.main > rev) {
-                s.chosen = true;  // this generation's tombstone is above R: it is Keep's
-              } else {
-                s.has_keep = false;  // a whole generation at or below R: nothing of it kept
-              }
-            }
-            s.last_gen_empty = true;
-            if (kr.main <= rev) s.live = false;
-          }
-        } else {
-          s.last_gen_empty = false;
-          if (!s.chosen && kr.main <= rev) {
-            s.has_keep = true;
-            s.keep = kr;
-          }
-          if (kr.main <= rev) s.live = true;
-        }
+        NextEntry(it->second.at_r, kr, tomb, rev);
+        if (emulate_compaction) NextEntry(it->second.at_c, kr, tomb, compact);
       }
     }
     // hashByRev's filter (the keep test waits for the end of the pass).
@@ -241,9 +272,12 @@ KvSpace KvHashOfDb(bolt::Reader& db, const KvHashOptions& options) {
     high_len += k.size() + v.size();
   });
 
-  std::unordered_set<Rev, RevHash> keep;
-  for (auto& [key, s] : keys) {
+  std::unordered_set<Rev, RevHash> keep, compact_kept;
+  for (auto& [key, both] : keys) {
+    const KeyState& s = both.at_r;
     if (s.has_keep) keep.insert(s.keep);
+    // Compact(C) drops a kept tombstone (keyIndex.compact), as Keep does.
+    if (emulate_compaction && both.at_c.has_keep) compact_kept.insert(both.at_c.keep);
     if (!s.live) continue;
     out.live_keys++;
     if (!options.count_groups) continue;
@@ -257,7 +291,11 @@ KvSpace KvHashOfDb(bolt::Reader& db, const KvHashOptions& options) {
   static constexpr uint8_t kBucket[] = {'k', 'e', 'y'};
   uint32_t crc = Crc32cExtend(0, kBucket, sizeof kBucket);
   for (const LowEntry& e : low) {
-    if (!keep.empty() && !keep.contains(e.rev)) continue;  // what compaction would remove
+    if (!keep.empty()) {
+      if (!keep.contains(e.rev)) continue;  // what compaction would remove
+    } else if (emulate_compaction && !compact_kept.contains(e.rev)) {
+      continue;  // etcd's own compaction at C removed it from its db
+    }
     crc = Crc32cCombine(crc, e.crc, e.len);
   }
   out.hash = Crc32cCombine(crc, high_crc, high_len);

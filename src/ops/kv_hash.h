@@ -20,6 +20,17 @@
 // revision key shorter than 17 bytes, a value that is not a KeyValue protobuf) are
 // kDataLoss naming the revision.
 //
+// KvHashOptions::compact_revision = C hashes as an etcd whose compacted revision is C
+// does (what its HashKV answer reports as compact_revision), for a db that holds MORE
+// history than that etcd: a db replayed from a base taken before etcd compacted at C
+// (follow/replay.h). etcd's own db then holds, below C+1, only what its compaction at C
+// kept (kvindex.Compact(C): each key's latest revision <= C in its generation alive at C,
+// tombstones dropped); the hash is computed over exactly that, i.e. entries below C+1 are
+// hashed when Keep(R) keeps them, or, when Keep(R) keeps nothing, when Compact(C) kept
+// them. C <= 0 means never compacted (etcd reports -1 or 0). C below the db's own
+// compacted revision (the db lacks history etcd had): kInvalidArgument; R <= C:
+// "mvcc: required revision has been compacted".
+//
 // One pass over bucket "key" (bounded by the number of distinct keys: one small state
 // per key, plus 28 bytes per entry below the compact revision); the same pass counts the
 // keys that exist at R, and per Kubernetes group (RegistryGroup) when asked.
@@ -27,6 +38,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -49,6 +61,8 @@ struct KvSpace {
 struct KvHashOptions {
   int64_t revision = 0;       // 0: the current revision
   bool count_groups = false;  // fill KvSpace::groups and the essentials
+  // Hash as an etcd compacted at this revision does (see above); nullopt: the db's own.
+  std::optional<int64_t> compact_revision;
 };
 
 KvSpace KvHashOfDb(bolt::Reader& db, const KvHashOptions& options = {});
