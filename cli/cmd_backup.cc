@@ -1,7 +1,10 @@
 // etcdsafe backup | backups list | backups verify | prune (restore: cmd_restore.cc): the
 // repository workflow that replaces the seeds' backup scripts (etcdctl save, gzip,
 // sha256sum, gpg, aws s3 cp, find -mtime +30 -delete, lock file, disk-space check).
+// list, verify and prune show, check and retain chains of continuous backup (follow/)
+// with their base backups.
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -13,6 +16,8 @@
 #include "commands.h"
 #include "controlplane/pki_archive.h"
 #include "drill_flags.h"
+#include "follow/chain.h"
+#include "follow/verify.h"
 #include "exit_codes.h"
 #include "pipeline/keys.h"
 #include "progress.h"
@@ -52,15 +57,44 @@ void RunBackup(const GlobalFlags& g, const RepoFlags& rf, const std::string& com
   if (!r.all_ok()) throw CommandExit{kExitPartial, "backup written to only some repositories (partial)"};
 }
 
+// "-" or "3 segments, r101..250" (+ " (damaged)" when the names show a problem).
+std::string ChainCell(const follow::Chain* c) {
+  if (c == nullptr || c->segments.empty()) return "-";
+  std::string s = std::to_string(c->segments.size()) + (c->segments.size() == 1 ? " segment, r" : " segments, r") +
+                  std::to_string(c->base.revision + 1) + ".." + std::to_string(c->last_revision());
+  if (!c->problems.empty()) s += " (damaged)";
+  return s;
+}
+
 void RunList(const GlobalFlags& g, const RepoFlags& rf) {
   auto repo = rf.OpenOne();
   std::vector<std::string> damaged;
   std::vector<backup::Manifest> all = repo->ListBackups(&damaged, std::nullopt);  // every kind
+  // Chains of continuous backup, from their names (nothing read: times would need reads).
+  const follow::ChainScan chains = follow::ScanChains(*repo);
+  std::map<std::string, const follow::Chain*> chain_of;
+  for (const auto& c : chains.chains) chain_of[c.base.id] = &c;
+  auto find_chain = [&](const backup::Manifest& m) -> const follow::Chain* {
+    auto it = chain_of.find(m.id);
+    return it == chain_of.end() ? nullptr : it->second;
+  };
   if (g.write_out == "json") {
     nlohmann::ordered_json arr = nlohmann::json::array();
     for (const auto& m : all) {
       nlohmann::ordered_json j = nlohmann::ordered_json::parse(backup::ManifestToJson(m));
       j["kind"] = std::string(backup::BackupKindName(m.Kind()));  // also where the manifest has none
+      if (m.Kind() == backup::BackupKind::kSnapshot) {
+        // Revisions first..last continue this backup (first = revision + 1; no segments:
+        // last = revision); usable_last_revision: up to where a restore can go.
+        const follow::Chain* c = find_chain(m);
+        nlohmann::ordered_json chain;
+        chain["segments"] = c == nullptr ? 0 : c->segments.size();
+        chain["first_revision"] = m.revision + 1;
+        chain["last_revision"] = c == nullptr ? m.revision : c->last_revision();
+        chain["usable_last_revision"] = c == nullptr ? m.revision : c->usable_last_revision;
+        chain["problems"] = c == nullptr ? std::vector<std::string>{} : c->problems;
+        j["chain"] = std::move(chain);
+      }
       arr.push_back(std::move(j));
     }
     std::printf("%s\n", arr.dump().c_str());
@@ -71,11 +105,13 @@ void RunList(const GlobalFlags& g, const RepoFlags& rf) {
       // A PKI backup has no revision; its "keys" are the files in its archive.
       rows.push_back({m.id, std::string(backup::BackupKindName(m.Kind())), backup::FormatUtc(m.time_unix),
                       pki ? "-" : std::to_string(m.revision), std::to_string(m.total_keys), Size(m.db_size),
-                      Size(m.stored_size), m.compression, m.encryption == "none" ? "-" : m.key_id});
+                      Size(m.stored_size), m.compression, m.encryption == "none" ? "-" : m.key_id,
+                      ChainCell(find_chain(m))});
     }
     if (g.write_out == "table") {
-      std::fputs(snapshot::RenderTable({"id", "kind", "time", "revision", "keys", "db size", "stored", "compression", "key"},
-                                       rows)
+      std::fputs(snapshot::RenderTable(
+                     {"id", "kind", "time", "revision", "keys", "db size", "stored", "compression", "key", "chain"},
+                     rows)
                      .c_str(),
                  stdout);
     } else {
@@ -89,16 +125,30 @@ void RunList(const GlobalFlags& g, const RepoFlags& rf) {
     throw Error(ErrorCode::kUnsupported, "unsupported output format");
   }
   for (const auto& d : damaged) std::fprintf(stderr, "etcdsafe: invalid manifest %s\n", d.c_str());
+  for (const auto& c : chains.chains) {
+    for (const auto& p : c.problems) {
+      std::fprintf(stderr, "etcdsafe: warning: chain of %s: %s (usable up to revision %lld)\n", c.base.id.c_str(),
+                   p.c_str(), static_cast<long long>(c.usable_last_revision));
+    }
+  }
+  for (const auto& o : chains.orphans) {
+    std::fprintf(stderr,
+                 "etcdsafe: warning: orphan segment %s: the backup it continues (%s) has no valid manifest\n",
+                 backup::EscapeForTerminal(o.name).c_str(),
+                 backup::EscapeForTerminal(o.parsed.stem + "-r" + std::to_string(o.parsed.revision)).c_str());
+  }
 }
 
 void RunVerify(const RepoFlags& rf, const std::string& id) {
   auto repo = rf.OpenOne();
   std::optional<std::string> which;
   if (!id.empty()) which = id;
+  const std::optional<pipeline::KeySpec> key = rf.KeyWithWarning();
   ProgressLine line("verifying");
-  auto outcomes = backup::VerifyBackups(*repo, which, rf.KeyWithWarning(), [&](uint64_t b) { line.Update(b); },
+  auto outcomes = backup::VerifyBackups(*repo, which, key, [&](uint64_t b) { line.Update(b); },
                                        controlplane::CheckPkiArchive);
   line.Done();
+  follow::ChainVerifyReport chains = follow::VerifyChains(*repo, key, which);
   size_t bad = 0, need_key = 0;
   for (const auto& o : outcomes) {
     const std::string who = backup::EscapeForTerminal(o.manifest.id.empty() ? o.name : o.manifest.id);
@@ -122,16 +172,54 @@ void RunVerify(const RepoFlags& rf, const std::string& id) {
         break;
     }
   }
-  if (bad > 0) {
-    throw Error(ErrorCode::kDataLoss, std::to_string(bad) + " of " + std::to_string(outcomes.size()) +
-                                          " backups in " + repo->Describe() + " are damaged");
+  size_t bad_chains = 0, key_chains = 0;
+  for (const auto& c : chains.chains) {
+    const std::string range = std::to_string(c.segments) + (c.segments == 1 ? " segment" : " segments") +
+                              ", revisions " + std::to_string(c.first_revision) + ".." +
+                              std::to_string(c.last_revision);
+    switch (c.state) {
+      case follow::ChainVerifyOutcome::State::kOk: {
+        std::string times;
+        if (c.first_time_ms > 0) {
+          times = ", " + backup::FormatUtc(c.first_time_ms / 1000) + " .. " + backup::FormatUtc(c.last_time_ms / 1000);
+        }
+        std::printf("ok       chain of %s (%s%s%s)\n", c.base_id.c_str(), range.c_str(), times.c_str(),
+                    c.end.empty() ? "" : (", ended: " + backup::EscapeForTerminal(c.end)).c_str());
+        break;
+      }
+      case follow::ChainVerifyOutcome::State::kKeyRequired:
+        key_chains++;
+        std::printf("KEY?     chain of %s (%s): %s\n", c.base_id.c_str(), range.c_str(), c.problem.c_str());
+        break;
+      case follow::ChainVerifyOutcome::State::kDamaged:
+        bad_chains++;
+        std::printf("DAMAGED  chain of %s (%s): %s\n", c.base_id.c_str(), range.c_str(), c.problem.c_str());
+        break;
+    }
   }
-  if (need_key > 0) {
+  for (const auto& o : chains.orphans) std::fprintf(stderr, "etcdsafe: warning: orphan segment %s\n", o.c_str());
+  const std::string chain_count =
+      chains.chains.empty() ? "" : " and " + std::to_string(chains.chains.size()) + " chains";
+  if (bad > 0 || bad_chains > 0) {
+    std::string what;
+    if (bad > 0) what = std::to_string(bad) + " of " + std::to_string(outcomes.size()) + " backups";
+    if (bad_chains > 0) {
+      what += (what.empty() ? "" : " and ") + std::to_string(bad_chains) + " of " +
+              std::to_string(chains.chains.size()) + " chains";
+    }
+    throw Error(ErrorCode::kDataLoss, what + " in " + repo->Describe() + " are damaged");
+  }
+  if (need_key > 0 || key_chains > 0) {
+    std::string what;
+    if (need_key > 0) what = std::to_string(need_key) + " of " + std::to_string(outcomes.size()) + " backups";
+    if (key_chains > 0) {
+      what += (what.empty() ? "" : " and ") + std::to_string(key_chains) + " of " +
+              std::to_string(chains.chains.size()) + " chains";
+    }
     throw Error(ErrorCode::kUnauthenticated,
-                std::to_string(need_key) + " of " + std::to_string(outcomes.size()) + " backups in " +
-                    repo->Describe() + " are encrypted and were checked only as stored bytes: key required");
+                what + " in " + repo->Describe() + " are encrypted and were checked only as stored bytes: key required");
   }
-  std::printf("%zu backups verified in %s\n", outcomes.size(), repo->Describe().c_str());
+  std::printf("%zu backups%s verified in %s\n", outcomes.size(), chain_count.c_str(), repo->Describe().c_str());
 }
 
 struct PruneFlags {
@@ -151,20 +239,21 @@ void RunPrune(const RepoFlags& rf, PruneFlags pf) {
   for (const auto& d : r.decisions) {
     std::string reasons;
     for (size_t i = 0; i < d.reasons.size(); i++) reasons += (i ? ", " : "") + d.reasons[i];
+    auto chain = r.chains.find(d.backup.id);
+    // "backup X (with N segments, revisions A..B)" without the word "backup".
+    const std::string who =
+        backup::DescribeBackupWithChain(d.backup.id, chain == r.chains.end() ? nullptr : &chain->second).substr(7);
     if (d.keep) {
-      std::printf("keep    %s  (%s)\n", d.backup.id.c_str(), reasons.c_str());
+      std::printf("keep    %s  (%s)\n", who.c_str(), reasons.c_str());
     } else {
       removed++;
-      std::printf("drop    %s\n", d.backup.id.c_str());
+      std::printf("drop    %s\n", who.c_str());
     }
   }
   for (const auto& o : r.removed) {
     std::printf("%s  %s\n", pf.dry_run ? "would remove" : "removed", backup::EscapeForTerminal(o).c_str());
   }
-  for (const auto& o : r.left_alone) {
-    std::fprintf(stderr, "etcdsafe: left alone: %s (no manifest and no intent record: not provably etcdsafe's)\n",
-                 o.c_str());
-  }
+  for (const auto& o : r.left_alone) std::fprintf(stderr, "etcdsafe: left alone: %s\n", o.c_str());
   std::printf("%s%zu of %zu backups removed, %zu kept%s\n", pf.dry_run ? "dry run: " : "", removed,
               r.decisions.size(), r.decisions.size() - removed, pf.dry_run ? " (nothing was deleted)" : "");
 }

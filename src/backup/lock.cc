@@ -512,7 +512,7 @@ std::unique_ptr<RepositoryLock> AcquireLock(store::Store& store, const std::stri
   std::vector<LockInfo> others = JudgeOthers(store, listing, lock->name(), self, store_now);
   for (const auto& other : others) {
     if (!other.stale) {
-      if (held == nullptr) held = &other;
+      if (held == nullptr && LocksConflict(operation, other)) held = &other;
       continue;
     }
     store.Remove(other.name);
@@ -537,6 +537,25 @@ std::unique_ptr<RepositoryLock> AcquireLock(store::Store& store, const std::stri
 
 std::vector<LockInfo> InspectLocks(store::Store& store) {
   return JudgeOthers(store, store.ListDir(kLockPrefix), "", LockIdentity::Self(), NowUnix());
+}
+
+bool LocksConflict(const std::string& operation, const LockInfo& held) {
+  if (!held.readable) return true;
+  return (operation == kFollowOperation) == (held.operation == kFollowOperation);
+}
+
+std::vector<LockInfo> HeldLocks(store::Store& store, const std::string& ours) {
+  std::vector<store::ObjectInfo> listing = store.ListDir(kLockPrefix);
+  int64_t now = 0;
+  for (const auto& obj : listing) {
+    if (!ours.empty() && obj.name == ours) now = obj.mtime_unix;
+  }
+  if (now == 0) now = NowUnix();
+  std::vector<LockInfo> out;
+  for (auto& l : JudgeOthers(store, listing, ours, LockIdentity::Self(), now)) {
+    if (!l.stale) out.push_back(std::move(l));
+  }
+  return out;
 }
 
 UnlockReport Unlock(store::Store& store, bool force, bool dry_run) {

@@ -1,4 +1,4 @@
-// The repository lock: one object under "locks/" per running backup or prune.
+// The repository lock: one object under "locks/" per running backup, prune or recorder.
 //
 // What a lock proves. A run holds the repository while its lock object exists and is
 // fresh. Owners rewrite it every minute (kLockRefreshEvery); every write gives the object
@@ -18,6 +18,13 @@
 // Otherwise it is HELD. A lock etcdsafe cannot read (not JSON, not an etcdsafe lock,
 // larger than kMaxLockSize, a newer lock format) is always HELD: it is never removed
 // automatically, the error names it and points to `etcdsafe unlock --force`.
+//
+// Continuous backup. The recorder (`backup --follow`) runs for days and holds a lock of
+// operation kFollowOperation all along. A follow lock conflicts only with another follow
+// lock (two recorders on one repository are refused); backup and prune locks neither stop
+// nor are stopped by it (LocksConflict): they never touch what a recorder writes, which is
+// new segments of its chain and their store temporaries (repository.h, repo_ops.h Prune).
+// Every other pair of locks conflicts, and an unreadable lock conflicts with everything.
 //
 // An owner that could not refresh its lock for kLockGiveUpAfter (5 minutes before anyone
 // may judge it stale) stops refreshing and considers it lost, so a lock that was judged
@@ -83,6 +90,13 @@ struct LockInfo {
   std::string DisplayName() const;
 };
 
+inline constexpr char kFollowOperation[] = "follow";
+
+// True when a run of `operation` must not take the repository lock while `held` (a lock
+// judged HELD, not stale) exists: both are follow locks, or neither is, or `held` is
+// unreadable.
+bool LocksConflict(const std::string& operation, const LockInfo& held);
+
 class LockFactory;
 
 class RepositoryLock {
@@ -130,9 +144,10 @@ class RepositoryLock {
   InterruptCleanup on_interrupt_;
 };
 
-// Takes the repository lock for `operation` ("backup", "prune"). Stale locks are removed
-// and described in *removed_stale. Any held lock: kLocked naming its owner (or why it
-// cannot be read) and `etcdsafe unlock`. `refresh_every` other than kLockRefreshEvery is
+// Takes the repository lock for `operation` ("backup", "prune", kFollowOperation). Stale
+// locks (of any operation) are removed and described in *removed_stale. A held lock that
+// conflicts (LocksConflict): kLocked naming its owner (or why it cannot be read) and
+// `etcdsafe unlock`. `refresh_every` other than kLockRefreshEvery is
 // for tests.
 std::unique_ptr<RepositoryLock> AcquireLock(store::Store& store, const std::string& operation,
                                             std::vector<std::string>* removed_stale,
@@ -141,6 +156,16 @@ std::unique_ptr<RepositoryLock> AcquireLock(store::Store& store, const std::stri
 // Read-only: every object under locks/, judged by the rules above, but ages by this
 // host's clock (nothing is written, so the store's clock cannot be read). For dry runs.
 std::vector<LockInfo> InspectLocks(store::Store& store);
+
+// Read-only: the locks other than `ours` (a lock name, or "" for none) judged HELD, i.e.
+// runs that may be writing right now. Whether one of them may be writing an object of
+// the kind a run of operation X writes (segments: kFollowOperation; anything else:
+// "backup") is LocksConflict(X, lock). Ages by the store's clock when `ours` is listed
+// (its mtime; an older "now" only makes others look fresher), else by this host's clock.
+// List the objects you are about to act on BEFORE calling this: every writer writes its
+// lock before any object, so a temporary in that listing whose writer still runs has
+// its lock in this one.
+std::vector<LockInfo> HeldLocks(store::Store& store, const std::string& ours);
 
 // `etcdsafe unlock`: removes stale locks, or with `force` every lock, and returns what it
 // removed and what it kept. Ages by the store's clock: it writes (and removes) a lock of

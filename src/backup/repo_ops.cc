@@ -329,6 +329,13 @@ std::vector<VerifyOutcome> VerifyBackups(Repository& repo, const std::optional<s
   return out;
 }
 
+std::string DescribeBackupWithChain(const std::string& id, const ChainNames* chain) {
+  if (chain == nullptr || chain->segments == 0) return "backup " + id;
+  return "backup " + id + " (with " + std::to_string(chain->segments) + " segment" +
+         (chain->segments == 1 ? "" : "s") + ", revisions " + std::to_string(chain->first_revision) + ".." +
+         std::to_string(chain->last_revision) + ")";
+}
+
 PruneReport Prune(Repository& repo, const catalog::RetentionPolicy& policy, bool dry_run,
                   std::chrono::system_clock::time_point now) {
   catalog::ValidatePolicy(policy);
@@ -373,6 +380,65 @@ PruneReport Prune(Repository& repo, const catalog::RetentionPolicy& policy, bool
                      return a.backup.time != b.backup.time ? a.backup.time > b.backup.time : a.backup.id < b.backup.id;
                    });
 
+  // Chains of continuous backup, by their names: each segment belongs to the snapshot
+  // backup its name continues.
+  struct Segment {
+    std::string name;
+    uint64_t seq = 0;
+    int64_t mtime = 0;
+  };
+  std::map<std::string, const Manifest*> snapshots;
+  for (const auto& m : scan.backups) {
+    if (m.Kind() == BackupKind::kSnapshot) snapshots[m.id] = &m;
+  }
+  std::map<std::string, std::vector<Segment>> segments;  // by base id, highest seq first
+  std::vector<std::pair<std::string, std::string>> orphans;  // name, base id
+  for (const auto& o : scan.objects) {
+    ParsedName p = ClassifyName(o.name);
+    if (p.kind != NameKind::kSegment) continue;
+    const std::string base = p.stem + "-r" + std::to_string(p.revision);
+    if (!snapshots.count(base)) {
+      orphans.push_back({o.name, base});
+      continue;
+    }
+    segments[base].push_back({o.name, p.seq, o.mtime_unix});
+    ChainNames& c = report.chains[base];
+    c.first_revision = c.segments == 0 ? p.first_revision : std::min(c.first_revision, p.first_revision);
+    c.last_revision = c.segments == 0 ? p.last_revision : std::max(c.last_revision, p.last_revision);
+    c.segments++;
+  }
+  for (auto& [base, segs] : segments) {
+    std::sort(segs.begin(), segs.end(), [](const Segment& a, const Segment& b) {
+      return a.seq != b.seq ? a.seq > b.seq : a.name > b.name;
+    });
+  }
+  // A recorder may be extending a chain right now (its lock does not exclude ours): listed
+  // after the objects, so a recorder whose segments or temporaries we saw is in it.
+  std::vector<LockInfo> recorders;
+  for (LockInfo& l : HeldLocks(repo.store(), lock ? lock->name() : "")) {
+    if (LocksConflict(kFollowOperation, l)) recorders.push_back(std::move(l));
+  }
+  if (!recorders.empty() && !segments.empty()) {
+    // Its chain is the one written last (its newest segment); ties: the newest base.
+    std::string live;
+    int64_t newest = -1;
+    for (const auto& [base, segs] : segments) {
+      int64_t t = 0;
+      for (const auto& sg : segs) t = std::max(t, sg.mtime);
+      const bool later = !live.empty() && (snapshots[base]->time_unix > snapshots[live]->time_unix ||
+                                           (snapshots[base]->time_unix == snapshots[live]->time_unix && base > live));
+      if (t > newest || (t == newest && later)) {
+        newest = t;
+        live = base;
+      }
+    }
+    for (auto& d : report.decisions) {
+      if (d.backup.id != live || d.keep) continue;
+      d.keep = true;
+      d.reasons = {"chain being recorded (lock " + recorders.front().DisplayName() + " is held)"};
+    }
+  }
+
   // 2. The plan.
   std::set<std::string> present;
   std::map<std::string, ParsedName> parsed;
@@ -391,6 +457,9 @@ PruneReport Prune(Repository& repo, const catalog::RetentionPolicy& policy, bool
     kept_names.insert(m.id + kManifestSuffix);
     kept_names.insert(m.data_object);
     kept_names.insert(m.data_object + kSidecarSuffix);
+    if (auto it = segments.find(m.id); it != segments.end()) {
+      for (const auto& sg : it->second) kept_names.insert(sg.name);
+    }
   }
   std::vector<std::pair<std::string, std::string>> plan;  // name, why
   auto add = [&](const std::string& name, const std::string& why) {
@@ -398,13 +467,21 @@ PruneReport Prune(Repository& repo, const catalog::RetentionPolicy& policy, bool
   };
   auto add_temps_of = [&](const std::string& stem, const std::string& why) {
     for (const auto& [name, p] : parsed) {
-      if (p.kind == NameKind::kTemp && p.stem == stem) add(name, why);
+      if (p.kind == NameKind::kTemp && p.base_kind != NameKind::kSegment && p.stem == stem) add(name, why);
     }
   };
   for (const auto& m : scan.backups) {
     if (!drop_ids.count(m.id)) continue;
-    const std::string why = "backup " + m.id + ", not kept by the policy";
-    add(m.id + kManifestSuffix, why);  // first: the backup stops existing at once
+    auto chain = report.chains.find(m.id);
+    const std::string why =
+        DescribeBackupWithChain(m.id, chain == report.chains.end() ? nullptr : &chain->second) +
+        ", not kept by the policy";
+    // Its segments first, the highest number first: killed at any point, the base keeps a
+    // shorter chain that is still whole, and no segment outlives its base.
+    if (auto it = segments.find(m.id); it != segments.end()) {
+      for (const auto& sg : it->second) add(sg.name, why);
+    }
+    add(m.id + kManifestSuffix, why);  // then the backup stops existing at once
     add(m.data_object, why);
     add(m.data_object + kSidecarSuffix, why);
   }
@@ -422,13 +499,27 @@ PruneReport Prune(Repository& repo, const catalog::RetentionPolicy& policy, bool
     add(name, why);  // last: until it goes, it still proves the rest is ours
   }
   for (const auto& [name, p] : parsed) {
-    if (p.kind == NameKind::kTemp) add(name, "uncommitted temporary of a killed run");
+    if (p.kind != NameKind::kTemp) continue;
+    if (p.base_kind == NameKind::kSegment && !recorders.empty()) {
+      if (!planned_names.count(name)) {
+        report.left_alone.push_back(EscapeForTerminal(name) + "  (a segment's temporary: a recorder holds lock " +
+                                    recorders.front().DisplayName() + " and may be writing it)");
+      }
+      continue;
+    }
+    add(name, "uncommitted temporary of a killed run");
   }
   for (const auto& [name, p] : parsed) {
     if ((p.kind == NameKind::kData || p.kind == NameKind::kSidecar) && !kept_names.count(name) &&
         !planned_names.count(name)) {
-      report.left_alone.push_back(EscapeForTerminal(name));
+      report.left_alone.push_back(EscapeForTerminal(name) +
+                                  "  (no manifest and no intent record: not provably etcdsafe's)");
     }
+  }
+  for (const auto& [name, base] : orphans) {
+    report.left_alone.push_back(EscapeForTerminal(name) + "  (segment continuing backup " + EscapeForTerminal(base) +
+                                ", which has no manifest: a segment without its base is never removed "
+                                "automatically)");
   }
   // 3. The plan's check: nothing a kept backup references, nothing foreign.
   for (const auto& [name, why] : plan) {

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -71,12 +72,25 @@ std::vector<VerifyOutcome> VerifyBackups(Repository& repo, const std::optional<s
                                          const std::optional<pipeline::KeySpec>& key,
                                          const ProgressFn& progress = {}, const PkiArchiveCheck& pki_check = {});
 
+// The segments named after one base backup (continuous backup, layout.h kSegment), from
+// their names alone: nothing is read.
+struct ChainNames {
+  uint64_t segments = 0;
+  int64_t first_revision = 0, last_revision = 0;  // lowest first, highest last of its segments
+};
+
+// "backup X" or "backup X (with N segments, revisions A..B)".
+std::string DescribeBackupWithChain(const std::string& id, const ChainNames* chain);
+
 struct PruneReport {
   std::vector<catalog::Decision> decisions;  // newest first
+  // Snapshot backups that have segments, by id (DescribeBackupWithChain).
+  std::map<std::string, ChainNames> chains;
   // Every object removed (or, with dry_run, that would be), in order: "<name>  (<why>)".
   std::vector<std::string> removed;
-  // Top-level objects that look like etcdsafe's but are not provably its leftovers
-  // (no intent record): listed, never removed.
+  // Top-level objects that look like etcdsafe's but are not provably its leftovers (no
+  // intent record, segments without their base), or that a running recorder may be
+  // writing: listed, never removed. "<name>  (<why>)".
   std::vector<std::string> left_alone;
   std::vector<std::string> notes;  // stale locks, lock state in a dry run
 };
@@ -91,6 +105,17 @@ struct PruneReport {
 // complete backups and provable leftovers. Leftovers removed: objects of a backup that
 // was killed (its intent record names them) and the file store's temporaries of
 // etcdsafe's names. With dry_run nothing is written or removed (no lock is taken).
+//
+// Chains of continuous backup stay whole, decided by their names alone: a segment belongs
+// to the snapshot backup its name continues (its base). Retention decides per base backup,
+// as without segments; a kept base keeps every segment; a dropped base's segments go with
+// it, from the highest number down and BEFORE its manifest, so a prune killed at any
+// point leaves a base with a shorter chain that is still whole, never a segment without
+// its base. Segments whose base has no manifest (orphans) are never removed: left_alone.
+// A recorder (follow lock, lock.h) runs beside a prune: while one holds a fresh lock, the
+// chain it is extending (the one with the most recently written segment) is kept with
+// its base ("chain being recorded"), and the store temporaries of segment names are
+// left alone (it may be writing one).
 PruneReport Prune(Repository& repo, const catalog::RetentionPolicy& policy, bool dry_run,
                   std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 

@@ -192,18 +192,37 @@ std::unique_ptr<RepositoryLock> Repository::Lock(const std::string& operation,
   std::vector<std::string> stale;
   std::unique_ptr<RepositoryLock> lock = AcquireLock(*store_, operation, &stale);
   if (!stale.empty()) {
-    // The run whose lock went stale is gone, and every writer of this repository holds the
-    // lock we now hold: the store temporaries of etcdsafe's names it left (a killed upload
-    // of a data object or sidecar, up to a whole backup in size) can go now, as prune
-    // removes them. Intent records and data objects stay for prune, which proves them.
+    // The run whose lock went stale is gone: the store temporaries of etcdsafe's names it
+    // left (a killed upload of a data object or sidecar, up to a whole backup in size) can
+    // go now, as prune removes them. Intent records and data objects stay for prune, which
+    // proves them. Not those another run holding a lock may be writing right now: a
+    // recorder's follow lock does not exclude a backup's or a prune's, nor theirs a
+    // recorder's (lock.h), so segment temporaries stay while a follow lock is held and
+    // other temporaries while a backup or prune lock is. The locks are listed after the
+    // objects: a writer writes its lock before any object.
     try {
       Scan scan = ScanTop();
+      const std::vector<LockInfo> held = HeldLocks(*store_, lock->name());
+      std::map<std::string, size_t> spared;  // lock name -> temporaries left for it
+      std::map<std::string, std::string> holder;
       for (const auto& o : scan.objects) {
-        if (ClassifyName(o.name).kind != NameKind::kTemp) continue;
+        ParsedName p = ClassifyName(o.name);
+        if (p.kind != NameKind::kTemp) continue;
+        const std::string writer = p.base_kind == NameKind::kSegment ? kFollowOperation : "backup";
+        auto it = std::find_if(held.begin(), held.end(), [&](const LockInfo& l) { return LocksConflict(writer, l); });
+        if (it != held.end()) {
+          spared[it->name]++;
+          holder[it->name] = it->DisplayName() + " (" + it->Describe() + ")";
+          continue;
+        }
         lock->CheckHeld();
         CommitSection section;
         store_->Remove(o.name);
         stale.push_back("removed " + EscapeForTerminal(o.name) + " (uncommitted temporary of the run whose lock was stale)");
+      }
+      for (const auto& [name, n] : spared) {
+        stale.push_back("left " + std::to_string(n) + " store temporar" + (n == 1 ? "y" : "ies") +
+                        " alone: lock " + holder[name] + " is held and its run may be writing them");
       }
     } catch (const Error& e) {
       stale.push_back(std::string("temporaries of the stale run not removed (prune removes them): ") + e.what());
