@@ -33,6 +33,7 @@ std::string Ms(milliseconds d) { return std::to_string(d.count()) + " ms"; }
 // A sealed segment waiting for its upload: in memory, or spilled to a local file.
 struct Sealed {
   SegmentHeader header;
+  Clock::time_point sealed_at{};
   std::string plain;       // empty when spilled
   std::string spill_path;  // set when spilled
   uint64_t size = 0;
@@ -72,6 +73,9 @@ struct Recorder::Impl {
   std::string fatal;  // set by the uploader: the lock is lost
   std::thread uploader;
   uint64_t spill_counter = 0;
+  // Recent time from seal to stored (EWMA, ms): a segment is sealed that much before it is
+  // segment_max_age old, so that it is STORED by then.
+  std::atomic<int64_t> store_ms{20};
 
   // Rebase (a new full backup beside the recording).
   std::mutex rb_mu;
@@ -163,6 +167,8 @@ struct Recorder::Impl {
         }
         backoff = milliseconds(200);
         const SegmentHeader h = s->header;
+        const int64_t took = std::chrono::duration_cast<milliseconds>(Clock::now() - s->sealed_at).count();
+        store_ms = (store_ms.load() * 7 + took) / 8;
         {
           std::lock_guard<std::mutex> g(q_mu);
           if (!s->spill_path.empty()) {
@@ -218,6 +224,7 @@ struct Recorder::Impl {
     s.plain = b.Finish(end);
     s.header = b.header();
     s.size = s.plain.size();
+    s.sealed_at = Clock::now();
     prev_sha = HexBytes(Sha256Of(AsBytes(s.plain)));
     seq++;
     builder.reset();
@@ -225,11 +232,18 @@ struct Recorder::Impl {
     Enqueue(std::move(s));
   }
 
+  // When the open segment must be sealed to be stored within segment_max_age of its first
+  // record: the expected time to store it is taken off (at most half the age).
+  Clock::time_point SealDue() const {
+    milliseconds margin(std::min<int64_t>(2 * store_ms.load() + 30, o.segment_max_age.count() / 2));
+    return builder_started + o.segment_max_age - margin;
+  }
+
   void MaybeSeal() {
     if (!builder) return;
     const auto age = Clock::now() - builder_started;
     if (builder->header().revisions > 0) {
-      if (age >= o.segment_max_age || builder->size() >= o.segment_max_bytes) Seal();
+      if (Clock::now() >= SealDue() || builder->size() >= o.segment_max_bytes) Seal();
     } else if (Clock::now() - last_store >= o.heartbeat && age >= o.segment_max_age) {
       Seal();
     }
@@ -381,7 +395,12 @@ struct Recorder::Impl {
         EndChain("overflow: uploads fell behind by more than " + std::to_string(o.max_spill_bytes) + " bytes");
         return;
       }
-      std::optional<client::WatchResponse> r = w.Next(milliseconds(50));
+      milliseconds wait(50);
+      if (builder && builder->header().revisions > 0) {
+        auto left = std::chrono::duration_cast<milliseconds>(SealDue() - Clock::now());
+        wait = std::clamp(left, milliseconds(0), milliseconds(50));
+      }
+      std::optional<client::WatchResponse> r = w.Next(wait);
       const auto now = Clock::now();
       if (r) {
         if (r->canceled) {
@@ -539,6 +558,7 @@ struct Recorder::Impl {
         wo.key = "";
         wo.range_end = std::string(1, '\0');
         wo.start_revision = last_rev + 1;
+        wo.max_buffered_bytes = 8u << 20;  // the recorder keeps up; a lagging one lets etcd hold the rest
         auto w = c->Watch(wo);
         Log("watching from revision " + std::to_string(last_rev + 1) + " on " + c->endpoint());
         backoff = milliseconds(500);

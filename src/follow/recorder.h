@@ -11,7 +11,8 @@
 //    chain with an event-less last segment saying so ("end": "gap: ...") and is counted.
 //  - Recording: events are grouped by revision (sub-revision order kept) into the open
 //    segment; a segment is sealed when its first record is segment_max_age old or it holds
-//    segment_max_bytes, so at most ~segment_max_age of writes is only in memory. Idle: a
+//    segment_max_bytes, so at most ~segment_max_age of writes is only in memory (it is
+//    sealed early by the recent time a store takes, so that it is STORED by then). Idle: a
 //    progress request every segment_max_age; a progress answer equal to the last recorded
 //    revision becomes a 'P' record, and an event-less segment carrying it is stored at
 //    most every `heartbeat` (so an idle cluster costs one small object per heartbeat).
@@ -69,7 +70,7 @@ struct FollowOptions {
   std::chrono::milliseconds full_every{24 * 3600 * 1000};
   uint64_t full_every_events = 10000000;  // 0: never by volume
   std::chrono::milliseconds lease_poll{5000};
-  uint64_t max_memory_bytes = 64u << 20;
+  uint64_t max_memory_bytes = 24u << 20;
   uint64_t max_spill_bytes = uint64_t{1} << 30;
   std::string spill_dir;  // "": $TMPDIR, else /tmp
   std::chrono::milliseconds stop_timeout{30000};
