@@ -269,7 +269,12 @@ void AddBackupCommands(CLI::App& app, GlobalFlags& g) {
     AddRepoFlags(*cmd, *rf, {.multiple = true});
     cmd->add_option("--compression", *compression, "zstd, gzip or none")->capture_default_str();
     cmd->add_option("--compression-level", *level, "codec level (0: default, zstd 3 / gzip 6)");
-    cmd->callback([&g, rf, compression, level] { RunBackup(g, *rf, *compression, *level); });
+    auto ff = std::make_shared<FollowFlags>();
+    AddFollowFlags(*cmd, *ff);
+    cmd->callback([&g, rf, compression, level, ff] {
+      if (ff->follow) return RunFollow(g, *rf, *compression, *level, *ff);
+      RunBackup(g, *rf, *compression, *level);
+    });
   }
   CLI::App* backups = app.add_subcommand("backups", "List and verify the backups of a repository");
   backups->require_subcommand(1);
