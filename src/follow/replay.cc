@@ -485,6 +485,7 @@ std::string ChainSummary(const std::vector<Chain>& chains) {
   for (const Chain& c : chains) {
     if (!out.empty()) out += "; ";
     out += c.base.id + ": revisions " + std::to_string(c.base.revision) + ".." + std::to_string(c.usable_last_revision);
+    if (!c.problems.empty()) out += ", then " + c.problems.front();
   }
   return out.empty() ? "no chains" : out;
 }
