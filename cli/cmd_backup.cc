@@ -68,10 +68,12 @@ std::string ChainCell(const follow::Chain* c) {
 
 void RunList(const GlobalFlags& g, const RepoFlags& rf) {
   auto repo = rf.OpenOne();
-  std::vector<std::string> damaged;
-  std::vector<backup::Manifest> all = repo->ListBackups(&damaged, std::nullopt);  // every kind
-  // Chains of continuous backup, from their names (nothing read: times would need reads).
-  const follow::ChainScan chains = follow::ScanChains(*repo);
+  // One listing: every kind of backup, and the chains of continuous backup from their names
+  // (nothing read: times would need reads).
+  backup::Repository::Scan scan = repo->ScanTop();
+  std::vector<std::string> damaged = scan.invalid;
+  const follow::ChainScan chains = follow::ScanChains(scan);
+  std::vector<backup::Manifest> all = std::move(scan.backups);
   std::map<std::string, const follow::Chain*> chain_of;
   for (const auto& c : chains.chains) chain_of[c.base.id] = &c;
   auto find_chain = [&](const backup::Manifest& m) -> const follow::Chain* {

@@ -24,8 +24,9 @@ std::string ChainId(const backup::ParsedName& p) { return p.stem + "-r" + std::t
 
 }  // namespace
 
-ChainScan ScanChains(backup::Repository& repo) {
-  backup::Repository::Scan scan = repo.ScanTop();
+ChainScan ScanChains(backup::Repository& repo) { return ScanChains(repo.ScanTop()); }
+
+ChainScan ScanChains(const backup::Repository::Scan& scan) {
   std::map<std::string, const backup::Manifest*> bases;
   for (const auto& m : scan.backups) {
     if (m.Kind() == backup::BackupKind::kSnapshot) bases[m.id] = &m;
@@ -184,9 +185,16 @@ ChainReadResult ReadChain(backup::Repository& repo, const Chain& chain, const st
                                           std::to_string(target) + why);
   }
   std::string prev_name = chain.base.id;
+  const bool base_encrypted = chain.base.encryption != "none";
   for (size_t i = 0; i < chain.usable_segments; i++) {
     const SegmentObject& seg = chain.segments[i];
     if (up_to_revision != 0 && seg.parsed.first_revision > target) break;
+    // Anyone can compute the link of segment 1 (the base's stored sha256 is public), so in
+    // the chain of an encrypted base only an encrypted segment proves who wrote it.
+    if (base_encrypted && !EndsWith(seg.parsed.ext, ".enc")) {
+      throw Error(ErrorCode::kDataLoss, repo.Describe() + "/" + backup::EscapeForTerminal(seg.name) +
+                                            ": a plaintext segment in the chain of an encrypted backup");
+    }
     // Records are buffered until the link is checked: nothing of a segment that is not
     // the one the chain says comes next reaches the consumer.
     std::vector<Record> records;

@@ -60,8 +60,10 @@ struct ChainScan {
   std::vector<SegmentObject> orphans;       // segments whose base has no valid manifest
 };
 
-// One listing of the repository (Repository::ScanTop), no object read.
+// One listing of the repository (Repository::ScanTop), no object read beyond manifests.
 ChainScan ScanChains(backup::Repository& repo);
+// The same from a scan already made (no request at all).
+ChainScan ScanChains(const backup::Repository::Scan& scan);
 
 struct SegmentWriteOptions {
   pipeline::Compression compression = pipeline::Compression::kZstd;

@@ -255,7 +255,7 @@ ReplayStats ReplayChain(backup::Repository& repo, const Chain& chain, const std:
                         const std::optional<pipeline::KeySpec>& key,
                         const std::function<void(uint64_t segments_done)>& progress) {
   ReplayStats st;
-  const int64_t base_rev = chain.base.revision;
+  const int64_t base_rev = ChainStart(chain.base);
   const int64_t base_time_ms = chain.base.time_unix * 1000;
   int64_t up_to = 0;
   if (target.kind == PointInTime::Kind::kRevision) {

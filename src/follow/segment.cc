@@ -141,7 +141,10 @@ SegmentBuilder::SegmentBuilder(std::string chain, uint64_t seq, int64_t prev_las
 }
 
 void SegmentBuilder::Touch(int64_t time_ms) {
-  if (header_.first_time_ms == 0 && header_.last_time_ms == 0) header_.first_time_ms = time_ms;
+  if (empty()) {
+    header_.first_time_ms = time_ms;
+    header_.last_time_ms = time_ms;
+  }
   if (time_ms < header_.last_time_ms) time_ms = header_.last_time_ms;  // clocks step back: keep order
   header_.last_time_ms = time_ms;
 }
@@ -271,8 +274,9 @@ SegmentHeader ParseHeader(std::string_view text, const std::string& what) {
     return v;
   };
   SegmentHeader h;
-  h.format = static_cast<int>(num("format", 1));
-  if (h.format != kSegmentFormat) {
+  const int64_t format = num("format", 1);
+  h.format = format > 1000 ? 1000 : static_cast<int>(format);
+  if (format != kSegmentFormat) {
     throw Error(ErrorCode::kUnsupported, what + ": segment format " + std::to_string(h.format) +
                                              " is newer than this etcdsafe reads (" +
                                              std::to_string(kSegmentFormat) + ")");

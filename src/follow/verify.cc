@@ -23,9 +23,9 @@ ChainVerifyOutcome VerifyOne(backup::Repository& repo, const Chain& chain, const
   ChainVerifyOutcome o;
   o.base_id = chain.base.id;
   o.segments = chain.segments.size();
-  o.first_revision = chain.base.revision + 1;
+  o.first_revision = ChainStart(chain.base) + 1;
   o.last_revision = chain.last_revision();
-  o.checked_last_revision = chain.base.revision;
+  o.checked_last_revision = ChainStart(chain.base);
   const std::string names_problem = chain.problems.empty() ? "" : chain.problems.front();
   bool any_encrypted = false;
   for (size_t i = 0; i < chain.usable_segments; i++) {
