@@ -9,6 +9,8 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <mutex>
+#include <set>
 #include <random>
 #include <thread>
 
@@ -392,6 +394,71 @@ TEST(Follow, TwoRecordersOnOneRepositoryAreRefusedAndABackupStillRuns) {
   EXPECT_EQ(backup.code, 0) << backup.err;
   EXPECT_TRUE(rec.Running());
   EXPECT_EQ(rec.Kill(SIGTERM), 0);
+}
+
+// RPO: a writer puts keys at a steady rate; etcd AND the recorder are killed (SIGKILL) at
+// a random moment, as a lost machine would; `restore --to-latest` must bring back every
+// write acknowledged more than 1 s before the kill. 20 trials.
+TEST(Follow, RpoEveryWriteAcknowledgedOneSecondBeforeALossIsRestored) {
+  std::mt19937 rng(20261201);
+  int checked = 0;
+  for (int trial = 0; trial < 20; trial++) {
+    SCOPED_TRACE("trial " + std::to_string(trial));
+    TempDir dir;
+    auto etcd = std::make_unique<EtcdServer>();
+    auto rec = std::make_unique<Recorder>(dir.Sub("repo"), std::vector<std::string>{etcd->client_url()},
+                                          dir.Sub("rec.log"));
+    ASSERT_TRUE(WaitBase(dir.Sub("repo"))) << ReadFile(dir.Sub("rec.log"));
+    std::atomic<bool> stop{false};
+    std::mutex mu;
+    std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> acked;
+    std::thread writer([&] {
+      auto c = client::EtcdClient::Connect(etcd->client_config());
+      for (int i = 0; !stop; i++) {
+        try {
+          std::string k = "/rpo/" + std::to_string(i);
+          c->Put(k, "v");
+          std::lock_guard<std::mutex> g(mu);
+          acked.push_back({k, std::chrono::steady_clock::now()});
+        } catch (const Error&) {
+          return;  // etcd is gone
+        }
+        std::this_thread::sleep_for(milliseconds(4));
+      }
+    });
+    std::this_thread::sleep_for(milliseconds(1200 + rng() % 1800));
+    const auto kill_time = std::chrono::steady_clock::now();
+    rec->Kill(SIGKILL);
+    etcd->Kill();
+    stop = true;
+    writer.join();
+    const std::string data = dir.Sub("restored");
+    const int peer = FreePort();
+    const std::string url = "http://127.0.0.1:" + std::to_string(peer);
+    CmdResult r = Exec(ETCDSAFE_BINARY, {"restore", "--repo", "file://" + dir.Sub("repo"), "--to-latest",
+                                         "--data-dir", data, "--initial-cluster", "default=" + url,
+                                         "--initial-advertise-peer-urls", url});
+    ASSERT_EQ(r.code, 0) << r.err << r.out;
+    EtcdServerOptions o;
+    o.data_dir = data;
+    o.peer_port = peer;
+    EtcdServer restored(o);
+    auto c = client::EtcdClient::Connect(restored.client_config());
+    auto got = c->Range("/rpo/", "/rpo0");
+    std::set<std::string> have;
+    for (const auto& kv : got.kvs) have.insert(kv.key);
+    std::lock_guard<std::mutex> g(mu);
+    for (const auto& [k, t] : acked) {
+      if (kill_time - t > std::chrono::seconds(1)) {
+        EXPECT_TRUE(have.count(k)) << k << " acknowledged "
+                                   << std::chrono::duration_cast<milliseconds>(kill_time - t).count()
+                                   << " ms before the loss is missing";
+        checked++;
+      }
+    }
+    EXPECT_GT(acked.size(), 100u);
+  }
+  EXPECT_GT(checked, 2000);
 }
 
 TEST(Follow, BadFlagsAreOneLineErrors) {
