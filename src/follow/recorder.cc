@@ -63,6 +63,7 @@ struct Recorder::Impl {
   uint64_t chain_events = 0;
   std::set<int64_t> known_leases;
   std::vector<LeaseRecord> pending_gone;  // waiting for their revision to be recorded
+  int64_t hashed_rev = 0;                 // the last revision a HashKV was recorded at
 
   // Upload queue.
   std::mutex q_mu;
@@ -462,8 +463,9 @@ struct Recorder::Impl {
         PollLeases(c);
         last_lease_poll = now;
       }
-      if (now - last_hash >= o.hash_every && last_rev > base_revision) {
+      if (now - last_hash >= o.hash_every && last_rev > base_revision && last_rev != hashed_rev) {
         client::EtcdClient::HashKVResult h = c.HashKV(last_rev);
+        hashed_rev = last_rev;
         B().AddHash(HashRecord{last_rev, h.hash, h.compact_revision, NowMs()});
         last_hash = now;
       }
@@ -563,6 +565,16 @@ struct Recorder::Impl {
         Log("watching from revision " + std::to_string(last_rev + 1) + " on " + c->endpoint());
         backoff = milliseconds(500);
         RecordLoop(*c, *w);
+        if (Stopping() && active && last_rev > base_revision && last_rev != hashed_rev) {
+          // A last proof at the last revision recorded: a restore to it is checked too.
+          try {
+            client::EtcdClient::HashKVResult h = c->HashKV(last_rev);
+            hashed_rev = last_rev;
+            B().AddHash(HashRecord{last_rev, h.hash, h.compact_revision, NowMs()});
+          } catch (const Error& e) {
+            Log(std::string("no HashKV at stop: ") + e.what());
+          }
+        }
       } catch (const Error& e) {
         if (e.code() == ErrorCode::kLocked || e.code() == ErrorCode::kInvalidArgument ||
             e.code() == ErrorCode::kPermissionDenied || e.code() == ErrorCode::kUnauthenticated) {
