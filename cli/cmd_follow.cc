@@ -61,7 +61,10 @@ void AddFollowFlags(CLI::App& cmd, FollowFlags& f) {
   cmd.add_option("--full-every-events", f.full_every_events, "--follow: ... or after this many events (0: never)")
       ->capture_default_str();
   cmd.add_option("--spill-dir", f.spill_dir, "--follow: where segments wait when uploads are slow (default $TMPDIR)");
-  cmd.add_option("--max-spill", f.max_spill, "--follow: beyond this much waiting, the chain ends (a gap)")
+  cmd.add_option("--max-queue-memory", f.max_queue_memory,
+                 "--follow: segments waiting for upload kept in memory up to this, then spilled")
+      ->capture_default_str();
+  cmd.add_option("--max-spill", f.max_spill, "--follow: beyond this much spilled, the chain ends (a gap)")
       ->capture_default_str();
 }
 
@@ -84,6 +87,7 @@ void RunFollow(const GlobalFlags& g, const RepoFlags& rf, const std::string& com
   o.full_every_events = f.full_every_events;
   o.spill_dir = f.spill_dir;
   o.max_spill_bytes = ParseSize(f.max_spill, "--max-spill");
+  o.max_memory_bytes = ParseSize(f.max_queue_memory, "--max-queue-memory");
   if (o.segment_max_age.count() <= 0 || o.heartbeat.count() <= 0 || o.hash_every.count() <= 0 ||
       o.full_every.count() <= 0) {
     throw Error(ErrorCode::kInvalidArgument, "--follow durations must be positive");

@@ -27,7 +27,7 @@ void AddInspectCommands(CLI::App& app, GlobalFlags& globals);
 struct FollowFlags {
   bool follow = false;
   std::string segment_max_age = "1s", segment_max_size = "8MiB", heartbeat = "10s", hash_every = "5m";
-  std::string full_every = "24h", spill_dir, max_spill = "1GiB";
+  std::string full_every = "24h", spill_dir, max_spill = "1GiB", max_queue_memory = "24MiB";
   uint64_t full_every_events = 10000000;
 };
 struct RepoFlags;

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
@@ -22,6 +23,7 @@
 #include "testutil/cli.h"
 #include "testutil/etcd_server.h"
 #include "testutil/process.h"
+#include "testutil/s3_server.h"
 #include "testutil/temp_dir.h"
 
 namespace etcdsafe {
@@ -109,14 +111,15 @@ void ExpectSameEvents(const std::map<int64_t, std::vector<follow::Event>>& want,
 class Recorder {
  public:
   Recorder(const std::string& repo, const std::vector<std::string>& endpoints, const std::string& log,
-           std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {ETCDSAFE_BINARY, "backup", "--follow", "--repo", "file://" + repo};
+           std::vector<std::string> extra = {}, const std::vector<std::string>& env = {}) {
+    const std::string url = repo.rfind("s3://", 0) == 0 ? repo : "file://" + repo;
+    std::vector<std::string> args = {ETCDSAFE_BINARY, "backup", "--follow", "--repo", url};
     std::string eps;
     for (const auto& e : endpoints) eps += (eps.empty() ? "" : ",") + e;
     args.push_back("--endpoints");
     args.push_back(eps);
     for (auto& x : extra) args.push_back(x);
-    pid_ = SpawnLogged(args, {}, log);
+    pid_ = SpawnLogged(args, env, log);
   }
   ~Recorder() {
     if (pid_ > 0) Kill(SIGKILL);
@@ -152,6 +155,8 @@ bool WaitStored(const std::string& repo, int64_t rev, milliseconds timeout = mil
   }
   return false;
 }
+
+void MakeDirsForTest(const std::string& d) { std::filesystem::create_directories(d); }
 
 // Waits until the recorder's base backup is committed.
 bool WaitBase(const std::string& repo, milliseconds timeout = milliseconds(15000)) {
@@ -459,6 +464,65 @@ TEST(Follow, RpoEveryWriteAcknowledgedOneSecondBeforeALossIsRestored) {
     EXPECT_GT(acked.size(), 100u);
   }
   EXPECT_GT(checked, 2000);
+}
+
+// Uploads that stall (the S3 server is down) fill the queue: memory up to --max-queue-memory,
+// then a spill file up to --max-spill, then the chain ENDS (a gap, logged) instead of growing;
+// once the server is back, what was queued is stored and a new full backup starts a new chain.
+TEST(Follow, StalledUploadsSpillThenEndTheChainInsteadOfGrowing) {
+  TempDir dir;
+  EtcdServer etcd;
+  S3Server s3;
+  s3.CreateBucket("follow-test");
+  MakeDirsForTest(dir.Sub("spill"));
+  Recorder rec("s3://follow-test/r", {etcd.client_url()}, dir.Sub("rec.log"),
+               {"--s3-endpoint", s3.endpoint(), "--s3-path-style", "--segment-max-age", "200ms",
+                "--max-queue-memory", "64KiB", "--max-spill", "512KiB", "--spill-dir", dir.Sub("spill")},
+               {"AWS_ACCESS_KEY_ID=S3RVER", "AWS_SECRET_ACCESS_KEY=S3RVER"});
+  auto log_has = [&](const std::string& what, int times = 1) {
+    std::string log = ReadFile(dir.Sub("rec.log"));
+    int n = 0;
+    for (size_t p = log.find(what); p != std::string::npos; p = log.find(what, p + 1)) n++;
+    return n >= times;
+  };
+  auto wait_log = [&](const std::string& what, int times = 1) {
+    for (int i = 0; i < 300 && !log_has(what, times); i++) std::this_thread::sleep_for(milliseconds(100));
+    return log_has(what, times);
+  };
+  ASSERT_TRUE(wait_log("started on a new full backup")) << ReadFile(dir.Sub("rec.log"));
+  s3.Kill();
+  auto c = client::EtcdClient::Connect(etcd.client_config());
+  std::mt19937 rng(1);
+  bool spilled = false;
+  for (int i = 0; i < 300 && !log_has("overflow"); i++) {
+    std::string v(8192, 'x');
+    for (char& ch : v) ch = static_cast<char>('a' + rng() % 26);
+    c->Put("/big/" + std::to_string(i % 50), v);
+    spilled = spilled || !ListDir(dir.Sub("spill")).empty();
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  ASSERT_TRUE(wait_log("overflow: uploads fell behind")) << ReadFile(dir.Sub("rec.log"));
+  EXPECT_TRUE(spilled);
+  s3.Restart();
+  ASSERT_TRUE(wait_log("started on a new full backup", 2)) << ReadFile(dir.Sub("rec.log"));
+  c->Put("/after", "1");
+  const int64_t last = c->EndpointStatus().header.revision;
+  std::this_thread::sleep_for(milliseconds(800));
+  EXPECT_EQ(rec.Kill(SIGTERM), 0) << ReadFile(dir.Sub("rec.log"));
+  EXPECT_TRUE(ListDir(dir.Sub("spill")).empty());
+  store::StoreOptions so;
+  so.s3_endpoint = s3.endpoint();
+  so.path_style = true;
+  so.access_key = "S3RVER";
+  so.secret_key = "S3RVER";
+  auto repo = backup::OpenRepository("s3://follow-test/r", so);
+  follow::ChainScan scan = follow::ScanChains(*repo);
+  ASSERT_EQ(scan.chains.size(), 2u);
+  follow::ChainReadResult first = follow::ReadChain(*repo, scan.chains[0], std::nullopt);
+  EXPECT_EQ(first.end.rfind("overflow:", 0), 0u) << first.end;
+  follow::ChainReadResult second = follow::ReadChain(*repo, scan.chains[1], std::nullopt);
+  EXPECT_EQ(second.last_revision, last);
+  EXPECT_TRUE(second.end.empty());
 }
 
 TEST(Follow, BadFlagsAreOneLineErrors) {
