@@ -62,6 +62,23 @@ Notification Note(Notification::Kind kind, std::string alertname, std::string jo
 
 const std::vector<double> kDurationBuckets = {1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600};
 
+// Every family of the continuous job (label repo): removed together when its repository changes.
+const char* const kContinuousFamilies[] = {
+    "etcdsafe_continuous_up",
+    "etcdsafe_continuous_recorded_revision",
+    "etcdsafe_continuous_stored_revision",
+    "etcdsafe_continuous_last_stored_timestamp_seconds",
+    "etcdsafe_continuous_pending_bytes",
+    "etcdsafe_continuous_segments_stored_total",
+    "etcdsafe_continuous_events_recorded_total",
+    "etcdsafe_continuous_stored_bytes_total",
+    "etcdsafe_continuous_gaps_total",
+    "etcdsafe_continuous_chains_started_total",
+    "etcdsafe_continuous_upload_failures_total",
+    "etcdsafe_continuous_reconnects_total",
+    "etcdsafe_continuous_failures_total",
+};
+
 }  // namespace
 
 Agent::Agent(AgentConfig config, EventLog& log) : cfg_(std::move(config)), log_(log) { DeclareMetrics(); }
@@ -99,6 +116,25 @@ void Agent::DeclareMetrics() {
   m.DeclareGauge("etcdsafe_repository_backups", "Complete backups per repository.");
   m.DeclareGauge("etcdsafe_repository_bytes", "Stored bytes of all backups per repository.");
   m.DeclareGauge("etcdsafe_etcd_up", "1 if the etcd endpoint answered the last health probe, else 0.");
+  // The continuous job (jobs.continuous), label repo: the repository recorded into.
+  m.DeclareGauge("etcdsafe_continuous_up",
+                 "1 while the continuous backup recorder runs, 0 while it waits to retry after a failure.");
+  m.DeclareGauge("etcdsafe_continuous_recorded_revision", "Last etcd revision the continuous backup received.");
+  m.DeclareGauge("etcdsafe_continuous_stored_revision",
+                 "Last etcd revision whose segment is stored in the repository (what a restore can reach).");
+  m.DeclareGauge("etcdsafe_continuous_last_stored_timestamp_seconds",
+                 "When the newest segment was stored (Unix time); before the first one, when the job started.");
+  m.DeclareGauge("etcdsafe_continuous_pending_bytes", "Sealed segments waiting to be stored (memory and spill).");
+  m.DeclareCounter("etcdsafe_continuous_segments_stored_total", "Segments stored by the continuous backup.");
+  m.DeclareCounter("etcdsafe_continuous_events_recorded_total", "etcd events recorded by the continuous backup.");
+  m.DeclareCounter("etcdsafe_continuous_stored_bytes_total", "Bytes of segments stored by the continuous backup.");
+  m.DeclareCounter("etcdsafe_continuous_gaps_total",
+                   "Chains ended by a gap (etcd compacted past the watch, or too much waiting to be stored).");
+  m.DeclareCounter("etcdsafe_continuous_chains_started_total", "Chains started or resumed by the continuous backup.");
+  m.DeclareCounter("etcdsafe_continuous_upload_failures_total", "Failed segment uploads (retried).");
+  m.DeclareCounter("etcdsafe_continuous_reconnects_total", "Watch reconnects of the continuous backup.");
+  m.DeclareCounter("etcdsafe_continuous_failures_total",
+                   "Continuous backup recorder runs that ended by an error, by reason (retried after a backoff).");
 }
 
 void Agent::ApplyConfigMetrics() {
@@ -137,7 +173,7 @@ void Agent::StartHttp() {
   http_port_ = 0;
   if (cfg_.http_listen.empty()) return;
   HttpServer::Handlers h;
-  h.metrics = [this] { return metrics_.Render(); };
+  h.metrics = [this] { return RenderMetrics(); };
   h.ready = [this] { return Ready(); };
   http_ = std::make_unique<HttpServer>(cfg_.http_listen, std::move(h));
   http_port_ = http_->port();
@@ -518,15 +554,103 @@ void Agent::ProbeEtcd() {
 }
 
 std::pair<bool, std::string> Agent::Ready() const {
-  if (!cfg_.backup.enabled) return {true, "no backup job configured"};
-  const int64_t last = last_backup_success_unix_;
-  if (last == 0) return {false, "no successful backup yet"};
-  const int64_t age = Unix(Clock::now()) - last;
-  const int64_t limit = backup_max_age_s_;
-  if (limit > 0 && age > limit) {
-    return {false, "newest backup is " + std::to_string(age) + "s old (max_age " + std::to_string(limit) + "s)"};
+  std::pair<bool, std::string> backup{true, "no backup job configured"};
+  if (cfg_.backup.enabled) {
+    const int64_t last = last_backup_success_unix_;
+    const int64_t age = Unix(Clock::now()) - last;
+    const int64_t limit = backup_max_age_s_;
+    if (last == 0) {
+      backup = {false, "no successful backup yet"};
+    } else if (limit > 0 && age > limit) {
+      backup = {false, "newest backup is " + std::to_string(age) + "s old (max_age " + std::to_string(limit) + "s)"};
+    } else {
+      backup = {true, "newest backup is " + std::to_string(std::max<int64_t>(age, 0)) + "s old"};
+    }
   }
-  return {true, "newest backup is " + std::to_string(std::max<int64_t>(age, 0)) + "s old"};
+  std::lock_guard<std::mutex> l(cont_mu_);
+  if (!continuous_ || !backup.first) return backup;
+  ContinuousSnapshot s = continuous_->Snapshot();
+  if (!s.ever_stored) return {false, "continuous backup has not stored a segment yet"};
+  return {true, backup.second + "; continuous backup stored up to revision " + std::to_string(s.totals.stored_revision)};
+}
+
+// ------------------------------------------------------------------ continuous job
+
+void Agent::StartContinuous() {
+  const std::string fp = ContinuousFingerprint(cfg_);
+  if (fp.empty()) return;
+  const std::string repo = cfg_.continuous.repository;
+  const auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.shutdown_grace);
+  auto job = std::make_unique<ContinuousJob>(cfg_, log_, grace, [this, repo](const std::string& reason, const std::string&) {
+    metrics_.Add("etcdsafe_continuous_failures_total", {{"repo", repo}, {"reason", reason}});
+  });
+  std::lock_guard<std::mutex> l(cont_mu_);
+  for (const char* fam : kContinuousFamilies) {
+    if (std::string(fam).ends_with("_total") && std::string(fam) != "etcdsafe_continuous_failures_total") {
+      metrics_.Touch(fam, {{"repo", repo}});
+    }
+  }
+  cont_exported_ = {};
+  continuous_ = std::move(job);
+  continuous_fp_ = fp;
+  RefreshContinuousMetricsLocked();
+}
+
+bool Agent::StopContinuous(std::chrono::milliseconds limit) {
+  ContinuousJob* job;
+  {
+    std::lock_guard<std::mutex> l(cont_mu_);
+    job = continuous_.get();
+  }
+  if (job == nullptr) return true;
+  job->RequestStop();
+  if (!job->Join(limit)) return false;
+  std::lock_guard<std::mutex> l(cont_mu_);
+  RefreshContinuousMetricsLocked();  // the last segments stored while stopping
+  continuous_.reset();
+  continuous_fp_.clear();
+  return true;
+}
+
+void Agent::RefreshContinuousMetrics() {
+  std::lock_guard<std::mutex> l(cont_mu_);
+  RefreshContinuousMetricsLocked();
+}
+
+void Agent::RefreshContinuousMetricsLocked() {
+  if (!continuous_) return;
+  const ContinuousSnapshot s = continuous_->Snapshot();
+  const Labels repo = {{"repo", s.repo}};
+  const follow::FollowStatus& t = s.totals;
+  metrics_.Set("etcdsafe_continuous_up", repo, s.running ? 1 : 0);
+  metrics_.Set("etcdsafe_continuous_recorded_revision", repo, static_cast<double>(t.recorded_revision));
+  metrics_.Set("etcdsafe_continuous_stored_revision", repo, static_cast<double>(t.stored_revision));
+  const int64_t stored_ms = t.stored_time_ms > 0 ? t.stored_time_ms : s.started_unix_ms;
+  metrics_.Set("etcdsafe_continuous_last_stored_timestamp_seconds", repo, static_cast<double>(stored_ms) / 1000);
+  metrics_.Set("etcdsafe_continuous_pending_bytes", repo, static_cast<double>(t.pending_bytes));
+  // The snapshot's counters only grow (summed over the job's runs): add what is new.
+  follow::FollowStatus& e = cont_exported_;
+  const std::pair<const char*, std::pair<uint64_t, uint64_t*>> counters[] = {
+      {"etcdsafe_continuous_segments_stored_total", {t.segments_stored, &e.segments_stored}},
+      {"etcdsafe_continuous_events_recorded_total", {t.events_recorded, &e.events_recorded}},
+      {"etcdsafe_continuous_stored_bytes_total", {t.bytes_stored, &e.bytes_stored}},
+      {"etcdsafe_continuous_gaps_total", {t.gaps, &e.gaps}},
+      {"etcdsafe_continuous_chains_started_total", {t.chains_started, &e.chains_started}},
+      {"etcdsafe_continuous_upload_failures_total", {t.upload_failures, &e.upload_failures}},
+      {"etcdsafe_continuous_reconnects_total", {t.reconnects, &e.reconnects}},
+  };
+  for (const auto& [name, v] : counters) {
+    const auto [now, exported] = v;
+    if (now > *exported) {
+      metrics_.Add(name, repo, static_cast<double>(now - *exported));
+      *exported = now;
+    }
+  }
+}
+
+std::string Agent::RenderMetrics() {
+  RefreshContinuousMetrics();
+  return metrics_.Render();
 }
 
 void Agent::Notify(Notification n) {
@@ -571,8 +695,24 @@ void Agent::DoReload() {
     for (const auto& n : next.repositories) kept = kept || n.name == old.name;
     if (!kept) gone.push_back(old.name);
   }
+  const std::string continuous_fp = ContinuousFingerprint(next);
+  const std::string old_continuous_repo = cfg_.continuous.enabled ? cfg_.continuous.repository : "";
   AgentConfig previous = std::move(cfg_);
   cfg_ = std::move(next);
+  if (continuous_fp != continuous_fp_) {
+    const bool running = !continuous_fp_.empty();
+    if (running) {
+      log_.Log(LogLevel::kInfo, "continuous.restart",
+               continuous_fp.empty() ? "continuous backup removed from the configuration: stopping it"
+                                     : "continuous backup configuration changed: restarting the recorder",
+               {{"repo", old_continuous_repo}});
+      StopContinuous(std::chrono::milliseconds::max());
+    }
+    if (!old_continuous_repo.empty() && (continuous_fp.empty() || old_continuous_repo != cfg_.continuous.repository)) {
+      for (const char* fam : kContinuousFamilies) metrics_.RemoveMatching(fam, {{"repo", old_continuous_repo}});
+    }
+    StartContinuous();
+  }
   if (listen_changed) {
     try {
       http_.reset();
@@ -598,9 +738,14 @@ void Agent::DoReload() {
 }
 
 void Agent::RequestStop() {
-  std::lock_guard<std::mutex> l(mu_);
-  stop_ = true;
-  cv_.notify_all();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+    cv_.notify_all();
+  }
+  // The continuous job stops at once, in parallel with a running scheduled job's grace.
+  std::lock_guard<std::mutex> l(cont_mu_);
+  if (continuous_) continuous_->RequestStop();
 }
 
 void Agent::RequestReload() {
@@ -651,6 +796,7 @@ int Agent::Run() {
   notifier_ = std::make_unique<Notifier>(cfg_.webhooks, &log_);
   ScanRepositories(true);
   PlanJobs(Clock::now(), true);
+  StartContinuous();
   {
     LogFields f{{"config", cfg_.path},
                 {"repositories", static_cast<int64_t>(cfg_.repositories.size())},
@@ -659,6 +805,7 @@ int Agent::Run() {
     for (JobKind k : {JobKind::kBackup, JobKind::kPrune, JobKind::kDrill}) {
       if (jobs_[k].next) f.emplace_back(std::string(KindName(static_cast<int>(k))) + "_next", Iso(*jobs_[k].next));
     }
+    if (cfg_.continuous.enabled) f.emplace_back("continuous_repo", cfg_.continuous.repository);
     log_.Log(LogLevel::kInfo, "agent.started", "agent started", f);
   }
   next_probe_ = std::chrono::steady_clock::now();
@@ -715,6 +862,16 @@ int Agent::Run() {
     sleep = std::clamp<std::chrono::milliseconds>(sleep, std::chrono::milliseconds(5), kMaxSleep);
     std::unique_lock<std::mutex> l(mu_);
     cv_.wait_for(l, sleep, [this] { return stop_ || reload_; });
+  }
+  // The continuous job was asked to stop with the agent (RequestStop); it stores what it
+  // recorded within shutdown_grace.
+  if (!StopContinuous(std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.shutdown_grace + kCancelLimit))) {
+    log_.Log(LogLevel::kError, "agent.abort",
+             "the continuous backup did not stop; exiting (what it did not store is still in etcd's history)");
+    RemovePendingCleanups();
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::_Exit(0);
   }
   log_.Log(LogLevel::kInfo, "agent.stopped", "agent stopped");
   http_.reset();

@@ -22,7 +22,22 @@
 //     half-visible, lock removed); if it has not unwound 10 s later, the process-wide
 //     interrupt cleanup (base/file.h) removes partial output and locks and the process
 //     exits 0 at once. Run() returns 0 after a clean stop.
+// The continuous job (jobs.continuous, jobs.h ContinuousJob) is not scheduled: it records on
+// its own thread from Run() until the stop, beside the scheduled jobs (a backup or prune may
+// run meanwhile: follow locks do not conflict with theirs).
+//   * SIGTERM/SIGINT asks it to stop at once (with the scheduled job's grace running in
+//     parallel): it stores what it recorded within shutdown_grace; if its thread has not
+//     ended 10 s after that, the process exits as above.
+//   * SIGHUP: when what the recorder depends on changed (ContinuousFingerprint: the job's
+//     keys, its repository, etcd, encryption, compression, name_prefix, shutdown_grace), the
+//     recorder is stopped (storing what it recorded) and started again with the new
+//     configuration; a removed block stops it, an added one starts it.
+//   * A recorder that fails is logged, counted (etcdsafe_continuous_failures_total) and
+//     retried by the job after a backoff; the agent goes on.
+//   * /readyz: while a continuous job is configured, not ready until its recorder has
+//     stored a segment (besides the backup job's staleness rule).
 // Metrics: see DeclareMetrics in agent.cc; names are those used by deploy/prometheus/alerts.yaml.
+// The continuous job's metrics are read from the recorder at each scrape (RenderMetrics).
 #pragma once
 
 #include <atomic>
@@ -36,6 +51,7 @@
 
 #include "agent/config.h"
 #include "agent/event_log.h"
+#include "agent/jobs.h"
 #include "agent/metrics.h"
 #include "agent/notify.h"
 
@@ -62,7 +78,7 @@ class Agent {
 
   // The HTTP port actually bound (after Run started it; 0 before or when disabled).
   int http_port() const { return http_port_.load(); }
-  std::string RenderMetrics() const { return metrics_.Render(); }
+  std::string RenderMetrics();
 
  private:
   enum class JobKind { kBackup, kPrune, kDrill };
@@ -90,6 +106,11 @@ class Agent {
   bool WaitIdle(std::chrono::milliseconds limit);
   const Schedule& ScheduleOf(JobKind k) const;
   bool Enabled(JobKind k) const;
+  // The continuous job (main thread only, except where noted).
+  void StartContinuous();
+  bool StopContinuous(std::chrono::milliseconds limit);  // false: its thread did not end in time
+  void RefreshContinuousMetrics();                       // any thread
+  void RefreshContinuousMetricsLocked();                 // REQUIRES: cont_mu_ held
 
   AgentConfig cfg_;
   EventLog& log_;
@@ -121,6 +142,12 @@ class Agent {
   std::chrono::steady_clock::time_point next_resend_{};
   void Notify(Notification n);
   void ResendActive();
+
+  // Guards continuous_ (reset only by the main thread) and cont_exported_.
+  mutable std::mutex cont_mu_;
+  std::unique_ptr<ContinuousJob> continuous_;
+  std::string continuous_fp_;           // ContinuousFingerprint of the running job's config
+  follow::FollowStatus cont_exported_;  // counters already added to the metrics
 };
 
 }  // namespace etcdsafe::agent

@@ -15,6 +15,7 @@
 
 #include "base/error.h"
 #include "client/endpoint.h"
+#include "follow/segment.h"
 #include "store/store.h"
 
 namespace etcdsafe::agent {
@@ -37,7 +38,7 @@ const std::map<std::string, std::vector<std::string>>& Schema() {
       {"repositories.s3",
        {"endpoint", "region", "path_style", "ca_file", "insecure_skip_tls_verify", "credentials_file", "profile"}},
       {"encryption", {"key_file", "passphrase_file"}},
-      {"jobs", {"backup", "drill", "prune"}},
+      {"jobs", {"backup", "drill", "prune", "continuous"}},
       {"jobs.backup", {"schedule", "retention", "retry", "max_age"}},
       {"jobs.backup.retention",
        {"keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within",
@@ -45,6 +46,9 @@ const std::map<std::string, std::vector<std::string>>& Schema() {
       {"jobs.backup.retry", {"max_attempts", "initial_backoff", "max_backoff"}},
       {"jobs.drill", {"schedule", "max_age", "backup", "repository", "not_kubernetes", "etcd_binary"}},
       {"jobs.prune", {"schedule", "retention"}},
+      {"jobs.continuous",
+       {"repository", "segment_max_age", "segment_max_size", "heartbeat", "hash_every", "full_every",
+        "full_every_events", "spill_dir", "max_spill"}},
       {"jobs.prune.retention",
        {"keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within",
         "utc_offset"}},
@@ -210,6 +214,27 @@ class Reader {
       throw Fail(n, path, "\"" + n.Scalar() + "\" is not a whole number of milliseconds");
     }
     return std::chrono::duration_cast<milliseconds>(d);
+  }
+
+  // A size ("8MiB", ParseSize) within [min, max] bytes.
+  uint64_t Size(const YAML::Node& n, const std::string& path, uint64_t min, uint64_t max) const {
+    if (!n.IsScalar()) throw Fail(n, path, "expected a size such as 8MiB, got " + Kind(n));
+    uint64_t v = 0;
+    try {
+      v = ParseSize(n.Scalar());
+    } catch (const Error& e) {
+      throw Fail(n, path, e.what());
+    }
+    if (v < min || v > max) {
+      throw Fail(n, path, "\"" + n.Scalar() + "\" is out of range (" + SizeText(min) + " .. " + SizeText(max) + ")");
+    }
+    return v;
+  }
+  static std::string SizeText(uint64_t v) {
+    for (const auto& [unit, shift] : {std::pair{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}}) {
+      if (v != 0 && v % (uint64_t{1} << shift) == 0) return std::to_string(v >> shift) + unit;
+    }
+    return std::to_string(v) + "B";
   }
 
   // A file path, made absolute relative to the config file; checked when options.check_files.
@@ -473,6 +498,59 @@ void ParseRepositories(const Reader& r, const YAML::Node& top, std::vector<Repos
   }
 }
 
+// The repository named by `key` in a job block, or the first repository.
+std::string JobRepository(const Reader& r, const YAML::Node& job, const std::string& path, const AgentConfig& c) {
+  if (!job["repository"]) return c.repositories.front().name;
+  std::string name = r.NonEmpty(job["repository"], path);
+  bool found = std::any_of(c.repositories.begin(), c.repositories.end(),
+                           [&](const RepositoryConfig& rc) { return rc.name == name; });
+  if (!found) {
+    std::string names;
+    for (const RepositoryConfig& rc : c.repositories) names += (names.empty() ? "" : ", ") + rc.name;
+    throw r.Fail(job["repository"], path, "no repository named \"" + name + "\" (have: " + names + ")");
+  }
+  return name;
+}
+
+// jobs.continuous: no schedule; every key optional (the defaults of backup --follow).
+void ParseContinuous(const Reader& r, const YAML::Node& n, AgentConfig* c) {
+  const std::string p = "jobs.continuous";
+  r.CheckMap(n, p, p);
+  ContinuousJobConfig& j = c->continuous;
+  j.enabled = true;
+  j.repository = JobRepository(r, n, p + ".repository", *c);
+  auto positive = [&](const char* key, milliseconds* out, milliseconds max) {
+    if (!n[key]) return;
+    *out = r.Millis(n[key], p + "." + key);
+    if (*out > max) {
+      throw r.Fail(n[key], p + "." + key,
+                   "\"" + n[key].Scalar() + "\" is too long (at most " + std::to_string(max.count() / 1000) + "s)");
+    }
+  };
+  positive("segment_max_age", &j.segment_max_age, std::chrono::hours(1));
+  positive("heartbeat", &j.heartbeat, std::chrono::hours(24));
+  positive("hash_every", &j.hash_every, std::chrono::hours(24 * 366));
+  positive("full_every", &j.full_every, std::chrono::hours(24 * 366));
+  if (j.heartbeat < j.segment_max_age) {
+    throw r.Fail(n["heartbeat"] ? n["heartbeat"] : n["segment_max_age"], p + (n["heartbeat"] ? ".heartbeat" : ".segment_max_age"),
+                 "heartbeat (" + std::to_string(j.heartbeat.count()) + "ms) must not be shorter than segment_max_age (" +
+                     std::to_string(j.segment_max_age.count()) + "ms)");
+  }
+  if (n["segment_max_size"]) {
+    j.segment_max_bytes = r.Size(n["segment_max_size"], p + ".segment_max_size", 4096, follow::kMaxSegmentBytes);
+  }
+  if (n["full_every_events"]) {
+    j.full_every_events = static_cast<uint64_t>(r.Int(n["full_every_events"], p + ".full_every_events", 0, 999999999));
+  }
+  if (n["spill_dir"]) j.spill_dir = r.Absolute(r.NonEmpty(n["spill_dir"], p + ".spill_dir"));
+  if (n["max_spill"]) j.max_spill_bytes = r.Size(n["max_spill"], p + ".max_spill", 0, uint64_t{1} << 50);
+  if (!c->encryption.passphrase_file.empty()) {
+    throw r.Fail(n, p,
+                 "continuous backup encrypts every segment and needs encryption.key_file, not "
+                 "encryption.passphrase_file (a passphrase costs an scrypt per object)");
+  }
+}
+
 // Schedule of a job block: required, and must fire within the search horizon.
 Schedule JobSchedule(const Reader& r, const YAML::Node& job, const std::string& path, const absl::TimeZone& tz) {
   if (!job["schedule"]) {
@@ -489,7 +567,10 @@ Schedule JobSchedule(const Reader& r, const YAML::Node& job, const std::string& 
 
 void ParseJobs(const Reader& r, const YAML::Node& top, AgentConfig* c) {
   const YAML::Node jobs = top["jobs"];
-  if (!jobs) throw r.Fail(top, "jobs", "required: enable at least one of jobs.backup, jobs.drill, jobs.prune");
+  if (!jobs) {
+    throw r.Fail(top, "jobs",
+                 "required: enable at least one of jobs.backup, jobs.drill, jobs.prune, jobs.continuous");
+  }
   r.CheckMap(jobs, "jobs", "jobs");
   if (const YAML::Node b = jobs["backup"]) {
     r.CheckMap(b, "jobs.backup", "jobs.backup");
@@ -530,19 +611,7 @@ void ParseJobs(const Reader& r, const YAML::Node& top, AgentConfig* c) {
     c->drill.schedule = JobSchedule(r, d, "jobs.drill", c->tz);
     if (d["max_age"]) c->drill.max_age = r.Seconds(d["max_age"], "jobs.drill.max_age", /*allow_zero=*/true);
     if (d["backup"]) c->drill.backup = r.NonEmpty(d["backup"], "jobs.drill.backup");
-    if (d["repository"]) {
-      c->drill.repository = r.NonEmpty(d["repository"], "jobs.drill.repository");
-      bool found = std::any_of(c->repositories.begin(), c->repositories.end(),
-                               [&](const RepositoryConfig& rc) { return rc.name == c->drill.repository; });
-      if (!found) {
-        std::string names;
-        for (const RepositoryConfig& rc : c->repositories) names += (names.empty() ? "" : ", ") + rc.name;
-        throw r.Fail(d["repository"], "jobs.drill.repository",
-                     "no repository named \"" + c->drill.repository + "\" (have: " + names + ")");
-      }
-    } else {
-      c->drill.repository = c->repositories.front().name;
-    }
+    c->drill.repository = JobRepository(r, d, "jobs.drill.repository", *c);
     if (d["not_kubernetes"]) c->drill.not_kubernetes = r.Bool(d["not_kubernetes"], "jobs.drill.not_kubernetes");
     if (d["etcd_binary"]) {
       const YAML::Node e = d["etcd_binary"];
@@ -566,9 +635,11 @@ void ParseJobs(const Reader& r, const YAML::Node& top, AgentConfig* c) {
       throw r.Fail(p["retention"], "jobs.prune.retention", "no retention policy given (set at least one keep_* rule)");
     }
   }
-  if (!c->backup.enabled && !c->drill.enabled && !c->prune.enabled) {
+  if (const YAML::Node n = jobs["continuous"]) ParseContinuous(r, n, c);
+  if (!c->backup.enabled && !c->drill.enabled && !c->prune.enabled && !c->continuous.enabled) {
     throw r.Fail(jobs, "jobs",
-                 "no job enabled: give at least one of jobs.backup, jobs.drill, jobs.prune with a schedule");
+                 "no job enabled: give at least one of jobs.backup, jobs.drill, jobs.prune with a schedule, or "
+                 "jobs.continuous");
   }
 }
 
@@ -665,6 +736,7 @@ AgentConfig Parse(const YAML::Node& top, const Reader& r) {
   c.state_dir = "/var/lib/etcdsafe";
   if (const YAML::Node s = top["state_dir"]) c.state_dir = r.Absolute(r.NonEmpty(s, "state_dir"));
   if (const YAML::Node s = top["shutdown_grace"]) c.shutdown_grace = r.Seconds(s, "shutdown_grace");
+  if (c.continuous.enabled && c.continuous.spill_dir.empty()) c.continuous.spill_dir = c.state_dir + "/continuous-spill";
   if (const YAML::Node l = top["log"]) {
     r.CheckMap(l, "log", "log");
     if (l["format"]) {
@@ -685,6 +757,39 @@ std::chrono::seconds ParseDuration(const std::string& text) {
     throw Error(ErrorCode::kInvalidArgument, "bad duration \"" + text + "\": not a whole number of seconds");
   }
   return std::chrono::duration_cast<seconds>(d);
+}
+
+std::chrono::milliseconds ParseDurationMillis(const std::string& text) {
+  std::chrono::nanoseconds d = ParseGoDuration(text);
+  if (d % milliseconds(1) != std::chrono::nanoseconds(0)) {
+    throw Error(ErrorCode::kInvalidArgument, "bad duration \"" + text + "\": not a whole number of milliseconds");
+  }
+  return std::chrono::duration_cast<milliseconds>(d);
+}
+
+uint64_t ParseSize(const std::string& text) {
+  size_t i = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') i++;
+  const std::string bad = "bad size \"" + text + "\" (want e.g. 8MiB; units B, KiB, MiB, GiB, TiB)";
+  if (i == 0 || i > 18) throw Error(ErrorCode::kInvalidArgument, bad);
+  const uint64_t n = std::stoull(text.substr(0, i));
+  const std::string unit = text.substr(i);
+  int shift = 0;
+  if (unit.empty() || unit == "B") {
+    shift = 0;
+  } else if (unit == "KiB" || unit == "K") {
+    shift = 10;
+  } else if (unit == "MiB" || unit == "M") {
+    shift = 20;
+  } else if (unit == "GiB" || unit == "G") {
+    shift = 30;
+  } else if (unit == "TiB" || unit == "T") {
+    shift = 40;
+  } else {
+    throw Error(ErrorCode::kInvalidArgument, bad);
+  }
+  if (shift > 0 && n > (UINT64_MAX >> shift)) throw Error(ErrorCode::kInvalidArgument, bad + ": too big");
+  return n << shift;
 }
 
 std::vector<std::string> KnownConfigKeys() {

@@ -9,7 +9,9 @@
 // and is thrown as etcdsafe::Error(kInvalidArgument). Relative paths in the file (TLS files,
 // key files, state_dir, ca_file) are made absolute relative to the file's directory.
 //
-// Durations are written as Go-style "1s", "15m", "24h", "1h30m", "7d" (d = 24h).
+// Durations are written as Go-style "1s", "15m", "24h", "1h30m", "7d" (d = 24h); most keys
+// take whole seconds, jobs.continuous' durations (and the etcd/webhook timeouts) milliseconds
+// ("500ms"). Sizes are written "8MiB" (B, KiB, MiB, GiB, TiB; K, M, G, T mean the same).
 #pragma once
 
 #include <absl/time/time.h>
@@ -88,6 +90,22 @@ struct PruneJobConfig {  // separate prune schedule (besides prune-after-backup)
   catalog::RetentionPolicy retention;  // required when enabled
 };
 
+// jobs.continuous: continuous backup (follow/recorder.h) into ONE repository, for the
+// agent's whole life (not a scheduled job). The defaults are those of `backup --follow`.
+struct ContinuousJobConfig {
+  bool enabled = false;
+  std::string repository;                           // repository name; default: the first
+  std::chrono::milliseconds segment_max_age{1000};  // > 0, at most 1h
+  uint64_t segment_max_bytes = 8u << 20;            // segment_max_size: 4 KiB .. 512 MiB
+  std::chrono::milliseconds heartbeat{10000};       // >= segment_max_age
+  std::chrono::milliseconds hash_every{300000};     // > 0
+  std::chrono::milliseconds full_every{24 * 3600 * 1000};  // > 0
+  uint64_t full_every_events = 10000000;            // 0: never by volume
+  std::string spill_dir;                            // absolute; default <state_dir>/continuous-spill
+  uint64_t max_spill_bytes = uint64_t{1} << 30;     // max_spill; 0: no spill (memory only)
+  bool operator==(const ContinuousJobConfig&) const = default;
+};
+
 struct WebhookConfig {
   enum class Format { kAlertmanager, kSlack, kJson };
   std::string url;
@@ -111,6 +129,7 @@ struct AgentConfig {
   BackupJobConfig backup;
   DrillJobConfig drill;
   PruneJobConfig prune;
+  ContinuousJobConfig continuous;
   std::string http_listen = "127.0.0.1:9464";  // host:port; "" disables the HTTP server
   std::vector<WebhookConfig> webhooks;          // alerts.webhooks
   std::string state_dir;             // default: /var/lib/etcdsafe; holds agent-state.json
@@ -137,6 +156,12 @@ AgentConfig ParseConfig(const std::string& yaml_text, const std::string& path, c
 // Go syntax (see ParseGoDuration in schedule.h); "0" is zero; a fraction of a second
 // ("1500ms") is an error here, since the result is whole seconds.
 std::chrono::seconds ParseDuration(const std::string& text);
+// The same with millisecond resolution ("500ms", "1s", "1m30s"); a fraction of a
+// millisecond is an error.
+std::chrono::milliseconds ParseDurationMillis(const std::string& text);
+// Parses a size: digits with an optional unit B, KiB, MiB, GiB, TiB (K, M, G, T are the same
+// binary units): "8MiB" = 8388608, "0" = 0. Throws kInvalidArgument (also on overflow).
+uint64_t ParseSize(const std::string& text);
 
 // Every key LoadConfig accepts, as dotted paths without list indices, containers
 // included: "etcd", "etcd.endpoints", "repositories", "repositories.s3.endpoint",

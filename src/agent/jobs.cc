@@ -3,6 +3,7 @@
 #include <absl/time/clock.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "backup/repo_ops.h"
 #include "backup/repository.h"
@@ -254,6 +255,189 @@ bool ProbeEndpoint(const EtcdConfig& etcd, const std::string& endpoint, std::str
     if (why != nullptr) *why = e.what();
     return false;
   }
+}
+
+// ------------------------------------------------------------------ continuous job
+
+follow::FollowOptions FollowOptionsFor(const AgentConfig& cfg) {
+  const ContinuousJobConfig& j = cfg.continuous;
+  const RepositoryConfig& rc = RepoByName(cfg, j.repository);
+  follow::FollowOptions o;
+  o.repo_url = rc.url;
+  o.store_options = StoreOptionsFor(rc);
+  o.client = ClientConfigFor(cfg.etcd);
+  o.compression = pipeline::ParseCompression(cfg.compression);
+  o.compression_level = cfg.compression_level;
+  o.key = KeyFor(cfg.encryption);
+  o.name_prefix = cfg.name_prefix;
+  o.segment_max_age = j.segment_max_age;
+  o.segment_max_bytes = j.segment_max_bytes;
+  o.heartbeat = j.heartbeat;
+  o.hash_every = j.hash_every;
+  o.full_every = j.full_every;
+  o.full_every_events = j.full_every_events;
+  o.spill_dir = j.spill_dir;
+  o.max_spill_bytes = j.max_spill_bytes;
+  return o;
+}
+
+std::string ContinuousFingerprint(const AgentConfig& cfg) {
+  if (!cfg.continuous.enabled) return "";
+  const ContinuousJobConfig& j = cfg.continuous;
+  nlohmann::json f;
+  f["job"] = {j.repository, j.segment_max_age.count(), j.segment_max_bytes, j.heartbeat.count(), j.hash_every.count(),
+              j.full_every.count(), j.full_every_events, j.spill_dir, j.max_spill_bytes};
+  const RepositoryConfig& rc = RepoByName(cfg, j.repository);
+  f["repo"] = {rc.url, rc.s3.endpoint, rc.s3.region, rc.s3.path_style.has_value() ? int(*rc.s3.path_style) : -1,
+               rc.s3.ca_file, rc.s3.credentials_file, rc.s3.profile, rc.s3.insecure_skip_tls_verify};
+  const EtcdConfig& e = cfg.etcd;
+  f["etcd"] = {e.endpoints, e.cacert, e.cert, e.key, e.user, e.password_file, e.dial_timeout.count(),
+               e.command_timeout.count(), e.insecure_skip_tls_verify};
+  f["data"] = {cfg.encryption.key_file, cfg.encryption.passphrase_file, cfg.compression, cfg.compression_level,
+               cfg.name_prefix, cfg.shutdown_grace.count()};
+  return f.dump();
+}
+
+ContinuousJob::ContinuousJob(const AgentConfig& cfg, EventLog& log, std::chrono::milliseconds stop_timeout,
+                             FailureHook on_failure)
+    : cfg_(cfg), log_(log), stop_timeout_(stop_timeout), on_failure_(std::move(on_failure)) {
+  snap_.repo = cfg_.continuous.repository;
+  snap_.started_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+  thread_ = std::thread([this] { Loop(); });
+}
+
+ContinuousJob::~ContinuousJob() {
+  RequestStop();
+  Join(std::chrono::milliseconds::max());
+}
+
+void ContinuousJob::RequestStop() {
+  std::lock_guard<std::mutex> l(mu_);
+  stop_ = true;
+  cv_.notify_all();
+}
+
+bool ContinuousJob::Join(std::chrono::milliseconds limit) {
+  {
+    std::unique_lock<std::mutex> l(mu_);
+    auto ended = [this] { return done_; };
+    if (limit == std::chrono::milliseconds::max()) {
+      cv_.wait(l, ended);
+    } else if (!cv_.wait_for(l, limit, ended)) {
+      return false;
+    }
+  }
+  std::lock_guard<std::mutex> j(join_mu_);
+  if (thread_.joinable()) thread_.join();
+  return true;
+}
+
+void ContinuousJob::Fold(ContinuousSnapshot* s, const follow::FollowStatus& run) {
+  follow::FollowStatus& t = s->totals;
+  t.segments_stored += run.segments_stored;
+  t.events_recorded += run.events_recorded;
+  t.bytes_stored += run.bytes_stored;
+  t.gaps += run.gaps;
+  t.chains_started += run.chains_started;
+  t.upload_failures += run.upload_failures;
+  t.reconnects += run.reconnects;
+  if (!run.chain.empty()) t.chain = run.chain;
+  if (run.base_revision > 0) t.base_revision = run.base_revision;
+  if (run.recorded_revision > 0) t.recorded_revision = run.recorded_revision;
+  if (run.stored_revision > 0) t.stored_revision = run.stored_revision;
+  t.stored_time_ms = std::max(t.stored_time_ms, run.stored_time_ms);
+  t.pending_bytes = run.pending_bytes;
+  if (!run.last_error.empty()) t.last_error = run.last_error;
+  s->ever_stored = s->ever_stored || run.stored_time_ms > 0;
+}
+
+ContinuousSnapshot ContinuousJob::Snapshot() const {
+  std::lock_guard<std::mutex> l(mu_);
+  ContinuousSnapshot out = snap_;
+  if (current_) Fold(&out, current_->status());  // the running recorder's counters on top
+  return out;
+}
+
+void ContinuousJob::Loop() {
+  using std::chrono::milliseconds;
+  const std::string repo = cfg_.continuous.repository;
+  const LogFields where = {{"job", std::string("continuous")}, {"repo", repo}};
+  auto with = [&](LogFields extra) {
+    LogFields f = where;
+    for (auto& x : extra) f.push_back(std::move(x));
+    return f;
+  };
+  milliseconds backoff(1000);
+  while (!stop_) {
+    const auto run_start = std::chrono::steady_clock::now();
+    std::string error, reason;
+    try {
+      MakeDirs(cfg_.continuous.spill_dir, 0700);
+      follow::FollowOptions o = FollowOptionsFor(cfg_);
+      o.stop_timeout = stop_timeout_;
+      o.should_stop = [this] { return stop_.load(); };
+      o.log = [this, with](const std::string& line) {
+        const bool gap = line.find("gap") != std::string::npos;
+        const bool bad = gap || line.find("failed") != std::string::npos || line.rfind("etcd: ", 0) == 0 ||
+                         line.find("not stored") != std::string::npos;
+        log_.Log(bad ? LogLevel::kWarn : LogLevel::kInfo, gap ? "continuous.gap" : "continuous.recorder", line,
+                 with({}));
+      };
+      auto rec = std::make_shared<follow::Recorder>(std::move(o));
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        current_ = rec;
+        snap_.running = true;
+      }
+      log_.Log(LogLevel::kInfo, "continuous.start", "continuous backup started",
+               with({{"segment_max_age_ms", static_cast<int64_t>(cfg_.continuous.segment_max_age.count())}}));
+      auto finish = [&] {
+        std::lock_guard<std::mutex> l(mu_);
+        Fold(&snap_, rec->status());
+        current_.reset();
+        snap_.running = false;
+      };
+      try {
+        rec->Run();
+      } catch (...) {
+        finish();
+        throw;
+      }
+      finish();
+      if (!stop_) {
+        error = "the recorder returned without being stopped";
+        reason = "other";
+      }
+    } catch (const Error& e) {
+      error = e.what();
+      reason = FailureReason(e);
+    } catch (const std::exception& e) {
+      error = std::string("internal: ") + e.what();
+      reason = "other";
+    }
+    if (!error.empty()) {
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        snap_.failures++;
+        snap_.totals.last_error = error;
+      }
+      if (std::chrono::steady_clock::now() - run_start > std::chrono::minutes(5)) backoff = milliseconds(1000);
+      log_.Log(LogLevel::kError, "continuous.failed", "continuous backup failed; retrying",
+               with({{"reason", reason}, {"error", error}, {"retry_in_ms", static_cast<int64_t>(backoff.count())}}));
+      if (on_failure_) on_failure_(reason, error);
+    }
+    if (stop_) break;
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait_for(l, backoff, [this] { return stop_.load(); });
+    backoff = std::min(backoff * 2, milliseconds(60000));
+  }
+  log_.Log(LogLevel::kInfo, "continuous.stopped", "continuous backup stopped", where);
+  std::lock_guard<std::mutex> l(mu_);
+  done_ = true;
+  snap_.running = false;
+  cv_.notify_all();
 }
 
 }  // namespace etcdsafe::agent

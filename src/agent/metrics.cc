@@ -255,17 +255,26 @@ void Metrics::Remove(const std::string& name, const Labels& labels) {
 size_t Metrics::RemoveMatching(const Labels& match) {
   std::lock_guard<std::mutex> lock(mu_);
   size_t removed = 0;
-  for (Family& f : families_) {
-    for (auto it = f.series.begin(); it != f.series.end();) {
-      const bool all = std::all_of(match.begin(), match.end(), [&](const auto& m) {
-        return std::find(it->first.begin(), it->first.end(), m) != it->first.end();
-      });
-      if (all) {
-        it = f.series.erase(it);
-        ++removed;
-      } else {
-        ++it;
-      }
+  for (Family& f : families_) removed += EraseMatching(f, match);
+  return removed;
+}
+
+size_t Metrics::RemoveMatching(const std::string& name, const Labels& match) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return EraseMatching(FamilyFor(name, "RemoveMatching"), match);
+}
+
+size_t Metrics::EraseMatching(Family& f, const Labels& match) {
+  size_t removed = 0;
+  for (auto it = f.series.begin(); it != f.series.end();) {
+    const bool all = std::all_of(match.begin(), match.end(), [&](const auto& m) {
+      return std::find(it->first.begin(), it->first.end(), m) != it->first.end();
+    });
+    if (all) {
+      it = f.series.erase(it);
+      ++removed;
+    } else {
+      ++it;
     }
   }
   return removed;

@@ -80,6 +80,8 @@ class Metrics {
   // Removes, in every family, each series whose labels include all of `match`
   // (e.g. {{"repo", "s3://old"}}). Returns how many series were removed.
   size_t RemoveMatching(const Labels& match);
+  // The same within one family.
+  size_t RemoveMatching(const std::string& name, const Labels& match);
 
   std::string Render() const;  // text exposition format 0.0.4
 
@@ -105,6 +107,8 @@ class Metrics {
   // Validated, sorted copy of `labels`.
   static Labels Canonical(const Family& f, const Labels& labels);
   static Series NewSeries(const Family& f);
+  // REQUIRES: mu_ held. Removes f's series whose labels include all of `match`.
+  static size_t EraseMatching(Family& f, const Labels& match);
 
   mutable std::mutex mu_;
   std::vector<Family> families_;             // declaration order

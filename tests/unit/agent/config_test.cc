@@ -121,6 +121,16 @@ TEST(ConfigTest, ExampleLoads) {
   EXPECT_EQ(c.drill.etcd_binary, "/usr/local/bin/etcd");
   EXPECT_TRUE(c.prune.enabled);
   EXPECT_EQ(c.prune.retention.keep_yearly, 1);
+  EXPECT_TRUE(c.continuous.enabled);
+  EXPECT_EQ(c.continuous.repository, "local");
+  EXPECT_EQ(c.continuous.segment_max_age, 1s);
+  EXPECT_EQ(c.continuous.segment_max_bytes, 8u << 20);
+  EXPECT_EQ(c.continuous.heartbeat, 10s);
+  EXPECT_EQ(c.continuous.hash_every, 5min);
+  EXPECT_EQ(c.continuous.full_every, 24h);
+  EXPECT_EQ(c.continuous.full_every_events, 10000000u);
+  EXPECT_EQ(c.continuous.spill_dir, "/var/lib/etcdsafe/continuous-spill");
+  EXPECT_EQ(c.continuous.max_spill_bytes, uint64_t{1} << 30);
   EXPECT_EQ(c.http_listen, "127.0.0.1:9464");
   ASSERT_EQ(c.webhooks.size(), 2u);
   EXPECT_EQ(c.webhooks[0].format, WebhookConfig::Format::kAlertmanager);
@@ -157,7 +167,18 @@ TEST(ConfigTest, ExampleShowsEveryKey) {
   size_t key_line = alt.find("  key_file: /etc/etcdsafe/encryption.key\n");
   ASSERT_NE(key_line, std::string::npos);
   alt.erase(key_line, std::string("  key_file: /etc/etcdsafe/encryption.key\n").size());
+  // The continuous job needs a key file, not a passphrase: an error naming jobs.continuous ...
+  EXPECT_NE(ErrorOf(alt, NoFileChecks(), kExample).find(": jobs.continuous: continuous backup encrypts every segment"),
+            std::string::npos)
+      << ErrorOf(alt, NoFileChecks(), kExample);
+  // ... and without that block the file loads.
+  size_t cont = alt.find("\n  continuous:\n");
+  size_t cont_end = alt.find("\n# HTTP server");
+  ASSERT_NE(cont, std::string::npos);
+  ASSERT_NE(cont_end, std::string::npos);
+  alt.erase(cont + 1, cont_end - cont);
   AgentConfig c = ParseConfig(alt, kExample, NoFileChecks());
+  EXPECT_FALSE(c.continuous.enabled);
   EXPECT_EQ(c.encryption.passphrase_file, "/etc/etcdsafe/passphrase");
   EXPECT_EQ(c.encryption.key_file, "");
 }
@@ -573,6 +594,115 @@ TEST(ConfigTest, WebhookErrors) {
   AgentConfig c =
       ParseConfig(kBase + "alerts: {webhooks: [{url: \"http://h/\", format: json}]}\n", kFile, NoFileChecks());
   EXPECT_EQ(c.webhooks[0].format, WebhookConfig::Format::kJson);
+}
+
+// jobs.continuous (issue 9): the issue's form, defaults, millisecond durations, sizes.
+const std::string kContinuousHead =
+    "etcd:\n"                              // 1
+    "  endpoints: [127.0.0.1:2379]\n"      // 2
+    "repositories:\n"                      // 3
+    "  - url: file:///var/backups/etcd\n"  // 4
+    "  - {name: far, url: s3://bucket/x}\n"  // 5
+    "jobs:\n"                              // 6
+    "  continuous:\n";                     // 7 (keys from line 8 on)
+
+TEST(ConfigTest, ContinuousJob) {
+  // The issue's example, alone (no scheduled job is needed).
+  AgentConfig c = ParseConfig(
+      "etcd: {endpoints: [127.0.0.1:2379]}\nrepositories: [{url: file:///r}]\nstate_dir: /st\n"
+      "jobs: {continuous: {segment_max_age: 1s, full_every: 24h}}\n",
+      kFile, NoFileChecks());
+  EXPECT_TRUE(c.continuous.enabled);
+  EXPECT_FALSE(c.backup.enabled);
+  EXPECT_EQ(c.continuous.repository, "file:///r");  // default: the first repository
+  EXPECT_EQ(c.continuous.segment_max_age, 1s);
+  EXPECT_EQ(c.continuous.full_every, 24h);
+  // Defaults: those of backup --follow; the spill dir under state_dir.
+  ContinuousJobConfig d;
+  EXPECT_EQ(c.continuous.segment_max_bytes, d.segment_max_bytes);
+  EXPECT_EQ(c.continuous.heartbeat, 10s);
+  EXPECT_EQ(c.continuous.hash_every, 300s);
+  EXPECT_EQ(c.continuous.full_every_events, 10000000u);
+  EXPECT_EQ(c.continuous.max_spill_bytes, uint64_t{1} << 30);
+  EXPECT_EQ(c.continuous.spill_dir, "/st/continuous-spill");
+  // An empty block is the defaults; not given, the job is off.
+  EXPECT_TRUE(ParseConfig(kContinuousHead.substr(0, kContinuousHead.size() - 1) + " {}\n", kFile, NoFileChecks())
+                  .continuous.enabled);
+  EXPECT_FALSE(ParseConfig(kBase, kFile, NoFileChecks()).continuous.enabled);
+
+  c = ParseConfig(kContinuousHead +
+                      "    repository: far\n"
+                      "    segment_max_age: 500ms\n"
+                      "    segment_max_size: 64K\n"
+                      "    heartbeat: 1m30s\n"
+                      "    hash_every: 1500ms\n"
+                      "    full_every: 7d\n"
+                      "    full_every_events: 0\n"
+                      "    spill_dir: spill\n"
+                      "    max_spill: 0\n",
+                  kFile, NoFileChecks());
+  EXPECT_EQ(c.continuous.repository, "far");
+  EXPECT_EQ(c.continuous.segment_max_age, 500ms);
+  EXPECT_EQ(c.continuous.segment_max_bytes, 65536u);
+  EXPECT_EQ(c.continuous.heartbeat, 90s);
+  EXPECT_EQ(c.continuous.hash_every, 1500ms);
+  EXPECT_EQ(c.continuous.full_every, 7 * 24h);
+  EXPECT_EQ(c.continuous.full_every_events, 0u);
+  EXPECT_EQ(c.continuous.spill_dir, "/cfg/spill");  // relative to the file
+  EXPECT_EQ(c.continuous.max_spill_bytes, 0u);
+}
+
+TEST(ConfigTest, ContinuousJobErrors) {
+  const std::string h = kContinuousHead;
+  ExpectError(h + "    segment_max_age: 0\n", 8, "jobs.continuous.segment_max_age", "must be positive");
+  ExpectError(h + "    segment_max_age: 1500us\n", 8, "jobs.continuous.segment_max_age",
+              "not a whole number of milliseconds");
+  ExpectError(h + "    segment_max_age: 2h\n", 8, "jobs.continuous.segment_max_age", "too long (at most 3600s)");
+  ExpectError(h + "    segment_max_age: fast\n", 8, "jobs.continuous.segment_max_age", "fast");
+  ExpectError(h + "    segment_max_age: 5s\n    heartbeat: 2s\n", 9, "jobs.continuous.heartbeat",
+              "must not be shorter than segment_max_age (5000ms)");
+  ExpectError(h + "    segment_max_age: 20s\n", 8, "jobs.continuous.segment_max_age",
+              "heartbeat (10000ms) must not be shorter than segment_max_age (20000ms)");
+  ExpectError(h + "    segment_max_size: 8MB\n", 8, "jobs.continuous.segment_max_size", "bad size \"8MB\"");
+  ExpectError(h + "    segment_max_size: 1KiB\n", 8, "jobs.continuous.segment_max_size",
+              "out of range (4KiB .. 512MiB)");
+  ExpectError(h + "    segment_max_size: 1GiB\n", 8, "jobs.continuous.segment_max_size", "out of range");
+  ExpectError(h + "    max_spill: 99999999999999999999\n", 8, "jobs.continuous.max_spill", "bad size");
+  ExpectError(h + "    max_spill: 100000000T\n", 8, "jobs.continuous.max_spill", "too big");
+  ExpectError(h + "    max_spill: [1]\n", 8, "jobs.continuous.max_spill", "expected a size");
+  ExpectError(h + "    full_every_events: -1\n", 8, "jobs.continuous.full_every_events", "");
+  ExpectError(h + "    full_every: 0s\n", 8, "jobs.continuous.full_every", "must be positive");
+  ExpectError(h + "    repository: near\n", 8, "jobs.continuous.repository",
+              "no repository named \"near\" (have: file:///var/backups/etcd, far)");
+  ExpectError(h + "    segment_max_agee: 1s\n", 8, "jobs.continuous.segment_max_agee",
+              "unknown key (did you mean \"segment_max_age\"?)");
+  ExpectError(h + "    schedule: \"@hourly\"\n", 8, "jobs.continuous.schedule", "unknown key");
+  ExpectError(h + "    spill_dir: \"\"\n", 8, "jobs.continuous.spill_dir", "must not be empty");
+  ExpectError("encryption: {passphrase_file: /p}\n" + h + "    heartbeat: 10s\n", 9, "jobs.continuous",
+              "needs encryption.key_file, not encryption.passphrase_file");
+  ExpectError(kContinuousHead.substr(0, kContinuousHead.size() - 1) + " 1s\n", 7, "jobs.continuous",
+              "expected a map of keys");
+}
+
+TEST(ConfigTest, DurationAndSizeParsers) {
+  EXPECT_EQ(ParseDurationMillis("500ms"), 500ms);
+  EXPECT_EQ(ParseDurationMillis("1s"), 1000ms);
+  EXPECT_EQ(ParseDurationMillis("1m30s"), 90000ms);
+  EXPECT_EQ(ParseDurationMillis("0"), 0ms);
+  EXPECT_THROW(ParseDurationMillis("1500us"), Error);
+  EXPECT_THROW(ParseDurationMillis("1x"), Error);
+  EXPECT_THROW(ParseDuration("500ms"), Error);  // whole seconds there
+  EXPECT_EQ(ParseSize("0"), 0u);
+  EXPECT_EQ(ParseSize("123"), 123u);
+  EXPECT_EQ(ParseSize("7B"), 7u);
+  EXPECT_EQ(ParseSize("8MiB"), 8u << 20);
+  EXPECT_EQ(ParseSize("8M"), 8u << 20);
+  EXPECT_EQ(ParseSize("3KiB"), 3072u);
+  EXPECT_EQ(ParseSize("2GiB"), uint64_t{2} << 30);
+  EXPECT_EQ(ParseSize("1TiB"), uint64_t{1} << 40);
+  for (const char* bad : {"", "MiB", "8 MiB", "8mib", "8MB", "-1", "1.5GiB", "16777216T", "9999999999999999999"}) {
+    EXPECT_THROW(ParseSize(bad), Error) << bad;
+  }
 }
 
 }  // namespace
