@@ -1,7 +1,8 @@
 // etcdsafe backup --follow: continuous backup (src/follow/recorder.h). A full backup,
 // then every change recorded as segments in the repository until SIGTERM/SIGINT, which
 // stores what was recorded and exits 0. The flags live on `backup` (cmd_backup.cc calls
-// AddFollowFlags); this file runs the recorder.
+// AddFollowFlags); this file runs the recorder. Also `backups compact`: merges the small
+// segments of every chain (src/follow/compact.h), as the recorder does in the background.
 #include <unistd.h>
 
 #include <atomic>
@@ -12,6 +13,7 @@
 #include "base/file.h"
 #include "base/signals.h"
 #include "commands.h"
+#include "follow/compact.h"
 #include "follow/recorder.h"
 #include "pipeline/compress.h"
 #include "repo_flags.h"
@@ -33,6 +35,12 @@ uint64_t ParseSize(const std::string& text, const std::string& flag) {
   else throw Error(ErrorCode::kInvalidArgument, flag + ": bad size unit \"" + unit + "\" (B, KiB, MiB, GiB)");
   if (n == 0) throw Error(ErrorCode::kInvalidArgument, flag + " must be positive");
   return n * mul;
+}
+
+// A duration flag where "0" means never.
+std::chrono::milliseconds ParseDurationOrZero(const std::string& text, const std::string& flag) {
+  if (text == "0") return std::chrono::milliseconds(0);
+  return ParseDuration(text, flag);
 }
 
 std::string Stamp() {
@@ -66,6 +74,15 @@ void AddFollowFlags(CLI::App& cmd, FollowFlags& f) {
       ->capture_default_str();
   cmd.add_option("--max-spill", f.max_spill, "--follow: beyond this much spilled, the chain ends (a gap)")
       ->capture_default_str();
+  cmd.add_option("--compact-every", f.compact_every,
+                 "--follow: merge small segments of the repository's chains this often (0: never)")
+      ->capture_default_str();
+  cmd.add_option("--compact-min-age", f.compact_min_age, "--follow: ... leaving segments younger than this alone")
+      ->capture_default_str();
+  cmd.add_option("--compact-target-size", f.compact_target_size, "--follow: ... into segments of up to this size")
+      ->capture_default_str();
+  cmd.add_option("--compact-keep-last", f.compact_keep_last, "--follow: ... never merging a chain's newest N segments")
+      ->capture_default_str();
 }
 
 void RunFollow(const GlobalFlags& g, const RepoFlags& rf, const std::string& compression, int level,
@@ -88,6 +105,10 @@ void RunFollow(const GlobalFlags& g, const RepoFlags& rf, const std::string& com
   o.spill_dir = f.spill_dir;
   o.max_spill_bytes = ParseSize(f.max_spill, "--max-spill");
   o.max_memory_bytes = ParseSize(f.max_queue_memory, "--max-queue-memory");
+  o.compact_every = ParseDurationOrZero(f.compact_every, "--compact-every");
+  o.compact_min_age = ParseDurationOrZero(f.compact_min_age, "--compact-min-age");
+  o.compact_target_bytes = ParseSize(f.compact_target_size, "--compact-target-size");
+  o.compact_keep_last = f.compact_keep_last;
   if (o.segment_max_age.count() <= 0 || o.heartbeat.count() <= 0 || o.hash_every.count() <= 0 ||
       o.full_every.count() <= 0) {
     throw Error(ErrorCode::kInvalidArgument, "--follow durations must be positive");
@@ -126,6 +147,54 @@ void RunFollow(const GlobalFlags& g, const RepoFlags& rf, const std::string& com
               s.chain.c_str(), static_cast<long long>(s.stored_revision),
               static_cast<unsigned long long>(s.segments_stored), static_cast<unsigned long long>(s.events_recorded),
               static_cast<unsigned long long>(s.gaps));
+}
+
+void AddCompactCommand(CLI::App& app, GlobalFlags& g) {
+  (void)g;
+  CLI::App* backups = app.get_subcommand("backups");
+  struct CompactFlags {
+    std::string min_age = "1h", target_size = "64MiB", compression = "zstd";
+    int level = 0;
+    size_t keep_last = 16;
+    bool dry_run = false;
+  };
+  auto rf = std::make_shared<RepoFlags>();
+  auto cf = std::make_shared<CompactFlags>();
+  CLI::App* cmd = backups->add_subcommand(
+      "compact", "Merge the small segments of continuous backup chains into larger ones (as backup --follow does)");
+  AddRepoFlags(*cmd, *rf);
+  cmd->add_option("--min-age", cf->min_age, "leave segments younger than this alone (0: none)")->capture_default_str();
+  cmd->add_option("--target-size", cf->target_size, "merge into segments of up to this many bytes (before compression)")
+      ->capture_default_str();
+  cmd->add_option("--keep-last", cf->keep_last, "never merge the newest N segments of a chain")->capture_default_str();
+  cmd->add_option("--compression", cf->compression, "of merged segments: zstd, gzip or none")->capture_default_str();
+  cmd->add_option("--compression-level", cf->level, "codec level (0: default)");
+  cmd->add_flag("--dry-run", cf->dry_run, "read and print what would be merged; write and remove nothing");
+  cmd->callback([rf, cf] {
+    auto repo = rf->OpenOne();
+    follow::CompactOptions o;
+    o.min_age = std::chrono::duration_cast<std::chrono::seconds>(ParseDurationOrZero(cf->min_age, "--min-age"));
+    o.target_bytes = ParseSize(cf->target_size, "--target-size");
+    o.keep_last = cf->keep_last;
+    o.compression = pipeline::ParseCompression(cf->compression);
+    o.compression_level = cf->level;
+    o.dry_run = cf->dry_run;
+    follow::CompactReport r;
+    std::exception_ptr failed;
+    try {
+      follow::CompactRepository(*repo, rf->KeyWithWarning(), o, &r);
+    } catch (const Error&) {
+      failed = std::current_exception();
+    }
+    for (const auto& a : r.actions) std::printf("%s\n", a.c_str());
+    for (const auto& n : r.notes) std::fprintf(stderr, "etcdsafe: %s\n", n.c_str());
+    if (failed) std::rethrow_exception(failed);
+    std::printf(cf->dry_run ? "dry run: %llu merged segments would be written, replacing %llu; %llu objects would be "
+                              "removed; %llu segments read\n"
+                            : "%llu merged segments written, replacing %llu; %llu objects removed; %llu segments read\n", static_cast<unsigned long long>(r.merged_written),
+                static_cast<unsigned long long>(r.segments_replaced), static_cast<unsigned long long>(r.removed),
+                static_cast<unsigned long long>(r.segments_read));
+  });
 }
 
 }  // namespace etcdsafe::cli

@@ -22,6 +22,7 @@ void AddAgentCommand(CLI::App& app);
 void AddRestoreCommand(CLI::App& app, GlobalFlags& globals);  // restore --repo / --kubeadm / --systemd-unit
 void AddPkiCommands(CLI::App& app, GlobalFlags& globals);
 void AddInspectCommands(CLI::App& app, GlobalFlags& globals);
+void AddRestoreObjectsCommand(CLI::App& app, GlobalFlags& globals);  // restore-objects (cmd_restore_objects.cc)
 
 // backup --follow (cmd_follow.cc): flags added to the backup command, and the run.
 struct FollowFlags {
@@ -29,9 +30,14 @@ struct FollowFlags {
   std::string segment_max_age = "1s", segment_max_size = "8MiB", heartbeat = "10s", hash_every = "5m";
   std::string full_every = "24h", spill_dir, max_spill = "1GiB", max_queue_memory = "24MiB";
   uint64_t full_every_events = 10000000;
+  // Background compaction (follow/compact.h); compact_every "0": never.
+  std::string compact_every = "10m", compact_min_age = "1h", compact_target_size = "64MiB";
+  size_t compact_keep_last = 16;
 };
 struct RepoFlags;
 void AddFollowFlags(CLI::App& backup, FollowFlags& flags);
+// `backups compact` (cmd_follow.cc), added to the `backups` command AddBackupCommands made.
+void AddCompactCommand(CLI::App& app, GlobalFlags& globals);
 void RunFollow(const GlobalFlags& g, const RepoFlags& rf, const std::string& compression, int level,
                const FollowFlags& flags);
 

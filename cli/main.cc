@@ -133,6 +133,7 @@ int Run(int argc, char** argv) {
   etcdsafe::cli::AddGlobalFlags(app, globals);
   etcdsafe::cli::AddSnapshotCommands(app, globals);
   etcdsafe::cli::AddBackupCommands(app, globals);
+  etcdsafe::cli::AddCompactCommand(app, globals);  // under `backups`: after AddBackupCommands
   etcdsafe::cli::AddRestoreCommand(app, globals);
   etcdsafe::cli::AddPkiCommands(app, globals);
   etcdsafe::cli::AddUnlockCommand(app);
@@ -142,6 +143,7 @@ int Run(int argc, char** argv) {
   etcdsafe::cli::AddGetCommand(app, globals);
   etcdsafe::cli::AddAgentCommand(app);
   etcdsafe::cli::AddInspectCommands(app, globals);
+  etcdsafe::cli::AddRestoreObjectsCommand(app, globals);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

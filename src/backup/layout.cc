@@ -1,5 +1,6 @@
 #include "backup/layout.h"
 
+#include <algorithm>
 #include <ctime>
 #include <vector>
 
@@ -117,7 +118,22 @@ ParsedName ClassifyManifestId(std::string_view id) {
   return p;
 }
 
-// "<id>.seg-<seq>-<first>-<last><ext>", exactly as SegmentObjectName writes it.
+// A segment number as written: at least 6 digits, zero-padded only up to 6, not 0.
+std::optional<int64_t> SeqNumber(std::string_view text) {
+  if (text.size() < 6 || !AllDigits(text) || (text.size() > 6 && text[0] == '0')) return std::nullopt;
+  size_t k = 0;
+  while (k < text.size() && text[k] == '0') k++;
+  return PositiveDecimal(text.substr(k), INT64_MAX);
+}
+
+std::string SeqText(uint64_t seq) {
+  std::string s = std::to_string(seq);
+  if (s.size() < 6) s.insert(0, 6 - s.size(), '0');
+  return s;
+}
+
+// "<id>.seg-<seq>[_<seq_last>]-<first>-<last><ext>", exactly as SegmentObjectName and
+// MergedSegmentObjectName write it.
 ParsedName ClassifySegment(std::string_view name) {
   ParsedName p;
   for (std::string_view ext : kSegExts) {
@@ -133,12 +149,13 @@ ParsedName ClassifySegment(std::string_view name) {
     size_t d2 = nums.find('-', d1 + 1);
     if (d2 == std::string_view::npos) return p;
     std::string_view seq_text = nums.substr(0, d1);
-    // seq: at least 6 digits, zero-padded only up to 6.
-    if (seq_text.size() < 6 || !AllDigits(seq_text) || (seq_text.size() > 6 && seq_text[0] == '0')) return p;
-    size_t k = 0;
-    while (k < seq_text.size() && seq_text[k] == '0') k++;
-    auto seq = PositiveDecimal(seq_text.substr(k), INT64_MAX);
+    // "<seq>" or "<seq>_<seq_last>" (a merged segment, seq < seq_last).
+    const size_t u = seq_text.find('_');
+    const bool merged = u != std::string_view::npos;
+    auto seq = SeqNumber(merged ? seq_text.substr(0, u) : seq_text);
     if (!seq) return p;
+    auto seq_last = merged ? SeqNumber(seq_text.substr(u + 1)) : seq;
+    if (!seq_last || (merged && *seq_last <= *seq)) return p;
     auto first = PositiveDecimal(nums.substr(d1 + 1, d2 - d1 - 1), INT64_MAX);
     std::string_view last_text = nums.substr(d2 + 1);
     auto last = last_text == "0" ? std::optional<int64_t>(0) : PositiveDecimal(last_text, INT64_MAX);
@@ -148,6 +165,7 @@ ParsedName ClassifySegment(std::string_view name) {
     p.revision = id.revision;
     p.time_unix = id.time_unix;
     p.seq = static_cast<uint64_t>(*seq);
+    p.seq_last = static_cast<uint64_t>(*seq_last);
     p.first_revision = *first;
     p.last_revision = *last;
     p.ext = std::string(ext);
@@ -249,10 +267,59 @@ std::optional<std::string> SegmentExtension(std::string_view compression, bool e
 }
 
 std::string SegmentObjectName(std::string_view chain, uint64_t seq, int64_t first, int64_t last, std::string_view ext) {
-  std::string s = std::to_string(seq);
-  if (s.size() < 6) s.insert(0, 6 - s.size(), '0');
+  return MergedSegmentObjectName(chain, seq, seq, first, last, ext);
+}
+
+std::string MergedSegmentObjectName(std::string_view chain, uint64_t seq, uint64_t seq_last, int64_t first,
+                                    int64_t last, std::string_view ext) {
+  std::string s = SeqText(seq);
+  if (seq_last != seq) s += "_" + SeqText(seq_last);
   return std::string(chain) + std::string(kSegInfix) + s + "-" + std::to_string(first) + "-" + std::to_string(last) +
          std::string(ext);
+}
+
+std::vector<std::optional<size_t>> SupersededSegments(const std::vector<ParsedName>& segments) {
+  std::vector<size_t> order(segments.size());
+  for (size_t i = 0; i < order.size(); i++) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const ParsedName& x = segments[a];
+    const ParsedName& y = segments[b];
+    if (x.seq != y.seq) return x.seq < y.seq;
+    if (x.seq_last != y.seq_last) return x.seq_last > y.seq_last;
+    if (x.first_revision != y.first_revision) return x.first_revision < y.first_revision;
+    return a < b;
+  });
+  std::vector<std::optional<size_t>> out(segments.size());
+  std::optional<size_t> cover;
+  uint64_t expect_seq = 1;
+  int64_t expect_first = 0;
+  bool first = true;
+  for (size_t i : order) {
+    const ParsedName& p = segments[i];
+    if (first) {
+      expect_first = (p.revision < 1 ? 1 : p.revision) + 1;
+      first = false;
+    }
+    if (cover && SegmentCovers(segments[*cover], p)) {
+      out[i] = cover;
+      continue;
+    }
+    if (p.seq_last > p.seq && p.seq == expect_seq && p.first_revision == expect_first) cover = i;
+    expect_seq = p.seq_last + 1;
+    expect_first = p.last_revision + 1;
+  }
+  return out;
+}
+
+bool SegmentCovers(const ParsedName& merged, const ParsedName& other) {
+  if (merged.kind != NameKind::kSegment || other.kind != NameKind::kSegment) return false;
+  if (merged.seq_last <= merged.seq || merged.stem != other.stem || merged.revision != other.revision) return false;
+  if (other.seq == merged.seq && other.seq_last == merged.seq_last) return false;  // the same place: not a cover
+  if (other.seq < merged.seq || other.seq_last > merged.seq_last) return false;
+  if (other.first_revision < merged.first_revision || other.last_revision > merged.last_revision) return false;
+  if (other.seq == merged.seq && other.first_revision != merged.first_revision) return false;
+  if (other.seq_last == merged.seq_last && other.last_revision != merged.last_revision) return false;
+  return true;
 }
 
 bool IsBackupId(std::string_view id) {

@@ -27,12 +27,21 @@
 //                                            Committed by the store's atomic put; no manifest,
 //                                            sidecar or intent record (the segment carries its
 //                                            own header and hashes).
+//   <id>.seg-<seq>_<seq_last>-<first>-<last>.evt[.zst|.gz][.enc]
+//                                            a MERGED segment (background compaction,
+//                                            follow/compact.h): it replaces segments
+//                                            seq..seq_last (seq < seq_last, both written
+//                                            like seq) of the chain and holds their records.
+//                                            While a merge is being committed, the merged
+//                                            object and some of the originals it replaces
+//                                            exist together: SegmentCovers says which.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace etcdsafe::backup {
 
@@ -54,8 +63,9 @@ struct ParsedName {
   std::string ext;           // kData/kSidecar/kPending: ".db.zst.enc" etc.
   int64_t time_unix = 0;     // from the stem's UTC date and time
   int64_t revision = 0;      // kManifest; kSegment: the chain's base revision
-  // kSegment: chain id = stem + "-r" + revision, and the segment's place in it.
-  uint64_t seq = 0;
+  // kSegment: chain id = stem + "-r" + revision, and the segment's place in it: numbers
+  // seq..seq_last (seq_last == seq for a plain segment, > seq for a merged one).
+  uint64_t seq = 0, seq_last = 0;
   int64_t first_revision = 0, last_revision = 0;
   std::string base;          // kTemp: the name the temporary would have been committed as
   NameKind base_kind = NameKind::kForeign;  // kTemp: kind of `base`
@@ -73,6 +83,25 @@ std::optional<std::string> DataExtension(std::string_view compression, std::stri
 // first >= 1, last >= first - 1, ext one of SegmentExtension's.
 std::string SegmentObjectName(std::string_view chain, uint64_t seq, int64_t first, int64_t last,
                               std::string_view ext);
+// A merged segment's name (seq < seq_last), or the plain name when seq_last == seq.
+std::string MergedSegmentObjectName(std::string_view chain, uint64_t seq, uint64_t seq_last, int64_t first,
+                                    int64_t last, std::string_view ext);
+
+// From names alone: true when `merged` (a kSegment of numbers seq..seq_last, seq_last >
+// seq) replaces `other`, a different kSegment of the same chain: other's numbers lie
+// within merged's, and so do its revisions (starting with merged's first revision when
+// it starts at merged's number, ending with merged's last when it ends at merged's last
+// number). Any other overlap of two segments of one chain is a problem, not a merge.
+bool SegmentCovers(const ParsedName& merged, const ParsedName& other);
+
+// The segments of ONE chain (kSegment names of one base, in any order), from names alone:
+// for each, the index of the merged segment that supersedes it, or nullopt. Walked in
+// chain order (ascending seq, the widest first at one number), a merged segment replaces
+// what it covers (SegmentCovers) only when it starts exactly where the chain before it
+// ends (its seq and first revision follow the last segment kept, or the base: revision
+// max(base revision, 1) + 1 for number 1), so a merged segment out of place never hides
+// a segment: that is a problem for the chain's reader, not a merge.
+std::vector<std::optional<size_t>> SupersededSegments(const std::vector<ParsedName>& segments);
 // ".evt" + ".zst"/".gz" + ".enc" for a compression name ("none" | "zstd" | "gzip").
 std::optional<std::string> SegmentExtension(std::string_view compression, bool encrypted);
 

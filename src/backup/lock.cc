@@ -541,6 +541,10 @@ std::vector<LockInfo> InspectLocks(store::Store& store) {
 
 bool LocksConflict(const std::string& operation, const LockInfo& held) {
   if (!held.readable) return true;
+  if (operation == kCompactOperation || held.operation == kCompactOperation) {
+    const std::string& other = operation == kCompactOperation ? held.operation : operation;
+    return other == kCompactOperation || other == "prune";
+  }
   return (operation == kFollowOperation) == (held.operation == kFollowOperation);
 }
 

@@ -25,6 +25,10 @@
 // nor are stopped by it (LocksConflict): they never touch what a recorder writes, which is
 // new segments of its chain and their store temporaries (repository.h, repo_ops.h Prune).
 // Every other pair of locks conflicts, and an unreadable lock conflicts with everything.
+// Compaction (`backups compact`, and the recorder's own merges) holds a lock of operation
+// kCompactOperation while it merges segments: it conflicts only with another compaction
+// and with prune (which removes what a merge reads or leaves), not with backups or
+// recorders (a merge never touches a chain's newest segments).
 //
 // An owner that could not refresh its lock for kLockGiveUpAfter (5 minutes before anyone
 // may judge it stale) stops refreshing and considers it lost, so a lock that was judged
@@ -91,10 +95,12 @@ struct LockInfo {
 };
 
 inline constexpr char kFollowOperation[] = "follow";
+inline constexpr char kCompactOperation[] = "compact";
 
 // True when a run of `operation` must not take the repository lock while `held` (a lock
-// judged HELD, not stale) exists: both are follow locks, or neither is, or `held` is
-// unreadable.
+// judged HELD, not stale) exists: `held` is unreadable; or one of them is a compact lock
+// and the other a compact or prune lock; or, neither being a compact lock, both are
+// follow locks or neither is.
 bool LocksConflict(const std::string& operation, const LockInfo& held);
 
 class LockFactory;

@@ -332,7 +332,8 @@ std::vector<VerifyOutcome> VerifyBackups(Repository& repo, const std::optional<s
 std::string DescribeBackupWithChain(const std::string& id, const ChainNames* chain) {
   if (chain == nullptr || chain->segments == 0) return "backup " + id;
   return "backup " + id + " (with " + std::to_string(chain->segments) + " segment" +
-         (chain->segments == 1 ? "" : "s") + ", revisions " + std::to_string(chain->first_revision) + ".." +
+         (chain->segments == 1 ? "" : "s") +
+         (chain->merged == 0 ? std::string() : " (" + std::to_string(chain->merged) + " merged)") + ", revisions " + std::to_string(chain->first_revision) + ".." +
          std::to_string(chain->last_revision) + ")";
 }
 
@@ -384,8 +385,9 @@ PruneReport Prune(Repository& repo, const catalog::RetentionPolicy& policy, bool
   // backup its name continues.
   struct Segment {
     std::string name;
-    uint64_t seq = 0;
+    ParsedName parsed;
     int64_t mtime = 0;
+    std::string superseded_by;  // the merged segment of its chain that replaces it
   };
   std::map<std::string, const Manifest*> snapshots;
   for (const auto& m : scan.backups) {
@@ -401,15 +403,27 @@ PruneReport Prune(Repository& repo, const catalog::RetentionPolicy& policy, bool
       orphans.push_back({o.name, base});
       continue;
     }
-    segments[base].push_back({o.name, p.seq, o.mtime_unix});
+    segments[base].push_back({o.name, p, o.mtime_unix, ""});
     ChainNames& c = report.chains[base];
+    if (p.seq_last > p.seq) c.merged++;
     c.first_revision = c.segments == 0 ? p.first_revision : std::min(c.first_revision, p.first_revision);
     c.last_revision = c.segments == 0 ? p.last_revision : std::max(c.last_revision, p.last_revision);
     c.segments++;
   }
   for (auto& [base, segs] : segments) {
+    // Superseded segments, by names (as follow::ScanChains).
+    std::vector<ParsedName> names;
+    for (const auto& sg : segs) names.push_back(sg.parsed);
+    const std::vector<std::optional<size_t>> by = SupersededSegments(names);
+    for (size_t i = 0; i < segs.size(); i++) {
+      if (by[i]) segs[i].superseded_by = segs[*by[i]].name;
+    }
+    // Removal order: the highest number first, the narrower first at one number (what a
+    // merged segment replaces before it), so every prefix left is a whole chain.
     std::sort(segs.begin(), segs.end(), [](const Segment& a, const Segment& b) {
-      return a.seq != b.seq ? a.seq > b.seq : a.name > b.name;
+      if (a.parsed.seq != b.parsed.seq) return a.parsed.seq > b.parsed.seq;
+      if (a.parsed.seq_last != b.parsed.seq_last) return a.parsed.seq_last < b.parsed.seq_last;
+      return a.name > b.name;
     });
   }
   // A recorder may be extending a chain right now (its lock does not exclude ours): listed
@@ -458,7 +472,9 @@ PruneReport Prune(Repository& repo, const catalog::RetentionPolicy& policy, bool
     kept_names.insert(m.data_object);
     kept_names.insert(m.data_object + kSidecarSuffix);
     if (auto it = segments.find(m.id); it != segments.end()) {
-      for (const auto& sg : it->second) kept_names.insert(sg.name);
+      for (const auto& sg : it->second) {
+        if (sg.superseded_by.empty()) kept_names.insert(sg.name);
+      }
     }
   }
   std::vector<std::pair<std::string, std::string>> plan;  // name, why
@@ -484,6 +500,13 @@ PruneReport Prune(Repository& repo, const catalog::RetentionPolicy& policy, bool
     add(m.id + kManifestSuffix, why);  // then the backup stops existing at once
     add(m.data_object, why);
     add(m.data_object + kSidecarSuffix, why);
+  }
+  // Kept chains lose only what a merged segment of theirs replaces.
+  for (const auto& [base, segs] : segments) {
+    if (drop_ids.count(base)) continue;
+    for (const auto& sg : segs) {
+      if (!sg.superseded_by.empty()) add(sg.name, "superseded by " + EscapeForTerminal(sg.superseded_by));
+    }
   }
   for (const auto& [name, p] : parsed) {
     if (p.kind != NameKind::kPending) continue;

@@ -75,11 +75,13 @@ std::vector<VerifyOutcome> VerifyBackups(Repository& repo, const std::optional<s
 // The segments named after one base backup (continuous backup, layout.h kSegment), from
 // their names alone: nothing is read.
 struct ChainNames {
-  uint64_t segments = 0;
+  uint64_t segments = 0;  // segment objects, merged ones (and what they supersede) included
+  uint64_t merged = 0;    // of them merged (seq < seq_last)
   int64_t first_revision = 0, last_revision = 0;  // lowest first, highest last of its segments
 };
 
-// "backup X" or "backup X (with N segments, revisions A..B)".
+// "backup X" or "backup X (with N segments, revisions A..B)" ("N segments (M merged)"
+// when some are merged).
 std::string DescribeBackupWithChain(const std::string& id, const ChainNames* chain);
 
 struct PruneReport {
@@ -112,6 +114,12 @@ struct PruneReport {
 // it, from the highest number down and BEFORE its manifest, so a prune killed at any
 // point leaves a base with a shorter chain that is still whole, never a segment without
 // its base. Segments whose base has no manifest (orphans) are never removed: left_alone.
+// Merged segments (follow/compact.h) count as the numbers they replace: a segment a merged
+// one of its chain replaces (layout.h SegmentCovers), left by a merge that was killed or
+// is still removing them, is removed from a kept chain too ("superseded by <merged>"),
+// and a dropped base's merged and superseded segments go with the rest, from the highest
+// number down, narrower ones first at one number. Compaction holds a lock that excludes
+// prune (lock.h), so no merge is half-way while prune runs.
 // A recorder (follow lock, lock.h) runs beside a prune: while one holds a fresh lock, the
 // chain it is extending (the one with the most recently written segment) is kept with
 // its base ("chain being recorded"), and the store temporaries of segment names are

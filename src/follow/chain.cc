@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "base/checksum.h"
 #include "base/error.h"
@@ -36,7 +37,7 @@ ChainScan ScanChains(const backup::Repository::Scan& scan) {
   for (const auto& o : scan.objects) {
     backup::ParsedName p = backup::ClassifyName(o.name);
     if (p.kind != backup::NameKind::kSegment) continue;
-    SegmentObject s{o.name, p, o.size};
+    SegmentObject s{o.name, p, o.size, o.mtime_unix};
     if (!bases.count(ChainId(p))) {
       out.orphans.push_back(std::move(s));
     } else {
@@ -46,9 +47,19 @@ ChainScan ScanChains(const backup::Repository::Scan& scan) {
   for (auto& [id, segs] : by_chain) {
     Chain c;
     c.base = *bases[id];
+    // Widest first at one number: a merged segment comes before what it replaces.
     std::sort(segs.begin(), segs.end(), [](const SegmentObject& a, const SegmentObject& b) {
-      return a.parsed.seq != b.parsed.seq ? a.parsed.seq < b.parsed.seq : a.name < b.name;
+      if (a.parsed.seq != b.parsed.seq) return a.parsed.seq < b.parsed.seq;
+      if (a.parsed.seq_last != b.parsed.seq_last) return a.parsed.seq_last > b.parsed.seq_last;
+      return a.name < b.name;
     });
+    // Superseded objects (a merge being committed, or killed while it was): left out.
+    std::vector<backup::ParsedName> names;
+    for (const auto& s : segs) names.push_back(s.parsed);
+    const std::vector<std::optional<size_t>> by = backup::SupersededSegments(names);
+    std::vector<SegmentObject> kept;
+    for (size_t i = 0; i < segs.size(); i++) (by[i] ? c.superseded : kept).push_back(std::move(segs[i]));
+    segs = std::move(kept);
     c.usable_last_revision = ChainStart(c.base);
     int64_t expect_first = ChainStart(c.base) + 1;
     uint64_t expect_seq = 1;
@@ -56,8 +67,10 @@ ChainScan ScanChains(const backup::Repository::Scan& scan) {
     for (size_t i = 0; i < segs.size(); i++) {
       const auto& p = segs[i].parsed;
       std::string problem;
-      if (i > 0 && p.seq == segs[i - 1].parsed.seq) {
+      if (i > 0 && p.seq == segs[i - 1].parsed.seq && !segs[i].merged() && !segs[i - 1].merged()) {
         problem = "two segments numbered " + std::to_string(p.seq) + ": " + segs[i - 1].name + " and " + segs[i].name;
+      } else if (i > 0 && p.seq <= segs[i - 1].parsed.seq_last) {
+        problem = segs[i].name + " overlaps " + segs[i - 1].name;
       } else if (p.seq != expect_seq) {
         problem = "segment " + std::to_string(expect_seq) + " is missing (next is " + segs[i].name + ")";
       } else if (p.first_revision != expect_first) {
@@ -72,7 +85,7 @@ ChainScan ScanChains(const backup::Repository::Scan& scan) {
         c.usable_last_revision = p.last_revision;
         c.usable_segments = i + 1;
       }
-      expect_seq = p.seq + 1;
+      expect_seq = p.seq_last + 1;
       expect_first = p.last_revision + 1;
     }
     c.segments = std::move(segs);
@@ -89,7 +102,8 @@ StoredSegment WriteSegment(backup::Repository& repo, const SegmentHeader& header
   auto ext = backup::SegmentExtension(pipeline::CompressionName(options.compression), options.key.has_value());
   if (!ext) throw Error(ErrorCode::kInvalidArgument, "segment: unknown compression");
   StoredSegment out;
-  out.name = backup::SegmentObjectName(header.chain, header.seq, header.first_revision, header.last_revision, *ext);
+  out.name = backup::MergedSegmentObjectName(header.chain, header.seq, header.seq_last, header.first_revision,
+                                             header.last_revision, *ext);
   StringSink stored;
   {
     std::unique_ptr<pipeline::EncryptSink> enc;
@@ -158,12 +172,16 @@ ReadSegmentResult ReadSegment(backup::Repository& repo, const SegmentObject& seg
   }
   out.header = DecodeSegment(AsBytes(plain), what, on_record);
   out.plain_sha256 = HexBytes(Sha256Of(AsBytes(plain)));
+  out.link_sha256 = out.header.merged() ? out.header.link_sha256 : out.plain_sha256;
   const auto& p = seg.parsed;
-  if (out.header.chain != ChainId(p) || out.header.seq != p.seq || out.header.first_revision != p.first_revision ||
+  if (out.header.chain != ChainId(p) || out.header.seq != p.seq || out.header.seq_last != p.seq_last ||
+      out.header.first_revision != p.first_revision ||
       out.header.last_revision != p.last_revision) {
     throw Error(ErrorCode::kDataLoss, what + ": the segment's header (chain " +
                                           backup::EscapeForTerminal(out.header.chain) + ", number " +
-                                          std::to_string(out.header.seq) + ", revisions " +
+                                          std::to_string(out.header.seq) +
+                                          (out.header.merged() ? ".." + std::to_string(out.header.seq_last) : "") +
+                                          ", revisions " +
                                           std::to_string(out.header.first_revision) + ".." +
                                           std::to_string(out.header.last_revision) + ") does not match its name");
   }
@@ -213,7 +231,7 @@ ChainReadResult ReadChain(backup::Repository& repo, const Chain& chain, const st
       if (rec.tag == 'P' && rec.progress.revision <= target) r.last_time_ms = rec.progress.time_ms;
     }
     r.last_revision = std::min(target, s.header.last_revision);
-    r.last_link_sha256 = s.plain_sha256;
+    r.last_link_sha256 = s.link_sha256;
     r.end = s.header.end;
     r.segments++;
     prev_name = seg.name;

@@ -12,6 +12,13 @@
 // headers, and ReadChain checks the link of every segment to the one before it
 // (prev_sha256 = sha256 of the plain bytes of seq - 1, or the base's stored_sha256 for
 // seq 1) before handing any of its records on. Thread-compatible.
+//
+// Merged segments (follow/compact.h) take the place of the segments they replace: in a
+// chain, a merged segment of numbers s1..s2 counts as segments s1..s2, and the link after
+// it is its link_sha256. A merge is committed by writing the merged object, then removing
+// the originals: in between (or after a merge killed there), an object whose numbers and
+// revisions lie inside a merged one's (backup::SegmentCovers) is SUPERSEDED: left out of
+// the chain, never a problem, removed by the next compaction or prune.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +41,8 @@ struct SegmentObject {
   std::string name;
   backup::ParsedName parsed;  // kind kSegment
   uint64_t stored_size = 0;
+  int64_t mtime_unix = 0;     // the store's modification time (listing)
+  bool merged() const { return parsed.seq_last > parsed.seq; }
 };
 
 // The last revision a base backup covers: its revision, except that an etcd nothing was
@@ -43,13 +52,21 @@ inline int64_t ChainStart(const backup::Manifest& base) { return base.revision <
 
 struct Chain {
   backup::Manifest base;               // a valid snapshot backup manifest
-  std::vector<SegmentObject> segments;  // ascending seq
+  std::vector<SegmentObject> segments;  // ascending seq; merged ones in place of what they replace
+  // Objects a merged segment of `segments` replaces (left over by a merge being committed
+  // or killed while it removed them): not part of the chain, ascending seq.
+  std::vector<SegmentObject> superseded;
   // Problems visible from the names alone (a missing seq, a revision that does not follow
   // on, two objects of one seq): a chain with problems is usable only up to the last
   // revision before the first of them (usable_last_revision).
   std::vector<std::string> problems;
   int64_t usable_last_revision = 0;  // ChainStart(base) when no segment is usable
   size_t usable_segments = 0;        // segments before the first problem
+  uint64_t merged_segments() const {
+    uint64_t n = 0;
+    for (const auto& s : segments) n += s.merged() ? 1 : 0;
+    return n;
+  }
   int64_t last_revision() const {
     return segments.empty() ? ChainStart(base) : segments.back().parsed.last_revision;
   }
@@ -85,11 +102,13 @@ StoredSegment WriteSegment(backup::Repository& repo, const SegmentHeader& header
 struct ReadSegmentResult {
   SegmentHeader header;
   std::string stored_sha256;  // of the stored object
-  std::string plain_sha256;   // of the decoded segment: what the next segment's prev_sha256 names
+  std::string plain_sha256;   // of the decoded segment
+  std::string link_sha256;    // what the next segment's prev_sha256 names: plain_sha256, or a
+                              // merged segment's header link_sha256
 };
 
 // Reads one segment (bounded), checks its stored sha256 and that its header agrees with
-// its name (chain, seq, revisions), and decodes it, calling on_record for each record.
+// its name (chain, seq, seq_last, revisions), and decodes it, calling on_record for each record.
 // Encrypted without a key: kInvalidArgument; wrong key: kUnauthenticated; anything wrong
 // with the bytes: kDataLoss naming the object.
 ReadSegmentResult ReadSegment(backup::Repository& repo, const SegmentObject& seg,
@@ -100,7 +119,7 @@ struct ChainReadResult {
   uint64_t segments = 0;
   int64_t last_revision = 0;     // the last revision read (base.revision if none)
   int64_t last_time_ms = 0;      // time of the last record read
-  std::string last_link_sha256;  // plain sha256 of the last segment read (base's stored_sha256 if none)
+  std::string last_link_sha256;  // link of the last segment read (base's stored_sha256 if none)
   std::string end;               // the last segment's "end" (a chain ended on purpose)
   std::vector<HashRecord> hashes;
 };

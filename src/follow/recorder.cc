@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -16,6 +17,7 @@
 #include "base/error.h"
 #include "base/file.h"
 #include "follow/chain.h"
+#include "follow/compact.h"
 #include "follow/segment.h"
 
 namespace etcdsafe::follow {
@@ -84,6 +86,13 @@ struct Recorder::Impl {
   bool rebase_running = false;
   std::optional<backup::Manifest> rebase_done;
   std::string rebase_error;
+
+  // Compaction (its own thread, repository connection and lock).
+  std::thread compact_thread;
+  std::mutex cp_mu;
+  std::condition_variable cp_cv;
+  bool cp_stop = false;
+  std::map<std::string, uint64_t> known_sizes;  // compaction thread only
 
   explicit Impl(FollowOptions opts) : o(std::move(opts)) {}
 
@@ -209,6 +218,55 @@ struct Recorder::Impl {
   }
   bool drain_on_stop = true;
 
+  // ---- compaction ----
+  bool CompactStopped() {
+    std::lock_guard<std::mutex> g(cp_mu);
+    return cp_stop;
+  }
+
+  void CompactLoop() {
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> g(cp_mu);
+        if (cp_cv.wait_for(g, o.compact_every, [&] { return cp_stop; })) return;
+      }
+      CompactOptions co;
+      co.target_bytes = o.compact_target_bytes;
+      co.min_age = std::chrono::duration_cast<std::chrono::seconds>(o.compact_min_age);
+      co.keep_last = o.compact_keep_last;
+      co.compression = o.compression;
+      co.compression_level = o.compression_level;
+      co.known_sizes = &known_sizes;
+      co.should_stop = [this] { return Stopping() || CompactStopped(); };
+      CompactReport rep;
+      try {
+        std::unique_ptr<backup::Repository> r = backup::OpenRepository(o.repo_url, o.store_options);
+        CompactRepository(*r, o.key, co, &rep);
+      } catch (const Error& e) {
+        Log(std::string("compaction ") + (e.code() == ErrorCode::kLocked ? "skipped" : "failed") + ": " + e.what());
+      }
+      for (const auto& a : rep.actions) {
+        if (a.rfind("wrote ", 0) == 0) Log("compaction " + a);
+      }
+      for (const auto& n : rep.notes) Log("compaction: " + n);
+      if (rep.merged_written > 0) {
+        Status([&](FollowStatus& x) {
+          x.merged_written += rep.merged_written;
+          x.segments_replaced += rep.segments_replaced;
+        });
+      }
+    }
+  }
+
+  void StopCompaction() {
+    {
+      std::lock_guard<std::mutex> g(cp_mu);
+      cp_stop = true;
+      cp_cv.notify_all();
+    }
+    if (compact_thread.joinable()) compact_thread.join();
+  }
+
   // ---- the open segment ----
   SegmentBuilder& B() {
     if (!builder) {
@@ -314,8 +372,8 @@ struct Recorder::Impl {
           if (last.header.end.empty()) {
             BeginChain(newest, "resumed");
             last_rev = last.header.last_revision;
-            seq = last.header.seq + 1;
-            prev_sha = last.plain_sha256;
+            seq = last.header.seq_last + 1;  // the last may be a merged segment
+            prev_sha = last.link_sha256;
             Status([&](FollowStatus& x) { x.recorded_revision = last_rev; x.stored_revision = last_rev; });
             Log("resuming after revision " + std::to_string(last_rev) + " (segment " + std::to_string(seq - 1) + ")");
             return;
@@ -542,6 +600,7 @@ struct Recorder::Impl {
     lock = repo->Lock("follow");
     repo->EnsureMarker();
     uploader = std::thread([this] { UploadLoop(); });
+    if (o.compact_every.count() > 0) compact_thread = std::thread([this] { CompactLoop(); });
     int attempt = 0;
     milliseconds backoff(500);
     std::exception_ptr fatal_error;
@@ -609,6 +668,7 @@ struct Recorder::Impl {
       q_cv.notify_all();
     }
     uploader.join();
+    StopCompaction();
     if (rebase_thread.joinable()) rebase_thread.join();
     {
       std::lock_guard<std::mutex> g(q_mu);
@@ -632,6 +692,7 @@ Recorder::~Recorder() {
     }
     impl_->uploader.join();
   }
+  impl_->StopCompaction();
   if (impl_->rebase_thread.joinable()) impl_->rebase_thread.join();
 }
 void Recorder::Run() { impl_->Run(); }

@@ -36,6 +36,12 @@
 //    (bounded by stop_timeout), then Run returns normally. A kill -9 loses only what was
 //    not stored: the next run resumes from the repository (the watch replays the rest from
 //    etcd's history, unless compacted: then a gap, as above).
+//  - Compaction (follow/compact.h): every compact_every (0: never) a thread of its own,
+//    with its own connection to the repository and the compact lock (skipped while another
+//    compaction or a prune holds theirs), merges the small segments of every chain of the
+//    repository (this one's included, but never its newest compact_keep_last segments nor
+//    objects younger than compact_min_age) into segments of up to compact_target_bytes.
+//    Its failures are logged, never fatal to the recording.
 //  - Encryption needs a raw key (a passphrase costs an scrypt per object): kInvalidArgument.
 #pragma once
 
@@ -74,6 +80,10 @@ struct FollowOptions {
   uint64_t max_spill_bytes = uint64_t{1} << 30;
   std::string spill_dir;  // "": $TMPDIR, else /tmp
   std::chrono::milliseconds stop_timeout{30000};
+  std::chrono::milliseconds compact_every{600000};  // 0: never
+  std::chrono::milliseconds compact_min_age{3600000};
+  uint64_t compact_target_bytes = uint64_t{64} << 20;
+  size_t compact_keep_last = 16;
   std::function<bool()> should_stop;
   // One line per event ("chain X started at revision B", "segment N stored", "gap: ...").
   std::function<void(const std::string&)> log;
@@ -88,6 +98,7 @@ struct FollowStatus {
   uint64_t segments_stored = 0, events_recorded = 0, bytes_stored = 0;
   uint64_t gaps = 0, chains_started = 0, upload_failures = 0, reconnects = 0;
   uint64_t pending_bytes = 0;        // sealed, not yet stored (memory + spill)
+  uint64_t merged_written = 0, segments_replaced = 0;  // by the compaction thread
   std::string last_error;
 };
 

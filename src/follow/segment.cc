@@ -135,6 +135,7 @@ KeyValue DecodeKeyValue(Bytes b, const std::string& what) {
 SegmentBuilder::SegmentBuilder(std::string chain, uint64_t seq, int64_t prev_last_revision, std::string prev_sha256) {
   header_.chain = std::move(chain);
   header_.seq = seq;
+  header_.seq_last = seq;
   header_.first_revision = prev_last_revision + 1;
   header_.last_revision = prev_last_revision;
   header_.prev_sha256 = std::move(prev_sha256);
@@ -207,11 +208,28 @@ void SegmentBuilder::AddProgress(const ProgressRecord& p) {
   header_.progress++;
 }
 
+void SegmentBuilder::AddRecord(const Record& r) {
+  switch (r.tag) {
+    case 'R': AddRevision(r.rev); return;
+    case 'L':
+    case 'X': {
+      LeaseRecord l = r.lease;
+      l.gone = r.tag == 'X';
+      AddLease(l);
+      return;
+    }
+    case 'H': AddHash(r.hash); return;
+    case 'P': AddProgress(r.progress); return;
+    default: throw Error(ErrorCode::kInternal, "segment: unknown record tag");
+  }
+}
+
 std::string HeaderToJson(const SegmentHeader& h) {
   nlohmann::ordered_json j;
   j["format"] = h.format;
   j["chain"] = h.chain;
   j["seq"] = h.seq;
+  if (h.merged()) j["seq_last"] = h.seq_last;
   j["first_revision"] = h.first_revision;
   j["last_revision"] = h.last_revision;
   j["first_time_ms"] = h.first_time_ms;
@@ -224,8 +242,18 @@ std::string HeaderToJson(const SegmentHeader& h) {
   j["records_size"] = h.records_size;
   j["records_sha256"] = h.records_sha256;
   j["prev_sha256"] = h.prev_sha256;
+  if (h.merged()) j["link_sha256"] = h.link_sha256;
   if (!h.end.empty()) j["end"] = h.end;
   return j.dump();
+}
+
+std::string SegmentBuilder::FinishMerged(uint64_t seq_last, const std::string& link_sha256, const std::string& end) {
+  if (seq_last <= header_.seq || link_sha256.size() != 64) {
+    throw Error(ErrorCode::kInternal, "segment: a merged segment needs a later last number and a link");
+  }
+  header_.seq_last = seq_last;
+  header_.link_sha256 = link_sha256;
+  return Finish(end);
 }
 
 std::string SegmentBuilder::Finish(const std::string& end) {
@@ -254,7 +282,7 @@ SegmentHeader ParseHeader(std::string_view text, const std::string& what) {
   static const std::set<std::string> kKnown = {"format", "chain", "seq", "first_revision", "last_revision",
                                                "first_time_ms", "last_time_ms", "revisions", "events", "leases",
                                                "hashes", "progress", "records_size", "records_sha256",
-                                               "prev_sha256", "end"};
+                                               "prev_sha256", "end", "seq_last", "link_sha256"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (!kKnown.count(it.key())) throw fail("unknown key \"" + it.key().substr(0, 40) + "\"");
   }
@@ -283,6 +311,14 @@ SegmentHeader ParseHeader(std::string_view text, const std::string& what) {
   }
   h.chain = str("chain", 200);
   h.seq = static_cast<uint64_t>(num("seq", 1));
+  h.seq_last = h.seq;
+  if (j.contains("seq_last") != j.contains("link_sha256")) throw fail("seq_last and link_sha256 go together");
+  if (j.contains("seq_last")) {
+    h.seq_last = static_cast<uint64_t>(num("seq_last", 1));
+    if (h.seq_last <= h.seq) throw fail("seq_last is not after seq");
+    h.link_sha256 = str("link_sha256", 64);
+    if (!IsHex64(h.link_sha256)) throw fail("link_sha256 is not 64 lowercase hex digits");
+  }
   h.first_revision = num("first_revision", 1);
   h.last_revision = num("last_revision", 0);
   if (h.last_revision < h.first_revision - 1) throw fail("last_revision before first_revision");

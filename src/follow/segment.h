@@ -28,6 +28,12 @@
 // segment is sealed, and the next one can start, before the previous one is compressed,
 // encrypted and stored.)
 //
+// A MERGED segment (background compaction, follow/compact.h) replaces segments
+// seq..seq_last of its chain: its records are theirs, concatenated in order; its
+// prev_sha256 is segment seq's, and its header's link_sha256 is the plain sha256 of the
+// original segment seq_last, which is what segment seq_last + 1 names as prev_sha256.
+// "seq_last" and "link_sha256" are absent from a plain segment's header (seq_last = seq).
+//
 // DecodeSegment treats its input as hostile: every length is bounded by what is left, the
 // header must be a JSON object of known keys with valid values, the records must match the
 // header (counts, revisions, sha256), and anything else is kDataLoss "<what>: ...".
@@ -88,6 +94,7 @@ struct SegmentHeader {
   int format = kSegmentFormat;
   std::string chain;        // base backup id, e.g. "etcd-snapshot-20261201-003000-r1234"
   uint64_t seq = 0;         // 1, 2, ...
+  uint64_t seq_last = 0;    // seq, or the last number a merged segment replaces (> seq)
   int64_t first_revision = 0;  // = previous last_revision + 1 (base revision + 1 for seq 1)
   int64_t last_revision = 0;   // first_revision - 1 when the segment has no revisions
   int64_t first_time_ms = 0, last_time_ms = 0;  // of its records (both 0 when none)
@@ -95,9 +102,11 @@ struct SegmentHeader {
   uint64_t records_size = 0;
   std::string records_sha256;  // hex
   std::string prev_sha256;     // hex, plain bytes of seq - 1 (seq 1: base's stored_sha256)
+  std::string link_sha256;     // merged only: hex, plain bytes of the original seq_last
   // Set on the last segment of a chain that the recorder ended on purpose:
   // "gap: ...", "rebase", "stopped" ...; empty while the chain may continue.
   std::string end;
+  bool merged() const { return seq_last > seq; }
 };
 
 // One decoded record, in stored order.
@@ -129,12 +138,18 @@ class SegmentBuilder {
   void AddLease(const LeaseRecord& l);
   void AddHash(const HashRecord& h);
   void AddProgress(const ProgressRecord& p);
+  // Any decoded record (the four above by its tag): how a merge copies segments' records.
+  void AddRecord(const Record& r);
   // Bytes of records so far (the size limit's measure).
   uint64_t size() const { return records_.size(); }
   bool empty() const { return header_.revisions + header_.leases + header_.hashes + header_.progress == 0; }
   const SegmentHeader& header() const { return header_; }
   // The whole plain segment (magic, header, records). `end` goes into the header.
   std::string Finish(const std::string& end = "");
+  // A merged segment instead (the builder was made with the seq and prev_sha256 of the
+  // first segment it replaces): it replaces seq..seq_last (> seq), and link_sha256 is the
+  // plain sha256 of the original segment seq_last; `end` is that segment's.
+  std::string FinishMerged(uint64_t seq_last, const std::string& link_sha256, const std::string& end = "");
 
  private:
   void Touch(int64_t time_ms);

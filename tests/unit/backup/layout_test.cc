@@ -60,6 +60,7 @@ TEST(SegmentNames, ValidNamesRoundTrip) {
       EXPECT_EQ(t.base_kind, NameKind::kSegment) << name;
       EXPECT_EQ(t.base, name);
       EXPECT_EQ(t.seq, c.seq);
+      EXPECT_EQ(p.seq_last, c.seq) << name;  // a plain segment
     }
   }
   // Numbers are zero-padded to six digits, no more.
@@ -115,6 +116,89 @@ TEST(SegmentNames, NearMissesAreForeign) {
   // The same names done right are segments (the near-misses differ only where they say).
   EXPECT_EQ(ClassifyName(id + ".seg-000001-101-110.evt").kind, NameKind::kSegment);
   EXPECT_EQ(ClassifyName(id + ".seg-000001-101-100.evt").kind, NameKind::kSegment);  // no revisions
+}
+
+TEST(SegmentNames, MergedNamesRoundTrip) {
+  const std::string id = "etcd-snapshot-20261201-003000-r100";
+  EXPECT_EQ(MergedSegmentObjectName(id, 3, 7, 150, 420, ".evt.zst"), id + ".seg-000003_000007-150-420.evt.zst");
+  EXPECT_EQ(MergedSegmentObjectName(id, 3, 3, 150, 420, ".evt"), SegmentObjectName(id, 3, 150, 420, ".evt"));
+  EXPECT_EQ(MergedSegmentObjectName(id, 999999, 1234567, 5, 4, ".evt"), id + ".seg-999999_1234567-5-4.evt");
+  struct Case {
+    uint64_t seq, seq_last;
+    int64_t first, last;
+  };
+  for (const Case& c : std::vector<Case>{{1, 2, 101, 200}, {1, 86400, 101, 9000000}, {41, 42, 500, 499},
+                                         {999999, 1000000, 7, 9223372036854775807}}) {
+    for (const auto& ext : kExts) {
+      const std::string name = MergedSegmentObjectName(id, c.seq, c.seq_last, c.first, c.last, ext);
+      ParsedName p = ClassifyName(name);
+      ASSERT_EQ(p.kind, NameKind::kSegment) << name;
+      EXPECT_EQ(p.stem + "-r" + std::to_string(p.revision), id) << name;
+      EXPECT_EQ(p.seq, c.seq) << name;
+      EXPECT_EQ(p.seq_last, c.seq_last) << name;
+      EXPECT_EQ(p.first_revision, c.first) << name;
+      EXPECT_EQ(p.last_revision, c.last) << name;
+      EXPECT_EQ(p.ext, ext) << name;
+      EXPECT_EQ(MergedSegmentObjectName(id, p.seq, p.seq_last, p.first_revision, p.last_revision, p.ext), name);
+      ParsedName t = ClassifyName(name + ".tmp-0123456789abcdef");
+      EXPECT_EQ(t.kind, NameKind::kTemp) << name;
+      EXPECT_EQ(t.base_kind, NameKind::kSegment) << name;
+      EXPECT_EQ(t.seq_last, c.seq_last) << name;
+    }
+  }
+}
+
+TEST(SegmentNames, MergedNearMissesAreForeign) {
+  const std::string id = "etcd-snapshot-20261201-003000-r100";
+  const std::vector<std::string> foreign = {
+      id + ".seg-000003_000003-101-110.evt",   // one number twice: a merge of nothing
+      id + ".seg-000007_000003-101-110.evt",   // backwards
+      id + ".seg-000003_-101-110.evt",         // no last number
+      id + ".seg-_000007-101-110.evt",         // no first number
+      id + ".seg-000003_0000007-101-110.evt",  // padded past six
+      id + ".seg-000003_00007-101-110.evt",    // five digits
+      id + ".seg-000003_000000-101-110.evt",   // number 0
+      id + ".seg-000000_000003-101-110.evt",
+      id + ".seg-000003__000007-101-110.evt",
+      id + ".seg-000003_000005_000007-101-110.evt",  // three numbers
+      id + ".seg-000003-000007-101-110.evt",   // '-' for '_': one number too many
+      id + ".seg-000003_000007-101.evt",       // no last revision
+      id + ".seg-000003_000007-101-99.evt",    // last < first - 1
+      id + ".seg-000003_000007-101-110.evt.sha256",
+      id + ".seg-000003_00000a-101-110.evt",
+      id + ".seg-000003_+00007-101-110.evt",
+      id + ".seg-000003 000007-101-110.evt",
+  };
+  for (const auto& name : foreign) {
+    EXPECT_EQ(ClassifyName(name).kind, NameKind::kForeign) << name;
+  }
+  EXPECT_EQ(ClassifyName(id + ".seg-000003_000007-101-110.evt").kind, NameKind::kSegment);
+  EXPECT_EQ(ClassifyName(id + ".seg-000003_000007-101-100.evt").kind, NameKind::kSegment);
+}
+
+TEST(SegmentNames, CoversByNamesOnly) {
+  const std::string id = "etcd-snapshot-20261201-003000-r100";
+  auto seg = [&](uint64_t s1, uint64_t s2, int64_t first, int64_t last, const std::string& chain = "") {
+    return ClassifyName(MergedSegmentObjectName(chain.empty() ? id : chain, s1, s2, first, last, ".evt"));
+  };
+  const ParsedName m = seg(3, 7, 150, 420);
+  EXPECT_TRUE(SegmentCovers(m, seg(3, 3, 150, 200)));
+  EXPECT_TRUE(SegmentCovers(m, seg(5, 5, 250, 300)));
+  EXPECT_TRUE(SegmentCovers(m, seg(7, 7, 380, 420)));
+  EXPECT_TRUE(SegmentCovers(m, seg(4, 6, 201, 379)));   // an earlier merge inside
+  EXPECT_TRUE(SegmentCovers(m, seg(3, 5, 150, 300)));
+  EXPECT_TRUE(SegmentCovers(m, seg(7, 7, 421, 420)));   // an event-less last one
+  EXPECT_FALSE(SegmentCovers(m, seg(3, 7, 150, 420)));  // itself (or a twin): not a cover
+  EXPECT_FALSE(SegmentCovers(m, seg(3, 7, 150, 421)));
+  EXPECT_FALSE(SegmentCovers(m, seg(2, 2, 120, 149)));  // outside
+  EXPECT_FALSE(SegmentCovers(m, seg(8, 8, 421, 430)));
+  EXPECT_FALSE(SegmentCovers(m, seg(6, 8, 301, 430)));  // overlaps partly
+  EXPECT_FALSE(SegmentCovers(m, seg(3, 3, 151, 200)));  // starts where m starts, at another revision
+  EXPECT_FALSE(SegmentCovers(m, seg(7, 7, 380, 419)));  // ends where m ends, at another revision
+  EXPECT_FALSE(SegmentCovers(m, seg(5, 5, 100, 300)));  // revisions outside m's
+  EXPECT_FALSE(SegmentCovers(m, seg(5, 5, 250, 300, "etcd-snapshot-20261201-003000-r101")));  // another chain
+  EXPECT_FALSE(SegmentCovers(seg(5, 5, 250, 300), seg(5, 5, 250, 300)));  // a plain one covers nothing
+  EXPECT_FALSE(SegmentCovers(m, ClassifyName("etcd-snapshot-20261201-003000.db")));
 }
 
 TEST(SegmentNames, OtherNamesAreNotSegments) {

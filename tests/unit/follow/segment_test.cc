@@ -552,5 +552,121 @@ TEST(Segment, OverTheSizeLimitIsRefusedBeforeParsing) {
   EXPECT_NE(message.find("over the limit"), std::string::npos) << message;
 }
 
+// A merged segment: the records of consecutive segments in order, seq..seq_last, the first
+// one's prev_sha256 and the last one's sha256 as its link.
+TEST(MergedSegment, CarriesTheRecordsOfWhatItReplaces) {
+  const std::string one = Full().Finish();
+  SegmentBuilder b2(kChain, 2, 104, HexBytes(Sha256Of(AsBytes(one))));
+  b2.AddProgress({104, 2500});
+  b2.AddRevision({105, 3000, {Put("z", "9", 105, 105, 1)}});
+  b2.AddHash({105, 77, -1, 3001});
+  const std::string two = b2.Finish();
+  SegmentBuilder b3(kChain, 3, 105, HexBytes(Sha256Of(AsBytes(two))));
+  b3.AddProgress({105, 4000});  // an event-less heartbeat
+  const std::string three = b3.Finish("stopped");
+
+  SegmentBuilder m(kChain, 1, 100, kPrev);
+  std::vector<Record> originals;
+  for (const std::string* plain : {&one, &two, &three}) {
+    for (const Record& r : DecodeAll(*plain)) {
+      originals.push_back(r);
+      m.AddRecord(r);
+    }
+  }
+  const std::string link = HexBytes(Sha256Of(AsBytes(three)));
+  const std::string merged = m.FinishMerged(3, link, "stopped");
+  SegmentHeader h;
+  std::vector<Record> got = DecodeAll(merged, &h);
+  EXPECT_EQ(h.seq, 1u);
+  EXPECT_EQ(h.seq_last, 3u);
+  EXPECT_TRUE(h.merged());
+  EXPECT_EQ(h.link_sha256, link);
+  EXPECT_EQ(h.prev_sha256, kPrev);
+  EXPECT_EQ(h.first_revision, 101);
+  EXPECT_EQ(h.last_revision, 105);
+  EXPECT_EQ(h.first_time_ms, 1000);
+  EXPECT_EQ(h.last_time_ms, 4000);
+  EXPECT_EQ(h.end, "stopped");
+  EXPECT_EQ(h.revisions, 5u);
+  EXPECT_EQ(h.hashes, 2u);
+  EXPECT_EQ(h.progress, 3u);
+  ASSERT_EQ(got.size(), originals.size());
+  for (size_t i = 0; i < got.size(); i++) {
+    EXPECT_EQ(got[i].tag, originals[i].tag) << i;
+    switch (got[i].tag) {
+      case 'R':
+        EXPECT_EQ(got[i].rev.revision, originals[i].rev.revision);
+        EXPECT_EQ(got[i].rev.time_ms, originals[i].rev.time_ms);
+        ASSERT_EQ(got[i].rev.events.size(), originals[i].rev.events.size());
+        for (size_t k = 0; k < got[i].rev.events.size(); k++) {
+          EXPECT_EQ(got[i].rev.events[k].is_delete, originals[i].rev.events[k].is_delete);
+          EXPECT_EQ(got[i].rev.events[k].data, originals[i].rev.events[k].data);
+        }
+        break;
+      case 'L':
+      case 'X':
+        EXPECT_EQ(got[i].lease.id, originals[i].lease.id);
+        EXPECT_EQ(got[i].lease.ttl, originals[i].lease.ttl);
+        EXPECT_EQ(got[i].lease.revision, originals[i].lease.revision);
+        EXPECT_EQ(got[i].lease.time_ms, originals[i].lease.time_ms);
+        break;
+      case 'H':
+        EXPECT_EQ(got[i].hash.revision, originals[i].hash.revision);
+        EXPECT_EQ(got[i].hash.hash, originals[i].hash.hash);
+        EXPECT_EQ(got[i].hash.compact_revision, originals[i].hash.compact_revision);
+        break;
+      case 'P':
+        EXPECT_EQ(got[i].progress.revision, originals[i].progress.revision);
+        EXPECT_EQ(got[i].progress.time_ms, originals[i].progress.time_ms);
+        break;
+    }
+  }
+  // The header says so; a plain segment's says nothing of it.
+  const nlohmann::json j = nlohmann::json::parse(Split(merged).first);
+  EXPECT_EQ(j["seq_last"], 3);
+  EXPECT_EQ(j["link_sha256"], link);
+  const nlohmann::json plain_header = nlohmann::json::parse(Split(one).first);
+  EXPECT_FALSE(plain_header.contains("seq_last"));
+  EXPECT_FALSE(plain_header.contains("link_sha256"));
+  SegmentHeader ph;
+  DecodeAll(one, &ph);
+  EXPECT_EQ(ph.seq_last, 1u);
+  EXPECT_FALSE(ph.merged());
+  EXPECT_TRUE(ph.link_sha256.empty());
+  // The builder refuses a merged segment of nothing or without a link.
+  SegmentBuilder bad(kChain, 4, 105, kPrev);
+  EXPECT_THROW(bad.FinishMerged(4, link), Error);
+  EXPECT_THROW(bad.FinishMerged(5, "abc"), Error);
+}
+
+TEST(MergedSegment, BadMergedHeadersAreDataLoss) {
+  SegmentBuilder m(kChain, 3, 100, kPrev);
+  for (const Record& r : DecodeAll(Full().Finish())) m.AddRecord(r);
+  const std::string merged = m.FinishMerged(7, std::string(64, 'b'));
+  const auto [header, records] = Split(merged);
+  const nlohmann::json good = nlohmann::json::parse(header);
+  auto with = [&](const std::function<void(nlohmann::json&)>& edit) {
+    nlohmann::json j = good;
+    edit(j);
+    return Assemble(j.dump(), records);
+  };
+  EXPECT_EQ(CodeOf(with([](nlohmann::json&) {})), std::nullopt);
+  const std::vector<std::pair<std::string, std::function<void(nlohmann::json&)>>> cases = {
+      {"seq_last without link", [](nlohmann::json& j) { j.erase("link_sha256"); }},
+      {"link without seq_last", [](nlohmann::json& j) { j.erase("seq_last"); }},
+      {"seq_last == seq", [](nlohmann::json& j) { j["seq_last"] = 3; }},
+      {"seq_last before seq", [](nlohmann::json& j) { j["seq_last"] = 2; }},
+      {"seq_last 0", [](nlohmann::json& j) { j["seq_last"] = 0; }},
+      {"seq_last a string", [](nlohmann::json& j) { j["seq_last"] = "7"; }},
+      {"seq_last negative", [](nlohmann::json& j) { j["seq_last"] = -7; }},
+      {"link short", [](nlohmann::json& j) { j["link_sha256"] = "abc"; }},
+      {"link upper case", [](nlohmann::json& j) { j["link_sha256"] = std::string(64, 'B'); }},
+      {"link a number", [](nlohmann::json& j) { j["link_sha256"] = 5; }},
+  };
+  for (const auto& [name, edit] : cases) {
+    EXPECT_EQ(CodeOf(with(edit)), ErrorCode::kDataLoss) << name;
+  }
+}
+
 }  // namespace
 }  // namespace etcdsafe::follow
