@@ -1,6 +1,6 @@
 #include "follow/compact.h"
 
-#include <ctime>
+#include <chrono>
 #include <memory>
 #include <set>
 
@@ -26,9 +26,13 @@ class ChainCompactor {
     RemoveSuperseded();
     const size_t usable = chain_.usable_segments;
     const size_t limit = usable > o_.keep_last ? usable - o_.keep_last : 0;
-    const int64_t now = std::time(nullptr);
+    // The fine-grained clock: time() may lag a file's modification time by a tick.
+    const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
     auto eligible = [&](size_t k) {
-      return k < limit && now - chain_.segments[k].mtime_unix >= static_cast<int64_t>(o_.min_age.count());
+      return k < limit && (o_.min_age.count() == 0 ||
+                           now - chain_.segments[k].mtime_unix >= static_cast<int64_t>(o_.min_age.count()));
     };
     // A lower bound of a segment's plain records size before it is read: what an earlier
     // pass learned, else its stored size (compression only shrinks events).
