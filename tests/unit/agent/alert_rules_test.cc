@@ -24,7 +24,9 @@ const std::string kDir = std::string(ETCDSAFE_SOURCE_DIR) + "/deploy/prometheus"
 
 const std::set<std::string> kAlerts = {"EtcdBackupStale",       "EtcdBackupNeverSucceeded", "EtcdBackupFailed",
                                        "EtcdBackupTooSmall",    "EtcdBackupDrillFailed",    "EtcdBackupDrillStale",
-                                       "EtcdUnreachable",       "EtcdsafeAgentDown"};
+                                       "EtcdUnreachable",       "EtcdsafeAgentDown",
+                                       "EtcdContinuousBackupBehind", "EtcdContinuousBackupGap",
+                                       "EtcdContinuousBackupDown"};
 
 // The agent's exported families (issue 8); the rules may use no other etcdsafe_ metric.
 const std::set<std::string> kExported = {
@@ -57,6 +59,20 @@ const std::set<std::string> kExported = {
     "etcdsafe_repository_backups",
     "etcdsafe_repository_bytes",
     "etcdsafe_etcd_up",
+    // The continuous job (issue 9).
+    "etcdsafe_continuous_up",
+    "etcdsafe_continuous_recorded_revision",
+    "etcdsafe_continuous_stored_revision",
+    "etcdsafe_continuous_last_stored_timestamp_seconds",
+    "etcdsafe_continuous_pending_bytes",
+    "etcdsafe_continuous_segments_stored_total",
+    "etcdsafe_continuous_events_recorded_total",
+    "etcdsafe_continuous_stored_bytes_total",
+    "etcdsafe_continuous_gaps_total",
+    "etcdsafe_continuous_chains_started_total",
+    "etcdsafe_continuous_upload_failures_total",
+    "etcdsafe_continuous_reconnects_total",
+    "etcdsafe_continuous_failures_total",
 };
 
 void RequirePromtool() {
@@ -153,6 +169,12 @@ TEST(AlertRules, MutatedRulesFailTheUnitTests) {
       {"absent(up{job=~\".*etcdsafe.*\"})", "absent(up{job=\"etcdsafe\"})"},
       {"group_left ()\n          (etcdsafe_backup_max_age_seconds > 0)",
        "group_left ()\n          (etcdsafe_backup_max_age_seconds > 0) * 2"},
+      {"_timestamp_seconds > 300)", "_timestamp_seconds > 400)"},
+      {"(etcdsafe_continuous_recorded_revision > etcdsafe_continuous_stored_revision)",
+       "(etcdsafe_continuous_recorded_revision >= etcdsafe_continuous_stored_revision)"},
+      {"gaps_total[1h]) > 0", "gaps_total[2h]) > 0"},
+      {"(etcdsafe_continuous_up == 0)", "(etcdsafe_continuous_up == 2)"},
+      {"[15m])) >= 3", "[15m])) >= 30"},
   };
   for (const auto& [from, to] : mutations) {
     SCOPED_TRACE(from);
