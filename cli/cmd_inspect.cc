@@ -2,7 +2,9 @@
 //   inspect inventory SNAPSHOT|--repo R [--backup ID|latest] [-w table|json]
 //   inspect get SNAPSHOT|--repo R [--backup ID] KEY [-o json|yaml|raw]
 //   inspect secrets-audit SNAPSHOT|--repo R [--backup ID] [--configmaps] [--fail-on-plaintext] [-w table|json]
-// The work is in k8s/inspect.h; this file only wires flags and prints.
+//   inspect diff A B | --repo R ID_A ID_B [--prefix P] [-w table|json]
+//   inspect export SNAPSHOT|--repo R [--backup ID] [--namespace N] [--resource R] [-o jsonl|json]
+// The work is in k8s/inspect.h, k8s/diff.h and k8s/export.h; this file only wires flags and prints.
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -13,6 +15,8 @@
 #include "commands.h"
 #include "exit_codes.h"
 #include "k8s/backup_source.h"
+#include "k8s/diff.h"
+#include "k8s/export.h"
 #include "k8s/inspect.h"
 #include "repo_flags.h"
 #include "ops/snapshot_kv.h"
@@ -37,6 +41,8 @@ struct InspectFlags {
   size_t top = 10;
   bool configmaps = false;
   bool fail_on_plaintext = false;
+  std::string key_prefix;  // diff --prefix
+  std::string ns, resource;  // export --namespace / --resource
   // --repo R --backup ID|latest instead of a snapshot file.
   RepoFlags repo;
   std::string backup_id = "latest";
@@ -90,6 +96,72 @@ void RunSecretsAudit(const GlobalFlags& g, const InspectFlags& f) {
   if (f.fail_on_plaintext && a.plain > 0) {
     throw CommandExit{kExitPlaintextSecrets, std::to_string(a.plain) + " Secret(s) stored without encryption"};
   }
+}
+
+void RunDiff(const GlobalFlags& g, const InspectFlags& f) {
+  const bool json = WantJson(g);
+  if (f.args.size() != 2) {
+    throw Error(ErrorCode::kInvalidArgument, "inspect diff: give two snapshot files A B, or --repo R and two backup ids");
+  }
+  k8s::DiffOptions opts;
+  opts.key_prefix = f.key_prefix;
+  opts.etcd_prefix = f.prefix;
+  bool first = true;
+  auto run = [&](ops::SnapshotKv& a, ops::SnapshotKv& b) {
+    if (json) Print("{\n\"changes\": [");
+    const k8s::DiffSummary s = k8s::DiffSnapshots(a, b, opts, [&](const k8s::DiffEntry& e) {
+      if (json) {
+        Print(std::string(first ? "\n" : ",\n") + k8s::DiffEntryToJson(e).dump(-1, ' ', false,
+                                                                         nlohmann::json::error_handler_t::replace));
+      } else {
+        Print(k8s::DiffEntryToLine(e));
+      }
+      first = false;
+    });
+    if (json) {
+      Print("\n],\n\"summary\": " + k8s::DiffSummaryToJson(s).dump(2) + "\n}\n");
+    } else {
+      Print((first ? "" : "\n") + k8s::DiffSummaryToTable(s));
+    }
+  };
+  if (f.repo.repos.empty()) {
+    ops::SnapshotKv a = ops::SnapshotKv::Open(f.args[0]);
+    ops::SnapshotKv b = ops::SnapshotKv::Open(f.args[1]);
+    run(a, b);
+    return;
+  }
+  const std::optional<pipeline::KeySpec> key = f.repo.KeyWithWarning();
+  std::unique_ptr<backup::Repository> repo = f.repo.OpenOne();
+  std::vector<std::string> notes;
+  k8s::WithBackupDb(*repo, f.args[0], key, &notes, [&](ops::SnapshotKv& a) {
+    k8s::WithBackupDb(*repo, f.args[1], key, &notes, [&](ops::SnapshotKv& b) { run(a, b); });
+  });
+  for (const auto& n : notes) std::fprintf(stderr, "etcdsafe: %s\n", n.c_str());
+}
+
+void RunExport(const InspectFlags& f) {
+  if (f.output != "jsonl" && f.output != "json") {
+    throw Error(ErrorCode::kUnsupported, "inspect export: -o " + f.output + " is not supported (jsonl or json)");
+  }
+  k8s::ObjectSelection sel;
+  sel.ns = f.ns;
+  sel.resource = f.resource;
+  sel.etcd_prefix = f.prefix;
+  const bool array = f.output == "json";
+  WithSource(f, [&](ops::SnapshotKv& kv) {
+    bool first = true;
+    if (array) Print("[");
+    k8s::ExportObjects(kv, sel, [&](const nlohmann::json& j) {
+      const std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      if (array) {
+        Print((first ? "\n" : ",\n") + line);
+      } else {
+        Print(line + "\n");
+      }
+      first = false;
+    });
+    if (array) Print(first ? "]\n" : "\n]\n");
+  });
 }
 
 // The common flags: --etcd-prefix and the repository source.
@@ -147,6 +219,32 @@ void AddInspectCommands(CLI::App& app, GlobalFlags& g) {
   AddPrefix(*c, *audit);
   c->fallthrough();
   c->callback([&g, audit] { RunSecretsAudit(g, *audit); });
+
+  auto diff = std::make_shared<InspectFlags>();
+  c = inspect->add_subcommand("diff",
+                              "Objects added, removed, changed and recreated between two snapshots A (old) and B (new)"
+                              " (-w table|json)");
+  c->add_option("args", diff->args, "A B: snapshot files; with --repo: two backup ids (or latest)")->required();
+  c->add_option("--prefix", diff->key_prefix, "compare only keys starting with this, e.g. /registry/pods/default/");
+  c->add_option("--etcd-prefix", diff->prefix, "the API server's --etcd-prefix, with a trailing slash")
+      ->capture_default_str();
+  AddRepoFlags(*c, diff->repo,
+               {.repo_from_env = false, .upload_tuning = false,
+                .repo_help = "compare two backups of a repository instead of two files"});
+  c->get_option("--repo")->allow_extra_args(false);  // one URL per --repo: the ids follow
+  c->fallthrough();
+  c->callback([&g, diff] { RunDiff(g, *diff); });
+
+  auto exp = std::make_shared<InspectFlags>();
+  exp->output = "jsonl";
+  c = inspect->add_subcommand("export", "Objects as JSON, one per line (-o jsonl) or as one array (-o json)");
+  c->add_option("snapshot", exp->snapshot, "snapshot (or backend db) file; or --repo");
+  c->add_option("--namespace", exp->ns, "objects of this namespace, and the Namespace itself (default: every object)");
+  c->add_option("--resource", exp->resource, "only this resource: pods, deployments, example.com/widgets, ...");
+  c->add_option("-o,--output", exp->output, "jsonl or json")->capture_default_str();
+  AddPrefix(*c, *exp);
+  c->fallthrough();
+  c->callback([exp] { RunExport(*exp); });
 }
 
 }  // namespace etcdsafe::cli
