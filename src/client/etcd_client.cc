@@ -633,6 +633,55 @@ EtcdClient::ResponseHeader EtcdClient::Txn(const std::vector<TxnOp>& ops) {
   return ToHeader(resp.header());
 }
 
+EtcdClient::TxnResult EtcdClient::TxnIf(const std::vector<Compare>& compares, const std::vector<TxnOp>& success) {
+  pb::TxnRequest req;
+  for (const Compare& c : compares) {
+    pb::Compare* pc = req.add_compare();
+    pc->set_key(c.key);
+    switch (c.result) {
+      case Compare::kEqual: pc->set_result(pb::Compare::EQUAL); break;
+      case Compare::kGreater: pc->set_result(pb::Compare::GREATER); break;
+      case Compare::kLess: pc->set_result(pb::Compare::LESS); break;
+      case Compare::kNotEqual: pc->set_result(pb::Compare::NOT_EQUAL); break;
+    }
+    switch (c.target) {
+      case Compare::kVersion:
+        pc->set_target(pb::Compare::VERSION);
+        pc->set_version(c.number);
+        break;
+      case Compare::kCreateRevision:
+        pc->set_target(pb::Compare::CREATE);
+        pc->set_create_revision(c.number);
+        break;
+      case Compare::kModRevision:
+        pc->set_target(pb::Compare::MOD);
+        pc->set_mod_revision(c.number);
+        break;
+      case Compare::kValue:
+        pc->set_target(pb::Compare::VALUE);
+        pc->set_value(c.value);
+        break;
+    }
+  }
+  for (const TxnOp& op : success) {
+    pb::RequestOp* r = req.add_success();
+    if (op.kind == TxnOp::kPut) {
+      pb::PutRequest* put = r->mutable_request_put();
+      put->set_key(op.key);
+      put->set_value(op.value);
+      put->set_lease(op.lease);
+    } else {
+      pb::DeleteRangeRequest* del = r->mutable_request_delete_range();
+      del->set_key(op.key);
+      del->set_range_end(op.range_end);
+    }
+  }
+  pb::TxnResponse resp;
+  impl_->Call("KV.Txn", [&](grpc::ClientContext& ctx) { return impl_->kv->Txn(&ctx, req, &resp); },
+              impl_->config.command_timeout);
+  return TxnResult{ToHeader(resp.header()), resp.succeeded()};
+}
+
 EtcdClient::ResponseHeader EtcdClient::Compact(int64_t revision, bool physical) {
   pb::CompactionRequest req;
   req.set_revision(revision);

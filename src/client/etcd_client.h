@@ -175,6 +175,24 @@ class EtcdClient {
   };
   ResponseHeader Txn(const std::vector<TxnOp>& ops);
 
+  // KV.Txn with compares: when every compare holds, the ops run as Txn's do (one
+  // revision) and succeeded is true; otherwise nothing is written and succeeded is false
+  // (the failure branch is empty). A compare is etcd's: the key's version, create
+  // revision, mod revision (a key that does not exist has 0 for all three) or value,
+  // compared with `result` to the given number / value.
+  struct Compare {
+    enum Target { kVersion, kCreateRevision, kModRevision, kValue } target = kModRevision;
+    enum Result { kEqual, kGreater, kLess, kNotEqual } result = kEqual;
+    std::string key;
+    int64_t number = 0;  // kVersion, kCreateRevision, kModRevision
+    std::string value;   // kValue
+  };
+  struct TxnResult {
+    ResponseHeader header;
+    bool succeeded = false;
+  };
+  TxnResult TxnIf(const std::vector<Compare>& compares, const std::vector<TxnOp>& success);
+
   // KV.Compact: drops the history before `revision`. physical: wait until the compaction
   // is applied to the backend. An already compacted or future revision is kInvalidArgument
   // with etcd's text ("mvcc: required revision has been compacted").
