@@ -433,12 +433,16 @@ PruneReport Prune(Repository& repo, const catalog::RetentionPolicy& policy, bool
     if (LocksConflict(kFollowOperation, l)) recorders.push_back(std::move(l));
   }
   if (!recorders.empty() && !segments.empty()) {
-    // Its chain is the one written last (its newest segment); ties: the newest base.
+    // Its chain is the one written last (its newest plain segment); ties: the newest base.
     std::string live;
     int64_t newest = -1;
     for (const auto& [base, segs] : segments) {
       int64_t t = 0;
-      for (const auto& sg : segs) t = std::max(t, sg.mtime);
+      // Plain segments only: a merged one is written by a compaction, which may be working
+      // on any chain, not by the recorder extending its own.
+      for (const auto& sg : segs) {
+        if (sg.parsed.seq_last == sg.parsed.seq) t = std::max(t, sg.mtime);
+      }
       const bool later = !live.empty() && (snapshots[base]->time_unix > snapshots[live]->time_unix ||
                                            (snapshots[base]->time_unix == snapshots[live]->time_unix && base > live));
       if (t > newest || (t == newest && later)) {

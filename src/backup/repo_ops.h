@@ -121,7 +121,7 @@ struct PruneReport {
 // number down, narrower ones first at one number. Compaction holds a lock that excludes
 // prune (lock.h), so no merge is half-way while prune runs.
 // A recorder (follow lock, lock.h) runs beside a prune: while one holds a fresh lock, the
-// chain it is extending (the one with the most recently written segment) is kept with
+// chain it is extending (the one with the most recently written plain segment) is kept with
 // its base ("chain being recorded"), and the store temporaries of segment names are
 // left alone (it may be writing one).
 PruneReport Prune(Repository& repo, const catalog::RetentionPolicy& policy, bool dry_run,

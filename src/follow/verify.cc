@@ -77,7 +77,9 @@ ChainVerifyOutcome VerifyOne(backup::Repository& repo, const Chain& chain, const
   if (!names_problem.empty()) {
     o.problem = names_problem;
     if (o.segments_read > 0) {
-      o.problem += " (segments 1.." + std::to_string(o.segments_read) + " check out, up to revision " +
+      // By number: a merged segment counts as the numbers it replaces.
+      o.problem += " (segments 1.." + std::to_string(chain.segments[o.segments_read - 1].parsed.seq_last) +
+                   " check out, up to revision " +
                    std::to_string(o.checked_last_revision) + ")";
     }
     if (chain.problems.size() > 1) o.problem += " (+" + std::to_string(chain.problems.size() - 1) + " more)";
