@@ -32,8 +32,8 @@ struct RestoreObjectsFlags {
   std::string report;
 };
 
-// The --report file: {"source", "target", "apply", "overwrite", "keys": [...], "summary"},
-// written as the keys are processed.
+// The --report file: {"source", "target", "apply", "overwrite", "sourceRevision", "keys":
+// [...], "complete", "summary"}, written as the keys are processed.
 class Report {
  public:
   Report(const std::string& path, const nlohmann::json& head) : path_(path) {
@@ -44,8 +44,12 @@ class Report {
     h.pop_back();  // the closing brace: "keys" and "summary" follow
     Write(h + (head.empty() ? "" : ",") + "\n\"keys\": [");
   }
+  // Without Finish (an error stopped the run): still valid JSON, with the keys processed so
+  // far (those written are marked) and "complete": false.
   ~Report() {
-    if (f_ != nullptr) std::fclose(f_);
+    if (f_ == nullptr) return;
+    Write("\n],\n\"complete\": false\n}\n");
+    std::fclose(f_);
   }
   void Key(const nlohmann::json& j) {
     if (f_ == nullptr) return;
@@ -54,7 +58,7 @@ class Report {
   }
   void Finish(const nlohmann::json& summary) {
     if (f_ == nullptr) return;
-    Write("\n],\n\"summary\": " + summary.dump(2) + "\n}\n");
+    Write("\n],\n\"complete\": true,\n\"summary\": " + summary.dump(2) + "\n}\n");
     const bool bad = std::fflush(f_) != 0 || std::ferror(f_) != 0;
     std::fclose(f_);
     f_ = nullptr;

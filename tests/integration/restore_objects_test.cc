@@ -221,6 +221,7 @@ TEST_F(RestoreObjectsCli, DeletedNamespaceComesBackExactly) {
   EXPECT_EQ(rep["summary"]["written"], int64_t(creates.size()));
   EXPECT_EQ(rep["summary"]["conflict"], 1);
   EXPECT_EQ(rep["apply"], true);
+  EXPECT_EQ(rep["complete"], true);
 
   // Second run: nothing to write, still the conflict.
   CmdResult again = Etcdsafe(Args({"--namespace", "team-a", "--apply", "--allow-encrypted"}));
@@ -261,6 +262,14 @@ TEST_F(RestoreObjectsCli, KeyAndPrefixSelectExactlyThat) {
                                    "/registry/pods/team-a/web-3", "/registry/pods/team-a/web-4"}));
   EXPECT_EQ(Actions(pods.out)["/registry/pods/team-ab/lookalike"], "equal");
   // Bad arguments: nothing selected, two selections, no target.
+  // A run stopped by an error still leaves a valid report, marked incomplete.
+  const std::string report = dir_.Sub("refused.json");
+  CmdResult refused = Etcdsafe(Args({"--prefix", "/registry/secrets/team-a/", "--apply", "--report", report}));
+  EXPECT_EQ(refused.code, 128) << refused.err;
+  std::ifstream rf(report);
+  const nlohmann::json rep = nlohmann::json::parse(rf);
+  EXPECT_EQ(rep["complete"], false);
+  EXPECT_TRUE(rep["keys"].empty());
   EXPECT_EQ(Etcdsafe(Args({"--apply"})).code, 128);
   EXPECT_EQ(Etcdsafe(Args({"--namespace", "team-a", "--key", "/x"})).code, 128);
   EXPECT_EQ(Etcdsafe({"restore-objects", "--from", snap_, "--namespace", "team-a"}).code, 128);
