@@ -43,6 +43,13 @@ void CheckConfig(const agent::AgentConfig& cfg) {
   job("backup", cfg.backup.enabled, cfg.backup.schedule);
   job("prune", cfg.prune.enabled, cfg.prune.schedule);
   job("drill", cfg.drill.enabled, cfg.drill.schedule);
+  if (cfg.continuous.enabled) {
+    const auto& c = cfg.continuous;
+    std::printf("  continuous into %s: a segment every %lld ms (or %llu bytes), a new full backup every %lld s\n",
+                c.repository.empty() ? cfg.repositories.front().name.c_str() : c.repository.c_str(),
+                static_cast<long long>(c.segment_max_age.count()), static_cast<unsigned long long>(c.segment_max_bytes),
+                static_cast<long long>(c.full_every.count() / 1000));
+  }
   std::printf("  http: %s; webhooks: %zu; state dir: %s\n", cfg.http_listen.empty() ? "off" : cfg.http_listen.c_str(),
               cfg.webhooks.size(), cfg.state_dir.c_str());
 }
