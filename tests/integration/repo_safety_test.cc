@@ -486,14 +486,16 @@ bool KillBackupMidStream(RepoSafety& t, const std::string& name) {
   }
   for (int attempt = 0; attempt < 5; attempt++) {
     // As soon as the data temporary appears the backup is stopped (SIGSTOP), so the state
-    // checked is the state the kill lands on, however loaded the machine is.
+    // checked is the state the kill lands on, however loaded the machine is: the data
+    // object's temporary and a committed intent record (not the intent record's own
+    // temporary, which ".pending.tmp-..." would also match).
     const std::string q = ShellQuote(r);
     std::string cmd = std::string(ETCDSAFE_BINARY) + " backup --repo " + t.Repo(name) +
                       " --compression gzip --compression-level 9 --endpoints " + t.server_->client_url() +
                       " >/dev/null 2>&1 & pid=$!; "
-                      "for i in $(seq 1 2000); do ls " + q + " | grep -q '\\.tmp-' && break; sleep 0.002; done; "
+                      "for i in $(seq 1 2000); do ls " + q + " | grep -Eq '\\.db(\\.gz)?\\.tmp-' && break; sleep 0.002; done; "
                       "kill -STOP $pid; "
-                      "if ls " + q + " | grep -q '\\.tmp-' && ls " + q + " | grep -q '\\.pending'; then echo midstream; fi; "
+                      "if ls " + q + " | grep -Eq '\\.db(\\.gz)?\\.tmp-' && ls " + q + " | grep -q '\\.pending$'; then echo midstream; fi; "
                       "kill -9 $pid; wait $pid; echo $?";
     CmdResult k = Shell(cmd);
     if (Contains(k.out, "midstream") && Contains(k.out, "137")) return true;
