@@ -612,26 +612,7 @@ int64_t EtcdClient::DeleteRange(const std::string& key, const std::string& range
   return resp.deleted();
 }
 
-EtcdClient::ResponseHeader EtcdClient::Txn(const std::vector<TxnOp>& ops) {
-  pb::TxnRequest req;
-  for (const TxnOp& op : ops) {
-    pb::RequestOp* r = req.add_success();
-    if (op.kind == TxnOp::kPut) {
-      pb::PutRequest* put = r->mutable_request_put();
-      put->set_key(op.key);
-      put->set_value(op.value);
-      put->set_lease(op.lease);
-    } else {
-      pb::DeleteRangeRequest* del = r->mutable_request_delete_range();
-      del->set_key(op.key);
-      del->set_range_end(op.range_end);
-    }
-  }
-  pb::TxnResponse resp;
-  impl_->Call("KV.Txn", [&](grpc::ClientContext& ctx) { return impl_->kv->Txn(&ctx, req, &resp); },
-              impl_->config.command_timeout);
-  return ToHeader(resp.header());
-}
+EtcdClient::ResponseHeader EtcdClient::Txn(const std::vector<TxnOp>& ops) { return TxnIf({}, ops).header; }
 
 EtcdClient::TxnResult EtcdClient::TxnIf(const std::vector<Compare>& compares, const std::vector<TxnOp>& success) {
   pb::TxnRequest req;

@@ -12,6 +12,7 @@
 #include "base/file.h"
 #include "bolt/builder.h"
 #include "bolt/reader.h"
+#include "etcdfmt/mvcc.h"
 #include "ops/kv_hash.h"
 
 namespace etcdsafe::follow {
@@ -48,71 +49,12 @@ std::string RevKey(int64_t main, int64_t sub, bool tombstone) {
   return k;
 }
 
-bool ReadVarint(const uint8_t*& p, const uint8_t* end, uint64_t* out) {
-  uint64_t v = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
-    if (p >= end) return false;
-    uint8_t b = *p++;
-    v |= static_cast<uint64_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) {
-      *out = v;
-      return true;
-    }
-  }
-  return false;
-}
-
 void PutVarint(std::string& out, uint64_t v) {
   while (v >= 0x80) {
     out.push_back(static_cast<char>((v & 0x7f) | 0x80));
     v >>= 7;
   }
   out.push_back(static_cast<char>(v));
-}
-
-// The fields of an mvccpb.KeyValue the replay needs, without copying it.
-struct KvFields {
-  std::string_view key;
-  int64_t mod_revision = 0, lease = 0;
-};
-
-std::optional<KvFields> ParseKv(Bytes v) {
-  const uint8_t* p = v.data();
-  const uint8_t* end = p + v.size();
-  KvFields f;
-  while (p < end) {
-    uint64_t tag = 0;
-    if (!ReadVarint(p, end, &tag)) return std::nullopt;
-    const uint64_t field = tag >> 3;
-    if (field == 0) return std::nullopt;
-    switch (tag & 7) {
-      case 0: {
-        uint64_t x = 0;
-        if (!ReadVarint(p, end, &x)) return std::nullopt;
-        if (field == 3) f.mod_revision = static_cast<int64_t>(x);
-        if (field == 6) f.lease = static_cast<int64_t>(x);
-        break;
-      }
-      case 1:
-        if (end - p < 8) return std::nullopt;
-        p += 8;
-        break;
-      case 5:
-        if (end - p < 4) return std::nullopt;
-        p += 4;
-        break;
-      case 2: {
-        uint64_t n = 0;
-        if (!ReadVarint(p, end, &n) || n > static_cast<uint64_t>(end - p)) return std::nullopt;
-        if (field == 1) f.key = std::string_view(reinterpret_cast<const char*>(p), n);
-        p += n;
-        break;
-      }
-      default:
-        return std::nullopt;
-    }
-  }
-  return f;
 }
 
 // leasepb.Lease as etcd 3.4's lessor persists it: ID (1), TTL (2); RemainingTTL (3) is
@@ -344,7 +286,7 @@ ReplayStats ReplayChain(backup::Repository& repo, const Chain& chain, const std:
             track(e.data, 0);
             continue;
           }
-          std::optional<KvFields> f = ParseKv(AsBytes(e.data));
+          std::optional<etcdfmt::KeyValueView> f = etcdfmt::ParseKeyValueView(AsBytes(e.data));
           if (!f || f->key.empty() || f->mod_revision != r) {
             throw Error(ErrorCode::kDataLoss, "the chain of " + chain.base.id + ": revision " + std::to_string(r) +
                                                   " event " + std::to_string(i) +
@@ -373,7 +315,7 @@ ReplayStats ReplayChain(backup::Repository& repo, const Chain& chain, const std:
         base.ForEach("key", [&](Bytes k, Bytes v) {
           out.Put(k, v);
           if (k.size() < kRevBytesLen) return;
-          std::optional<KvFields> f = ParseKv(v);
+          std::optional<etcdfmt::KeyValueView> f = etcdfmt::ParseKeyValueView(v);
           if (!f) return;  // etcd's own check (ops/kv_hash.h) names it; copied as is
           const bool tomb = k.size() == kRevBytesLen + 1 && k.data()[kRevBytesLen] == 't';
           track(f->key, tomb ? 0 : f->lease);

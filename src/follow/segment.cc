@@ -6,6 +6,7 @@
 
 #include "base/checksum.h"
 #include "base/error.h"
+#include "etcdfmt/mvcc.h"
 
 namespace etcdsafe::follow {
 namespace {
@@ -23,18 +24,6 @@ void PutVarint(std::string& out, uint64_t v) {
 void PutBytes(std::string& out, std::string_view b) {
   PutVarint(out, b.size());
   out.append(b);
-}
-
-// Protobuf field helpers for KeyValue (wire types 0 and 2).
-void PutTagVarint(std::string& out, int field, int64_t v) {
-  if (v == 0) return;
-  PutVarint(out, static_cast<uint64_t>(field) << 3);
-  PutVarint(out, static_cast<uint64_t>(v));
-}
-void PutTagBytes(std::string& out, int field, std::string_view b) {
-  if (b.empty()) return;
-  PutVarint(out, (static_cast<uint64_t>(field) << 3) | 2);
-  PutBytes(out, b);
 }
 
 // A bounded reader over untrusted bytes.
@@ -92,44 +81,15 @@ bool IsHex64(const std::string& s) {
 }  // namespace
 
 std::string EncodeKeyValue(const KeyValue& kv) {
-  std::string out;
-  out.reserve(kv.key.size() + kv.value.size() + 48);
-  PutTagBytes(out, 1, kv.key);
-  PutTagVarint(out, 2, kv.create_revision);
-  PutTagVarint(out, 3, kv.mod_revision);
-  PutTagVarint(out, 4, kv.version);
-  PutTagBytes(out, 5, kv.value);
-  PutTagVarint(out, 6, kv.lease);
-  return out;
+  return etcdfmt::EncodeKeyValue(
+      {kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease});
 }
 
 KeyValue DecodeKeyValue(Bytes b, const std::string& what) {
-  KeyValue kv;
-  Reader r(b, what);
-  while (!r.done()) {
-    uint64_t tag = r.Varint();
-    uint64_t field = tag >> 3;
-    switch (tag & 7) {
-      case 0: {
-        uint64_t v = r.Varint();
-        if (field == 2) kv.create_revision = static_cast<int64_t>(v);
-        else if (field == 3) kv.mod_revision = static_cast<int64_t>(v);
-        else if (field == 4) kv.version = static_cast<int64_t>(v);
-        else if (field == 6) kv.lease = static_cast<int64_t>(v);
-        break;
-      }
-      case 2: {
-        std::string_view s = r.LengthPrefixed();
-        if (field == 1) kv.key.assign(s);
-        else if (field == 5) kv.value.assign(s);
-        break;
-      }
-      case 1: r.Take(8); break;
-      case 5: r.Take(4); break;
-      default: r.Fail("KeyValue: bad wire type");
-    }
-  }
-  return kv;
+  std::optional<etcdfmt::KeyValueView> v = etcdfmt::ParseKeyValueView(b);
+  if (!v) throw Error(ErrorCode::kDataLoss, what + ": not an mvccpb.KeyValue");
+  return KeyValue{std::string(v->key), std::string(v->value), v->create_revision, v->mod_revision, v->version,
+                  v->lease};
 }
 
 SegmentBuilder::SegmentBuilder(std::string chain, uint64_t seq, int64_t prev_last_revision, std::string prev_sha256) {

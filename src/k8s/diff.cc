@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "k8s/envelope.h"
+#include "k8s/export.h"
 
 namespace etcdsafe::k8s {
 namespace {
@@ -80,16 +81,6 @@ class LiveCursor {
   std::thread thread_;
 };
 
-std::string PrefixEnd(std::string p) {
-  while (!p.empty()) {
-    if (uint8_t(p.back()) < 0xff) {
-      p.back() = char(uint8_t(p.back()) + 1);
-      return p;
-    }
-    p.pop_back();
-  }
-  return std::string(1, '\0');
-}
 
 DiffSide Side(const ops::KeyValue& e) {
   DiffSide s;
@@ -163,7 +154,7 @@ DiffSummary DiffSnapshots(ops::SnapshotKv& a, ops::SnapshotKv& b, const DiffOpti
   sum.revision_a = a.current_revision();
   sum.revision_b = b.current_revision();
   const std::string begin = options.key_prefix.empty() ? std::string(1, '\0') : options.key_prefix;
-  const std::string end = options.key_prefix.empty() ? std::string(1, '\0') : PrefixEnd(options.key_prefix);
+  const std::string end = options.key_prefix.empty() ? std::string(1, '\0') : PrefixRangeEnd(options.key_prefix);
   LiveCursor ca(a, begin, end);
   LiveCursor cb(b, begin, end);
   std::optional<ops::KeyValue> ea = ca.Next();

@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "k8s/envelope.h"
+#include "k8s/export.h"
 
 namespace etcdsafe::k8s {
 namespace {
@@ -41,16 +42,6 @@ void ForEachLive(ops::SnapshotKv& kv, const std::string& begin, const std::strin
   kv.Range(r, sink);
 }
 
-std::string PrefixEnd(std::string p) {
-  while (!p.empty()) {
-    if (uint8_t(p.back()) < 0xff) {
-      p.back() = char(uint8_t(p.back()) + 1);
-      return p;
-    }
-    p.pop_back();
-  }
-  return std::string(1, '\0');
-}
 
 }  // namespace
 
@@ -172,7 +163,7 @@ nlohmann::json DescribeKey(ops::SnapshotKv& kv, const std::string& key, std::str
 SecretsAudit AuditSecrets(ops::SnapshotKv& kv, bool configmaps, std::string_view prefix) {
   SecretsAudit a;
   const std::string sp = std::string(prefix) + "secrets/";
-  ForEachLive(kv, sp, PrefixEnd(sp), [&](const ops::KeyValue& e) {
+  ForEachLive(kv, sp, PrefixRangeEnd(sp), [&](const ops::KeyValue& e) {
     const KeyInfo info = ClassifyKey(e.key, prefix);
     if (info.kind != KeyKind::kObject || info.resource != "secrets" || !info.group.empty()) {
       a.unknown_keys++;
@@ -190,7 +181,7 @@ SecretsAudit AuditSecrets(ops::SnapshotKv& kv, bool configmaps, std::string_view
   if (configmaps) {
     a.configmaps_checked = true;
     const std::string cp = std::string(prefix) + "configmaps/";
-    ForEachLive(kv, cp, PrefixEnd(cp), [&](const ops::KeyValue& e) {
+    ForEachLive(kv, cp, PrefixRangeEnd(cp), [&](const ops::KeyValue& e) {
       const KeyInfo info = ClassifyKey(e.key, prefix);
       if (info.kind != KeyKind::kObject) return;
       a.configmaps_total++;

@@ -7,6 +7,7 @@
 
 #include "base/checksum.h"
 #include "base/error.h"
+#include "etcdfmt/mvcc.h"
 
 namespace etcdsafe::ops {
 namespace {
@@ -52,55 +53,10 @@ bool IsTombstone(Bytes k) { return k.size() == kMarkedRevBytesLen && k.data()[kR
 
 // Field 1 (key) of an mvccpb.KeyValue. Any malformed protobuf is refused, as etcd's
 // Unmarshal would refuse it (and stop at start-up).
-bool ReadVarint(const uint8_t*& p, const uint8_t* end, uint64_t* out) {
-  uint64_t v = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
-    if (p >= end) return false;
-    uint8_t b = *p++;
-    v |= static_cast<uint64_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) {
-      *out = v;
-      return true;
-    }
-  }
-  return false;
-}
-
 std::optional<std::string_view> KeyValueKey(Bytes v) {
-  const uint8_t* p = v.data();
-  const uint8_t* end = p + v.size();
-  std::string_view key;
-  while (p < end) {
-    uint64_t tag = 0;
-    if (!ReadVarint(p, end, &tag)) return std::nullopt;
-    const uint64_t field = tag >> 3;
-    switch (tag & 7) {
-      case 0: {
-        uint64_t ignored = 0;
-        if (!ReadVarint(p, end, &ignored)) return std::nullopt;
-        break;
-      }
-      case 1:
-        if (end - p < 8) return std::nullopt;
-        p += 8;
-        break;
-      case 5:
-        if (end - p < 4) return std::nullopt;
-        p += 4;
-        break;
-      case 2: {
-        uint64_t n = 0;
-        if (!ReadVarint(p, end, &n) || n > static_cast<uint64_t>(end - p)) return std::nullopt;
-        if (field == 1) key = std::string_view(reinterpret_cast<const char*>(p), n);
-        p += n;
-        break;
-      }
-      default:
-        return std::nullopt;
-    }
-    if (field == 0) return std::nullopt;
-  }
-  return key;
+  std::optional<etcdfmt::KeyValueView> kv = etcdfmt::ParseKeyValueView(v);
+  if (!kv) return std::nullopt;
+  return kv->key;
 }
 
 // What kvindex.Keep(R) needs of one key's index (keyIndex), maintained as the entries
