@@ -397,16 +397,15 @@ struct Recorder::Impl {
     if (known_leases.count(id)) return;
     known_leases.insert(id);
     client::EtcdClient::LeaseTtl t = c.LeaseTimeToLive(id);
+    // Already gone (revoked or expired before we asked): nothing true to record. Its keys'
+    // deletions follow as events; a restore to a revision in between gives the lease the
+    // replay's default TTL and says so (replay.h).
+    if (t.ttl < 0) return;
     LeaseRecord l;
     l.id = id;
-    l.ttl = t.ttl < 0 ? 0 : t.granted_ttl;
+    l.ttl = t.granted_ttl;
     l.revision = last_rev;
     l.time_ms = NowMs();
-    if (t.ttl < 0) {
-      // Already gone (revoked or expired before we asked): its keys' deletions follow as
-      // events; record it with the TTL unknown (replay gives it the default).
-      l.ttl = 0;
-    }
     B().AddLease(l);
   }
 
