@@ -116,15 +116,10 @@ StoredSegment WriteSegment(backup::Repository& repo, const SegmentHeader& header
     co.level = options.compression_level;
     co.zstd_workers = 0;
     co.zstd_long = false;
-    std::unique_ptr<Sink> comp;
-    if (options.compression != pipeline::Compression::kNone) {
-      comp = pipeline::NewCompressSink(options.compression, co, *tail);
-      comp->Write(AsBytes(plain));
-      comp->Close();
-    } else {
-      tail->Write(AsBytes(plain));
-      tail->Close();
-    }
+    // kNone is a pass-through stage: the same chain for every compression.
+    std::unique_ptr<Sink> comp = pipeline::NewCompressSink(options.compression, co, *tail);
+    comp->Write(AsBytes(plain));
+    comp->Close();
   }
   out.stored_sha256 = HexBytes(Sha256Of(AsBytes(stored.str())));
   out.stored_size = stored.str().size();
@@ -151,11 +146,8 @@ ReadSegmentResult ReadSegment(backup::Repository& repo, const SegmentObject& seg
     dec = pipeline::NewDecryptSource(*key, *tail);
     tail = dec.get();
   }
-  pipeline::Compression c = CompressionOfExt(seg.parsed.ext);
-  if (c != pipeline::Compression::kNone) {
-    decomp = pipeline::NewDecompressSource(c, *tail);
-    tail = decomp.get();
-  }
+  decomp = pipeline::NewDecompressSource(CompressionOfExt(seg.parsed.ext), *tail);
+  tail = decomp.get();
   std::string plain;
   std::vector<uint8_t> buf(1 << 20);
   try {
