@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "base/bytes.h"
 #include "base/error.h"
 #include "base/file.h"
 #include "base/signals.h"
@@ -21,20 +22,16 @@
 namespace etcdsafe::cli {
 namespace {
 
+// A size flag (base/bytes.h ParseByteSize) that must be positive.
 uint64_t ParseSize(const std::string& text, const std::string& flag) {
-  size_t i = 0;
-  while (i < text.size() && text[i] >= '0' && text[i] <= '9') i++;
-  if (i == 0 || i > 15) throw Error(ErrorCode::kInvalidArgument, flag + ": bad size \"" + text + "\" (e.g. 8MiB)");
-  uint64_t n = std::stoull(text.substr(0, i));
-  std::string unit = text.substr(i);
-  uint64_t mul = 1;
-  if (unit == "" || unit == "B") mul = 1;
-  else if (unit == "KiB" || unit == "K") mul = 1ull << 10;
-  else if (unit == "MiB" || unit == "M") mul = 1ull << 20;
-  else if (unit == "GiB" || unit == "G") mul = 1ull << 30;
-  else throw Error(ErrorCode::kInvalidArgument, flag + ": bad size unit \"" + unit + "\" (B, KiB, MiB, GiB)");
+  uint64_t n = 0;
+  try {
+    n = ParseByteSize(text);
+  } catch (const Error& e) {
+    throw e.Wrap(flag);
+  }
   if (n == 0) throw Error(ErrorCode::kInvalidArgument, flag + " must be positive");
-  return n * mul;
+  return n;
 }
 
 // A duration flag where "0" means never.

@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "base/bytes.h"
 #include "base/error.h"
 #include "client/endpoint.h"
 #include "follow/segment.h"
@@ -216,12 +217,12 @@ class Reader {
     return std::chrono::duration_cast<milliseconds>(d);
   }
 
-  // A size ("8MiB", ParseSize) within [min, max] bytes.
+  // A size ("8MiB", ParseByteSize) within [min, max] bytes.
   uint64_t Size(const YAML::Node& n, const std::string& path, uint64_t min, uint64_t max) const {
     if (!n.IsScalar()) throw Fail(n, path, "expected a size such as 8MiB, got " + Kind(n));
     uint64_t v = 0;
     try {
-      v = ParseSize(n.Scalar());
+      v = ParseByteSize(n.Scalar());
     } catch (const Error& e) {
       throw Fail(n, path, e.what());
     }
@@ -765,31 +766,6 @@ std::chrono::milliseconds ParseDurationMillis(const std::string& text) {
     throw Error(ErrorCode::kInvalidArgument, "bad duration \"" + text + "\": not a whole number of milliseconds");
   }
   return std::chrono::duration_cast<milliseconds>(d);
-}
-
-uint64_t ParseSize(const std::string& text) {
-  size_t i = 0;
-  while (i < text.size() && text[i] >= '0' && text[i] <= '9') i++;
-  const std::string bad = "bad size \"" + text + "\" (want e.g. 8MiB; units B, KiB, MiB, GiB, TiB)";
-  if (i == 0 || i > 18) throw Error(ErrorCode::kInvalidArgument, bad);
-  const uint64_t n = std::stoull(text.substr(0, i));
-  const std::string unit = text.substr(i);
-  int shift = 0;
-  if (unit.empty() || unit == "B") {
-    shift = 0;
-  } else if (unit == "KiB" || unit == "K") {
-    shift = 10;
-  } else if (unit == "MiB" || unit == "M") {
-    shift = 20;
-  } else if (unit == "GiB" || unit == "G") {
-    shift = 30;
-  } else if (unit == "TiB" || unit == "T") {
-    shift = 40;
-  } else {
-    throw Error(ErrorCode::kInvalidArgument, bad);
-  }
-  if (shift > 0 && n > (UINT64_MAX >> shift)) throw Error(ErrorCode::kInvalidArgument, bad + ": too big");
-  return n << shift;
 }
 
 std::vector<std::string> KnownConfigKeys() {

@@ -159,9 +159,6 @@ std::chrono::seconds ParseDuration(const std::string& text);
 // The same with millisecond resolution ("500ms", "1s", "1m30s"); a fraction of a
 // millisecond is an error.
 std::chrono::milliseconds ParseDurationMillis(const std::string& text);
-// Parses a size: digits with an optional unit B, KiB, MiB, GiB, TiB (K, M, G, T are the same
-// binary units): "8MiB" = 8388608, "0" = 0. Throws kInvalidArgument (also on overflow).
-uint64_t ParseSize(const std::string& text);
 
 // Every key LoadConfig accepts, as dotted paths without list indices, containers
 // included: "etcd", "etcd.endpoints", "repositories", "repositories.s3.endpoint",

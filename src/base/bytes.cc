@@ -1,5 +1,7 @@
 #include "base/bytes.h"
 
+#include "base/error.h"
+
 namespace etcdsafe {
 
 std::string HexNoPad(uint64_t v) {
@@ -15,6 +17,31 @@ std::string HexNoPad(uint64_t v) {
   out.reserve(n);
   while (n > 0) out.push_back(buf[--n]);
   return out;
+}
+
+uint64_t ParseByteSize(const std::string& text) {
+  size_t i = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') i++;
+  const std::string bad = "bad size \"" + text + "\" (want e.g. 8MiB; units B, KiB, MiB, GiB, TiB)";
+  if (i == 0 || i > 18) throw Error(ErrorCode::kInvalidArgument, bad);
+  const uint64_t n = std::stoull(text.substr(0, i));
+  const std::string unit = text.substr(i);
+  int shift = 0;
+  if (unit.empty() || unit == "B") {
+    shift = 0;
+  } else if (unit == "KiB" || unit == "K") {
+    shift = 10;
+  } else if (unit == "MiB" || unit == "M") {
+    shift = 20;
+  } else if (unit == "GiB" || unit == "G") {
+    shift = 30;
+  } else if (unit == "TiB" || unit == "T") {
+    shift = 40;
+  } else {
+    throw Error(ErrorCode::kInvalidArgument, bad);
+  }
+  if (shift > 0 && n > (UINT64_MAX >> shift)) throw Error(ErrorCode::kInvalidArgument, bad + ": too big");
+  return n << shift;
 }
 
 std::string HexBytes(Bytes b) {

@@ -67,6 +67,11 @@ inline void AppendVarint(std::string* out, uint64_t v) {
   out->push_back(static_cast<char>(v));
 }
 
+// A size: digits with an optional unit B, KiB, MiB, GiB, TiB (K, M, G, T are the same
+// binary units): "8MiB" = 8388608, "0" = 0. Anything else, or more than 2^64 - 1 bytes:
+// Error(kInvalidArgument) "bad size ..." naming the text.
+uint64_t ParseByteSize(const std::string& text);
+
 // Lowercase hex without zero padding, like Go's %x / types.ID.String().
 std::string HexNoPad(uint64_t v);
 // Lowercase hex of every byte ("0a1b...").

@@ -13,6 +13,7 @@
 #include <set>
 #include <string>
 
+#include "base/bytes.h"
 #include "base/error.h"
 #include "testutil/temp_dir.h"
 
@@ -692,16 +693,16 @@ TEST(ConfigTest, DurationAndSizeParsers) {
   EXPECT_THROW(ParseDurationMillis("1500us"), Error);
   EXPECT_THROW(ParseDurationMillis("1x"), Error);
   EXPECT_THROW(ParseDuration("500ms"), Error);  // whole seconds there
-  EXPECT_EQ(ParseSize("0"), 0u);
-  EXPECT_EQ(ParseSize("123"), 123u);
-  EXPECT_EQ(ParseSize("7B"), 7u);
-  EXPECT_EQ(ParseSize("8MiB"), 8u << 20);
-  EXPECT_EQ(ParseSize("8M"), 8u << 20);
-  EXPECT_EQ(ParseSize("3KiB"), 3072u);
-  EXPECT_EQ(ParseSize("2GiB"), uint64_t{2} << 30);
-  EXPECT_EQ(ParseSize("1TiB"), uint64_t{1} << 40);
+  EXPECT_EQ(ParseByteSize("0"), 0u);
+  EXPECT_EQ(ParseByteSize("123"), 123u);
+  EXPECT_EQ(ParseByteSize("7B"), 7u);
+  EXPECT_EQ(ParseByteSize("8MiB"), 8u << 20);
+  EXPECT_EQ(ParseByteSize("8M"), 8u << 20);
+  EXPECT_EQ(ParseByteSize("3KiB"), 3072u);
+  EXPECT_EQ(ParseByteSize("2GiB"), uint64_t{2} << 30);
+  EXPECT_EQ(ParseByteSize("1TiB"), uint64_t{1} << 40);
   for (const char* bad : {"", "MiB", "8 MiB", "8mib", "8MB", "-1", "1.5GiB", "16777216T", "9999999999999999999"}) {
-    EXPECT_THROW(ParseSize(bad), Error) << bad;
+    EXPECT_THROW(ParseByteSize(bad), Error) << bad;
   }
 }
 
