@@ -507,7 +507,7 @@ struct Recorder::Impl {
           if (builder && builder->size() >= o.segment_max_bytes) Seal();
         }
         if (!r->events.empty()) last_event = now;
-        if (r->IsProgressNotify() && r->header.revision == last_rev && last_rev > base_revision - 1) {
+        if (r->IsProgressNotify() && r->header.revision == last_rev) {
           ProgressRecord p{last_rev, NowMs()};
           if (builder || Clock::now() - last_store >= o.heartbeat) B().AddProgress(p);
         }
