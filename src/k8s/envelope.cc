@@ -2,6 +2,7 @@
 
 #include <ctime>
 
+#include "k8s/types/typed_json.h"
 #include "k8s/wire.h"
 
 namespace etcdsafe::k8s {
@@ -351,6 +352,19 @@ nlohmann::json DescribeValue(Bytes value) {
         out["metadataError"] = *err;
       } else {
         out["metadata"] = ObjectMetaToJson(m);
+      }
+      if (HasTypedSchema(e.api_version, e.kind)) {
+        if (!e.content_encoding.empty()) {
+          out["objectError"] = "contentEncoding " + e.content_encoding + " is not decoded";
+        } else {
+          TypedObject t = DecodeTypedObject(e.api_version, e.kind, e.raw);
+          if (t.status == TypedObject::kOk) {
+            out["object"] = std::move(t.object);
+            if (!t.unknown_fields.empty()) out["unknownFields"] = std::move(t.unknown_fields);
+          } else {
+            out["objectError"] = t.error;
+          }
+        }
       }
       out["raw"] = Base64(e.raw);
       return out;

@@ -99,7 +99,10 @@ nlohmann::json ObjectMetaToJson(const ObjectMeta& m);
 
 // Everything `inspect get` shows about one value: {"envelope": {...}, "apiVersion", "kind",
 // "metadata": {...}, "raw": base64 of Unknown.raw (protobuf) / "object": the JSON object
-// (json) / "value": base64 of the whole value (encrypted, other, malformed)}.
+// (json) / "value": base64 of the whole value (encrypted, other, malformed)}. A protobuf
+// object of a kind k8s/types/typed_json.h covers also gets "object": the whole object as
+// kubectl's JSON, and "unknownFields" when it holds fields those messages lack, or
+// "objectError" when it does not decode as its kind (metadata and raw stay either way).
 nlohmann::json DescribeValue(Bytes value);
 
 std::string Base64(Bytes b);
