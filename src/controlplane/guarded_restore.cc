@@ -220,36 +220,82 @@ int RunProgram(const std::vector<std::string>& argv) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-// GET url (https) without verifying the server: an HTTP status, or -1 when unreachable.
-int HttpsGetStatus(const std::string& url, std::string* why) {
+// GET url (https) without verifying the server (the probe only asks "are you ready?"):
+// an HTTP status, or -1 with *why when there is no answer. Connect, handshake, write and
+// read are bounded by `timeout` each (a server that accepts and stays silent must not
+// hang the restore).
+int HttpsGetStatus(const std::string& url, std::chrono::milliseconds timeout, std::string* why) {
   HostPort hp = ParseHostPort(url);
   std::string path = "/readyz";
   if (auto p = url.find('/', url.find("://") + 3); p != std::string::npos) path = url.substr(p);
-  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-  if (!ctx) return -1;
-  BIO* bio = BIO_new_ssl_connect(ctx);
-  std::string target = hp.host + ":" + std::to_string(hp.port);
-  BIO_set_conn_hostname(bio, target.c_str());
-  SSL* ssl = nullptr;
-  BIO_get_ssl(bio, &ssl);
-  SSL_set_mode(ssl, SSL_MODE_AUTO_RETRY);
-  int status = -1;
-  if (BIO_do_connect(bio) <= 0) {
-    *why = "TLS connect to " + target + " failed";
-  } else {
-    std::string req = "GET " + path + " HTTP/1.1\r\nHost: " + target + "\r\nConnection: close\r\n\r\n";
-    BIO_write(bio, req.data(), static_cast<int>(req.size()));
-    char buf[256];
-    int n = BIO_read(bio, buf, sizeof buf - 1);
-    if (n > 12) {
-      buf[n] = 0;
-      status = std::atoi(buf + 9);  // "HTTP/1.1 200"
-    } else {
-      *why = "no HTTP answer from " + target;
+  const std::string target = hp.host + ":" + std::to_string(hp.port);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(hp.host.c_str(), std::to_string(hp.port).c_str(), &hints, &res) != 0) {
+    *why = "cannot resolve " + hp.host;
+    return -1;
+  }
+  int fd = -1;
+  for (addrinfo* a = res; a && fd < 0; a = a->ai_next) {
+    fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    bool ok = connect(fd, a->ai_addr, a->ai_addrlen) == 0;
+    if (!ok && errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      int err = 0;
+      socklen_t len = sizeof err;
+      ok = poll(&p, 1, static_cast<int>(timeout.count())) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
+           err == 0;
+    }
+    if (!ok) {
+      close(fd);
+      fd = -1;
     }
   }
-  BIO_free_all(bio);
-  SSL_CTX_free(ctx);
+  freeaddrinfo(res);
+  if (fd < 0) {
+    *why = "cannot connect to " + target;
+    return -1;
+  }
+  // Blocking from here on, each call bounded by the socket timeouts.
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  int status = -1;
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL* ssl = ctx ? SSL_new(ctx) : nullptr;
+  if (!ssl) {
+    *why = "TLS setup failed";
+  } else {
+    SSL_set_fd(ssl, fd);
+    SSL_set_tlsext_host_name(ssl, hp.host.c_str());
+    if (SSL_connect(ssl) != 1) {
+      *why = "TLS handshake with " + target + " failed";
+    } else {
+      std::string req = "GET " + path + " HTTP/1.1\r\nHost: " + target + "\r\nConnection: close\r\n\r\n";
+      std::string head;
+      char buf[256];
+      if (SSL_write(ssl, req.data(), static_cast<int>(req.size())) == static_cast<int>(req.size())) {
+        // The status line: "HTTP/1.x NNN ..." (may come in pieces).
+        while (head.size() < 12) {
+          int n = SSL_read(ssl, buf, sizeof buf);
+          if (n <= 0) break;
+          head.append(buf, static_cast<size_t>(n));
+        }
+      }
+      if (head.size() >= 12 && head.compare(0, 5, "HTTP/") == 0 && head[8] == ' ') {
+        status = std::atoi(head.c_str() + 9);
+      } else {
+        *why = "no HTTP answer from " + target;
+      }
+    }
+  }
+  if (ssl) SSL_free(ssl);
+  if (ctx) SSL_CTX_free(ctx);
+  ERR_clear_error();
+  close(fd);
   return status;
 }
 
@@ -477,15 +523,27 @@ class Engine {
       detail = "etcd healthy at " + p.client_url;
     }
     if (p.readyz.empty()) return detail;
+    // The API server: etcd is restored and healthy by now, so an API server that does not
+    // become ready is reported (a warning line and the step's detail), not rolled back:
+    // putting the old data back would not make it ready either. It gets its own wait.
     HostPort api = ParseHostPort(p.readyz);
     if (!PortOpen(api)) return detail + "; API server " + p.readyz + " not reachable: /readyz skipped";
+    auto api_deadline = Clock::now() + o_.wait_timeout;
+    int tries = 0;
     for (;;) {
       std::string why;
-      int status = HttpsGetStatus(p.readyz, &why);
-      if (status == 200) return detail + "; API server ready (" + p.readyz + ")";
-      if (Clock::now() > deadline) {
-        return detail + "; API server not ready after " + std::to_string(o_.wait_timeout.count()) + "s (" +
-               (status > 0 ? "HTTP " + std::to_string(status) : why) + ")";
+      int status = HttpsGetStatus(p.readyz, std::chrono::milliseconds(5000), &why);
+      tries++;
+      if (status == 200) {
+        return detail + "; API server ready (" + p.readyz + (tries > 1 ? ", after " + std::to_string(tries) + " tries" : "") + ")";
+      }
+      if (Clock::now() > api_deadline) {
+        std::string answer = status > 0 ? "HTTP " + std::to_string(status) : why;
+        std::string warning = "the API server is not ready after " + std::to_string(o_.wait_timeout.count()) + "s (" +
+                              p.readyz + ": " + answer + "); etcd itself is restored and healthy: check kube-apiserver";
+        Log("warning: " + warning);
+        result_->warnings.push_back(warning);
+        return detail + "; API server NOT ready after " + std::to_string(o_.wait_timeout.count()) + "s (" + answer + ")";
       }
       std::this_thread::sleep_for(std::chrono::seconds(1));
     }
@@ -840,7 +898,8 @@ void Engine::Preflight(Plan& p, std::vector<std::string>* lines) {
                    " --initial-cluster " + Quote(p.initial_cluster) + " --initial-cluster-token " + Quote(p.token) +
                    " --initial-advertise-peer-urls " + Quote(p.peer_urls) +
                    (o_.bump_revision ? " --bump-revision " + std::to_string(o_.bump_revision) : "") +
-                   (o_.mark_compacted ? " --mark-compacted" : "") + (o_.skip_hash_check ? " --skip-hash-check" : ""));
+                   (o_.mark_compacted ? " --mark-compacted" : "") + (o_.compact ? " --compact" : "") +
+                   (o_.skip_hash_check ? " --skip-hash-check" : ""));
   char owner[64];
   snprintf(owner, sizeof owner, "chown -R %u:%u, chmod %04o", p.uid, p.gid, p.mode);
   lines->push_back("6 swap: " + (p.mount_point ? "move the entries of " + p.new_dir + " into " + p.data_dir
@@ -890,6 +949,7 @@ snapshot::RestoreOptions Engine::RestoreOptionsFor(const Plan& p) const {
   ro.bump_revision = o_.bump_revision;
   ro.mark_compacted = o_.mark_compacted;
   ro.skip_hash_check = o_.skip_hash_check;
+  ro.compact = o_.compact;
   return ro;
 }
 
@@ -904,8 +964,13 @@ std::string Engine::RestoreData(const Plan& p) {
     r = backup::RestoreFromRepository(*o_.repo, backup_id_, ro, o_.repo_key, {}, o_.read, &notes);
     for (const auto& n : notes) Log("note: " + n);
   }
-  return "member " + HexNoPad(r.member_id) + ", cluster " + HexNoPad(r.cluster_id) + ", revision " +
-         std::to_string(r.restored.revision) + ", " + std::to_string(r.restored.total_key) + " keys";
+  std::string detail = "member " + HexNoPad(r.member_id) + ", cluster " + HexNoPad(r.cluster_id) + ", revision " +
+                       std::to_string(r.restored.revision) + ", " + std::to_string(r.restored.total_key) + " keys";
+  if (r.compact_revision > 0) {
+    detail += "; compacted at revision " + std::to_string(r.compact_revision) + ": kept " + std::to_string(r.compact_kept) +
+              " revisions, dropped " + std::to_string(r.compact_dropped);
+  }
+  return detail;
 }
 
 std::string Engine::Recover(Plan& p) {

@@ -21,13 +21,17 @@
 //    (st_dev differs from its parent's) keeps its place and its entries move into
 //    <dir>/.etcdsafe-old-<stamp>/ instead (the restore is built in <dir>/.etcdsafe-new-<stamp>).
 //  - restore: the snapshot engine writes <dir>.etcdsafe-new-<stamp> (or the mount's
-//    .etcdsafe-new-<stamp>) with bump_revision / mark_compacted.
+//    .etcdsafe-new-<stamp>) with bump_revision / mark_compacted / compact.
 //  - swap: renamed into place (mount: its entries moved in), owner and mode of the old dir
 //    applied to every entry.
 //  - start: the manifests move back / `systemctl start UNIT`.
 //  - health: etcd's health through its client URL and TLS files; with more than one member
 //    in initial_cluster only that the client port is open (quorum needs the other nodes);
-//    then the API server's /readyz when kube-apiserver.yaml names a port that answers.
+//    then the API server's /readyz when kube-apiserver.yaml names a port that is open
+//    right after etcd is healthy (else skipped): polled every second (HTTPS, not
+//    verified, 5 s per request) for up to wait_timeout more. An API server that does not
+//    answer 200 in that time does not fail the restore (etcd is restored and healthy;
+//    the old data would not help it): a warning (result.warnings, "warning: ..." log).
 // A failure undoes what was done, in reverse order (the restored dir, if swapped in, is
 // kept as <dir>.etcdsafe-failed-<stamp>), and the error names the failed step. The old
 // data dir is never deleted.
@@ -84,6 +88,7 @@ struct GuardedRestoreOptions {
   std::string initial_cluster_token;  // "" = the manifest's, else etcd's default
   uint64_t bump_revision = kDefaultBumpRevision;
   bool mark_compacted = true;
+  bool compact = false;  // snapshot::RestoreOptions::compact (restore --compact)
   bool skip_hash_check = false;
   bool allow_other_cluster = false;
   bool dry_run = false;
@@ -105,6 +110,9 @@ struct GuardedRestoreResult {
   std::string data_dir, aside_dir, last_snapshot;  // host paths (with root)
   std::string interrupted_step;                    // kFinished / kRolledBack: where it stopped
   std::vector<std::string> plan;                   // kDryRun: every step, one line each
+  // Things that did not stop the restore, one line each (also logged as "warning: ..."):
+  // an API server whose /readyz did not answer 200 within wait_timeout.
+  std::vector<std::string> warnings;
 };
 
 // One line per event (step started/done with duration, notes). Never null-checked twice:
