@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <set>
 #include <vector>
@@ -225,17 +226,31 @@ snapshot::RestoreResult RestoreFromRepository(Repository& repo, const std::strin
   std::optional<pipeline::KeySpec> k = KeyFor(m, key);
   CheckStoredSize(repo, m);
   if (k) CheckManifestMac(repo, m, *k, read);
+  std::optional<bolt::InspectResult> inspected;
   return snapshot::RestoreFromDb(
       opts, m.db_size,
       [&](const std::string& db_path) {
         // As `snapshot restore`: O_DIRECT writes from a second thread while the next chunk
-        // is downloaded, decrypted and decompressed (see DirectWriter).
+        // is downloaded, decrypted and decompressed (see DirectWriter). bbolt's check and
+        // the status numbers are computed on the same bytes as they go by, so the db is
+        // not read back from the disk.
         DirectWriter out(db_path, 0600);
+        bolt::StreamInspector inspector(db_path);
+        // A db that is not bbolt fails the inspector early; the download's own checks
+        // (size, sha256 against the manifest) come first, as they did for a read-back.
+        std::exception_ptr inspect_error;
         uint8_t* buf = nullptr;
         size_t filled = 0;
         ReadBackup(
             repo, m, key,
             [&](const uint8_t* p, size_t n) {
+              if (!inspect_error) {
+                try {
+                  inspector.Write(p, n);
+                } catch (const Error&) {
+                  inspect_error = std::current_exception();
+                }
+              }
               while (n > 0) {
                 if (buf == nullptr) {
                   buf = out.Buffer();
@@ -255,6 +270,8 @@ snapshot::RestoreResult RestoreFromRepository(Repository& repo, const std::strin
             progress);
         if (buf != nullptr) out.Submit(filled);
         out.Finish();  // fsyncs
+        if (inspect_error) std::rethrow_exception(inspect_error);
+        inspected = inspector.Finish();
       },
       {}, [&](const snapshot::StatusNumbers& s) {
         // A manifest that lies about what it holds (a rolled-back object under a newer
@@ -265,7 +282,8 @@ snapshot::RestoreResult RestoreFromRepository(Repository& repo, const std::strin
                                                 " keys; the manifest says revision " + std::to_string(m.revision) +
                                                 " and " + std::to_string(m.total_keys) + " keys: nothing was restored");
         }
-      });
+      },
+      &inspected);
 }
 
 std::vector<VerifyOutcome> VerifyBackups(Repository& repo, const std::optional<std::string>& id,

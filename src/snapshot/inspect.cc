@@ -20,6 +20,16 @@ FileStatus ReadStatusImpl(const std::string& path, const BytePatch* patch, size_
   opts.threads = threads;
   if (patch != nullptr) reader.source().SetPatch(patch->offset, patch->bytes);
   bolt::InspectResult in = bolt::Inspect(reader, opts);
+  FileStatus st;
+  st.numbers = CheckedNumbers(in);
+  st.file_size = File::OpenRead(path).Size();
+  st.has_trailer = HasTrailer(st.file_size) && st.file_size >= st.numbers.total_size + kTrailerSize;
+  return st;
+}
+
+}  // namespace
+
+StatusNumbers CheckedNumbers(const bolt::InspectResult& in) {
   if (!in.problems.empty()) {
     std::string msg = "snapshot file integrity check failed. " + std::to_string(in.problems.size()) +
                       " errors found: ";
@@ -33,15 +43,9 @@ FileStatus ReadStatusImpl(const std::string& path, const BytePatch* patch, size_
     }
     throw Error(ErrorCode::kDataLoss, msg);
   }
-  FileStatus st;
-  st.numbers = StatusNumbers{in.status.hash, in.status.revision, static_cast<uint64_t>(in.status.total_key),
-                             static_cast<uint64_t>(in.status.total_size)};
-  st.file_size = File::OpenRead(path).Size();
-  st.has_trailer = HasTrailer(st.file_size) && st.file_size >= st.numbers.total_size + kTrailerSize;
-  return st;
+  return StatusNumbers{in.status.hash, in.status.revision, static_cast<uint64_t>(in.status.total_key),
+                       static_cast<uint64_t>(in.status.total_size)};
 }
-
-}  // namespace
 
 FileStatus ReadStatus(const std::string& path) { return ReadStatusImpl(path, nullptr, 0); }
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "base/checksum.h"
+#include "bolt/inspect.h"
 #include "snapshot/status_format.h"
 
 namespace etcdsafe::snapshot {
@@ -20,6 +21,10 @@ struct FileStatus {
 // Errors: kNotFound (missing file), kDataLoss with etcdctl's words ("invalid database",
 // "snapshot file integrity check failed. 2 errors found: page 41: ...; page 42: ...").
 FileStatus ReadStatus(const std::string& path);
+
+// The status numbers of an Inspect/StreamInspector result, after its consistency check:
+// problems are kDataLoss with the same words as ReadStatus.
+StatusNumbers CheckedNumbers(const bolt::InspectResult& in);
 
 // Bytes that replace the file's own at `offset` while reading (see ReadStatus below).
 struct BytePatch {

@@ -552,13 +552,53 @@ PlanAndStatus PlanAndCheck(const std::string& content_path, uint64_t consistent_
   return out;
 }
 
+// The status numbers of `db_path` once PlanDb's patch (the 8-byte value of
+// meta/consistent_index, same size) is written, from the numbers of the bytes as they are
+// (`before`). Revision, total_key and total_size do not change. The hash is CRC-32C over
+// spec §2.1's stream (each top-level bucket's name, then its keys and values in order), and
+// a CRC is affine: crc(M ^ D) = crc(M) ^ g(D) for messages of one length, with g the CRC
+// without its initial and final xor, which ignores leading zeros. D is zero but for
+// delta = old ^ new at the value, so g(D) = g(delta) shifted over the T bytes hashed after
+// the value (Crc32cCombine(x, 0, T) is that shift), and g(delta) = crc(delta) ^ crc(0^8).
+// T is the rest of bucket meta plus any bucket after it: a few small pages, not the db.
+StatusNumbers PatchedNumbers(const StatusNumbers& before, const std::string& db_path, const BytePatch& patch) {
+  constexpr std::string_view kBucket = "meta", kKey = "consistent_index";
+  bolt::Reader reader = bolt::Reader::Open(db_path);
+  std::optional<std::string> old_value = reader.Get(kBucket, kKey);
+  if (!old_value || old_value->size() != patch.bytes.size() || reader.ValueOffset(kBucket, kKey) != patch.offset) {
+    throw Error(ErrorCode::kInternal, "restore: the patch is not meta/consistent_index");
+  }
+  std::vector<std::string> later;
+  reader.ForEachBucket([&](std::string_view name) {
+    if (name > kBucket) later.emplace_back(name);
+  });
+  uint64_t after = 0;
+  bool seen = false;
+  reader.ForEach(kBucket, [&](Bytes k, Bytes v) {
+    if (seen) after += k.size() + v.size();
+    if (AsString(k) == kKey) seen = true;
+  });
+  for (const auto& name : later) {
+    after += name.size();
+    reader.ForEach(name, [&](Bytes k, Bytes v) { after += k.size() + v.size(); });
+  }
+  std::string delta(patch.bytes.size(), '\0');
+  for (size_t i = 0; i < delta.size(); i++) delta[i] = static_cast<char>((*old_value)[i] ^ patch.bytes[i]);
+  const std::string zeros(delta.size(), '\0');
+  const uint32_t g = Crc32c(AsBytes(delta)) ^ Crc32c(AsBytes(zeros));
+  StatusNumbers out = before;
+  out.hash = before.hash ^ Crc32cCombine(g, 0, after);
+  return out;
+}
+
 // Writes member/snap/db under `tmp_data` (a new temporary data dir): write_db, then the
 // plan and bbolt's check (beside write_db when content_path is given), patch or rebuild,
 // fsync. Returns the restored status and whether the db was rebuilt.
 RestoreResult BuildDb(const RestoreOptions& opts, const etcdfmt::RestoreCluster& cluster, uint64_t db_size_hint,
                       const std::string& content_path, const DbWriter& write_db, const RestoreProgress& progress,
                       const InputCheck& check_input, const std::string& tmp_data,
-                      std::optional<BytePatch>* patch_out = nullptr) {
+                      std::optional<BytePatch>* patch_out = nullptr,
+                      const std::optional<bolt::InspectResult>* inspected = nullptr) {
   auto stage = [&](const char* name, uint64_t bytes) {
     if (progress) progress(name, bytes);
   };
@@ -578,11 +618,20 @@ RestoreResult BuildDb(const RestoreOptions& opts, const etcdfmt::RestoreCluster&
   // The caller's check of the input db's own numbers runs beside the plan (other core),
   // and before the db is patched or rebuilt.
   std::future<StatusNumbers> input_status;
-  if (check_input) {
-    input_status = std::async(std::launch::async, [&] { return ReadStatus(content).numbers; });
+  PlanAndStatus checked;
+  if (content_path.empty() && inspected != nullptr && inspected->has_value()) {
+    // Checked as it streamed by: only the plan's few pages are read back.
+    const StatusNumbers input = CheckedNumbers(**inspected);
+    checked.plan = PlanDb(db_path, consistent_index, opts);
+    if (checked.plan.patch) checked.status = PatchedNumbers(input, db_path, *checked.plan.patch);
+    if (check_input) check_input(input);
+  } else {
+    if (check_input) {
+      input_status = std::async(std::launch::async, [&] { return ReadStatus(content).numbers; });
+    }
+    checked = early.valid() ? early.get() : PlanAndCheck(db_path, consistent_index, opts);
+    if (check_input) check_input(input_status.get());
   }
-  PlanAndStatus checked = early.valid() ? early.get() : PlanAndCheck(db_path, consistent_index, opts);
-  if (check_input) check_input(input_status.get());
   RestoreResult result;
   result.db_rewritten = !checked.plan.patch;
   // etcdctl's size for a db it writes consistent_index or a bucket into (GrowTo). Not with
@@ -628,7 +677,8 @@ RestoreResult BuildDb(const RestoreOptions& opts, const etcdfmt::RestoreCluster&
 // after write_db succeeded, so a hash mismatch is still the error a corrupt snapshot gets.
 RestoreResult RestoreCore(const RestoreOptions& opts, const etcdfmt::RestoreCluster& cluster,
                           uint64_t db_size_hint, const std::string& content_path, const DbWriter& write_db,
-                          const RestoreProgress& progress, const InputCheck& check_input) {
+                          const RestoreProgress& progress, const InputCheck& check_input,
+                          const std::optional<bolt::InspectResult>* inspected = nullptr) {
   auto stage = [&](const char* name, uint64_t bytes) {
     if (progress) progress(name, bytes);
   };
@@ -646,7 +696,7 @@ RestoreResult RestoreCore(const RestoreOptions& opts, const etcdfmt::RestoreClus
   const bool separate_wal = !opts.wal_dir.empty();
   const std::string snap_dir = tmp_data + "/member/snap";
   RestoreResult result = BuildDb(opts, cluster, db_size_hint, content_path, write_db, progress, check_input,
-                                 tmp_data);
+                                 tmp_data, nullptr, inspected);
 
   stage("wal", 0);
   std::optional<LockedTemp> tmp_wal_root;
@@ -938,7 +988,8 @@ AllMembersPlan ValidateAllMembers(const RestoreAllOptions& in) {
 RestoreAllResult RestoreAllCore(const RestoreAllOptions& in, AllMembersPlan plan, uint64_t db_size,
                                 const std::string& content_path, const DbWriter& write_db,
                                 const InputCheck& check_input, bool hash_checked, const RestoreProgress& progress,
-                                const std::function<void(const std::vector<std::string>&)>& multi_write = {}) {
+                                const std::function<void(const std::vector<std::string>&)>& multi_write = {},
+                                const std::optional<bolt::InspectResult>* inspected = nullptr) {
   RestoreAllResult& out = plan.out;
   const std::vector<RestoreOptions>& member_opts = plan.member_opts;
   const std::vector<etcdfmt::RestoreCluster>& clusters = plan.clusters;
@@ -981,7 +1032,7 @@ RestoreAllResult RestoreAllCore(const RestoreAllOptions& in, AllMembersPlan plan
   std::optional<BytePatch> patch;
   RestoreResult first = BuildDb(member_opts[0], clusters[0], db_size, content_path,
                                 one_pass ? DbWriter([&](const std::string&) { multi_write(db_paths); }) : write_db,
-                                progress, check_input, temps[0]->path(), &patch);
+                                progress, check_input, temps[0]->path(), &patch, inspected);
   const std::string first_db = db_paths[0];
   if (progress) progress("wal", 0);
   // The other members' copies of the finished db, concurrently (their fsyncs overlap).
@@ -1045,10 +1096,11 @@ RestoreAllResult RestoreAllMembers(const RestoreAllOptions& in, const RestorePro
 }
 
 RestoreAllResult RestoreAllMembersFromDb(const RestoreAllOptions& in, uint64_t db_size_hint, const DbWriter& write_db,
-                                         const RestoreProgress& progress, const InputCheck& check_input) {
+                                         const RestoreProgress& progress, const InputCheck& check_input,
+                                         const std::optional<bolt::InspectResult>* inspected) {
   if (progress) progress("validate", 0);
   AllMembersPlan plan = ValidateAllMembers(in);
-  return RestoreAllCore(in, std::move(plan), db_size_hint, "", write_db, check_input, true, progress);
+  return RestoreAllCore(in, std::move(plan), db_size_hint, "", write_db, check_input, true, progress, {}, inspected);
 }
 
 std::string FormatStartPlan(const RestoreAllResult& r) {
@@ -1071,11 +1123,12 @@ std::string FormatStartPlan(const RestoreAllResult& r) {
 }
 
 RestoreResult RestoreFromDb(const RestoreOptions& in_opts, uint64_t db_size_hint, const DbWriter& write_db,
-                            const RestoreProgress& progress, const InputCheck& check_input) {
+                            const RestoreProgress& progress, const InputCheck& check_input,
+                            const std::optional<bolt::InspectResult>* inspected) {
   RestoreOptions opts = in_opts;
   if (progress) progress("validate", 0);
   const etcdfmt::RestoreCluster cluster = ValidateRestore(opts);
-  RestoreResult result = RestoreCore(opts, cluster, db_size_hint, "", write_db, progress, check_input);
+  RestoreResult result = RestoreCore(opts, cluster, db_size_hint, "", write_db, progress, check_input, inspected);
   result.hash_checked = true;
   return result;
 }

@@ -14,9 +14,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "bolt/inspect.h"
 #include "etcdfmt/membership.h"
 #include "snapshot/status_format.h"
 
@@ -92,10 +94,17 @@ RestoreResult Restore(const RestoreOptions& opts, const RestoreProgress& progres
 // write_db wrote it (revision, total_key, hash as `snapshot status` computes them on the
 // backed-up snapshot, total_size), after bbolt's consistency check and before anything is
 // committed: a throw aborts the restore and leaves nothing behind (the error propagates).
+//
+// `inspected` (may be null): write_db sets it to bolt::StreamInspector's result over
+// exactly the bytes it wrote. Restore then takes bbolt's check and the input's numbers
+// from it and does not read the db back (written with O_DIRECT, the db is not in the page
+// cache: a read-back is a second pass over the disk, ~1 s per GB). When write_db leaves
+// it empty, the db is read back as without it.
 using DbWriter = std::function<void(const std::string& db_path)>;
 using InputCheck = std::function<void(const StatusNumbers& input)>;
 RestoreResult RestoreFromDb(const RestoreOptions& opts, uint64_t db_size_hint, const DbWriter& write_db,
-                            const RestoreProgress& progress = {}, const InputCheck& check_input = {});
+                            const RestoreProgress& progress = {}, const InputCheck& check_input = {},
+                            const std::optional<bolt::InspectResult>* inspected = nullptr);
 
 // Checks flags and targets without writing anything (fills in the default data dir):
 // what a restore would refuse, it refuses here first. Returns the cluster to create.
@@ -143,7 +152,8 @@ RestoreAllResult RestoreAllMembers(const RestoreAllOptions& opts, const RestoreP
 // write_db and check_input are called once, for the first member's db.
 RestoreAllResult RestoreAllMembersFromDb(const RestoreAllOptions& opts, uint64_t db_size_hint,
                                          const DbWriter& write_db, const RestoreProgress& progress = {},
-                                         const InputCheck& check_input = {});
+                                         const InputCheck& check_input = {},
+                                         const std::optional<bolt::InspectResult>* inspected = nullptr);
 
 // The start plan printed after RestoreAllMembers: per member its data dir and the etcd
 // command line (--name, --data-dir, --initial-cluster, --initial-cluster-token,
