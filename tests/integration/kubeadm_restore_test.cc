@@ -1,13 +1,20 @@
 // restore --kubeadm end to end on kubeadm-shaped nodes under temp roots. A fake kubelet
 // (fake_kubelet.cc) runs the etcd each static-pod manifest describes (TLS, free loopback
 // ports written into the manifests from the start) and stops it when the file goes.
+// Also: the data dir as its own tmpfs mount (private mount namespace), a stand-in API
+// server (python3 https) whose /readyz the restore waits for, and --compact.
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
+#include <functional>
 #include <memory>
 #include <sstream>
 #include <thread>
@@ -101,7 +108,7 @@ spec:
 struct Node {
   std::unique_ptr<TempDir> dir = std::make_unique<TempDir>();
   std::string name;
-  int client = FreePort(), peer = FreePort();
+  int client = FreePort(), peer = FreePort(), api = FreePort();
   pid_t kubelet = -1;
   const TlsFiles* certs = nullptr;
 
@@ -129,8 +136,8 @@ struct Node {
     m = Replace(m, "@NAME@", name);
     m = Replace(m, "@CLUSTER@", cluster.empty() ? name + "=" + peer_url() : cluster);
     WriteFile(manifests() + "/etcd.yaml", m);
-    std::string api = Replace(kApiServerManifest, "@CLIENT@", std::to_string(client));
-    WriteFile(manifests() + "/kube-apiserver.yaml", Replace(api, "@API@", std::to_string(FreePort())));
+    std::string api_manifest = Replace(kApiServerManifest, "@CLIENT@", std::to_string(client));
+    WriteFile(manifests() + "/kube-apiserver.yaml", Replace(api_manifest, "@API@", std::to_string(this->api)));
   }
 
   void StartKubelet() {
@@ -209,6 +216,8 @@ class KubeadmRestore : public ::testing::Test {
   void SetUp() override {
     tls_ = MakeTestCerts(certs_dir_.path());
     node_.Setup("cp-1", tls_, "");
+    PrepareDataDir();
+    if (HasFatalFailure()) return;
     node_.StartKubelet();
     ASSERT_TRUE(node_.WaitHealthy()) << node_.Log();
     auto c = client::EtcdClient::Connect(node_.Config());
@@ -228,6 +237,9 @@ class KubeadmRestore : public ::testing::Test {
     ASSERT_EQ(chown(node_.data().c_str(), 1234, 2345), 0);
   }
 
+  // Before the kubelet starts etcd (KubeadmRestoreOnMount puts a filesystem there).
+  virtual void PrepareDataDir() {}
+
   std::vector<std::string> Args(std::vector<std::string> extra = {}) const {
     return Concat({"restore", "--kubeadm", "--snapshot", snapshot_, "--root", node_.root(), "--wait-timeout", "60"},
                   extra);
@@ -239,6 +251,38 @@ class KubeadmRestore : public ::testing::Test {
     if (d == at_snapshot_) return "restored";
     if (d == after_) return "old";
     return "neither";
+  }
+
+  // kill -9 (the hook's _exit(137)) right after each step, then the same command again;
+  // `check` runs after each round (etcd healthy again).
+  void CrashAfterEachStepThenRerun(const std::function<void(const std::string& step)>& check = {}) {
+    for (const char* step : kSteps) {
+      SCOPED_TRACE(step);
+      CmdResult crash = Etcdsafe(Args({"--yes"}), std::string("ETCDSAFE_TEST_CRASH_AFTER=") + step);
+      ASSERT_EQ(crash.code, 137) << crash.out << crash.err;
+      ASSERT_TRUE(Exists(node_.root() + "/var/lib/.etcdsafe-restore-journal.json"));
+      CmdResult rerun = Etcdsafe(Args({"--yes"}));
+      std::string outcome = rerun.code == 0 ? "finished" : "rolled back";
+      EXPECT_TRUE(rerun.code == 0 || rerun.code == 1) << rerun.out << rerun.err;
+      EXPECT_NE((rerun.out + rerun.err).find(outcome), std::string::npos) << rerun.out << rerun.err;
+      ASSERT_TRUE(node_.WaitHealthy()) << node_.Log();
+      std::string which = WhichData();
+      EXPECT_NE(which, "neither");
+      // Swapped (swap, start, health) → finished on the restored data; before → rolled back.
+      bool swapped = std::string(step) == "swap" || std::string(step) == "start" || std::string(step) == "health";
+      EXPECT_EQ(which, swapped ? "restored" : "old") << rerun.err;
+      EXPECT_FALSE(Exists(node_.root() + "/var/lib/.etcdsafe-restore-journal.json"));
+      EXPECT_TRUE(Exists(node_.manifests() + "/etcd.yaml"));
+      EXPECT_TRUE(Exists(node_.manifests() + "/kube-apiserver.yaml"));
+      if (check) check(step);
+      if (which == "restored") {
+        // Back to the old data for the next round: write what came after the snapshot again.
+        auto c = client::EtcdClient::Connect(node_.Config());
+        c->Put("/registry/configmaps/default/after-snapshot", "x");
+        c->DeleteRange("/registry/configmaps/default/cm-0");
+        after_ = node_.Dump();
+      }
+    }
   }
 
   TempDir certs_dir_;
@@ -346,33 +390,253 @@ TEST_F(KubeadmRestore, NotEnoughDiskMovesNothing) {
 
 // kill -9 (the hook's _exit(137)) right after each step, then the same command again:
 // etcd always ends up running, on the old data or on the restored data, never neither.
-TEST_F(KubeadmRestore, CrashAfterEachStepThenRerun) {
-  for (const char* step : kSteps) {
-    SCOPED_TRACE(step);
-    CmdResult crash = Etcdsafe(Args({"--yes"}), std::string("ETCDSAFE_TEST_CRASH_AFTER=") + step);
-    ASSERT_EQ(crash.code, 137) << crash.out << crash.err;
-    ASSERT_TRUE(Exists(node_.root() + "/var/lib/.etcdsafe-restore-journal.json"));
-    CmdResult rerun = Etcdsafe(Args({"--yes"}));
-    std::string outcome = rerun.code == 0 ? "finished" : "rolled back";
-    EXPECT_TRUE(rerun.code == 0 || rerun.code == 1) << rerun.out << rerun.err;
-    EXPECT_NE((rerun.out + rerun.err).find(outcome), std::string::npos) << rerun.out << rerun.err;
-    ASSERT_TRUE(node_.WaitHealthy()) << node_.Log();
-    std::string which = WhichData();
-    EXPECT_NE(which, "neither");
-    // Swapped (swap, start, health) → finished on the restored data; before → rolled back.
-    bool swapped = std::string(step) == "swap" || std::string(step) == "start" || std::string(step) == "health";
-    EXPECT_EQ(which, swapped ? "restored" : "old") << rerun.err;
-    EXPECT_FALSE(Exists(node_.root() + "/var/lib/.etcdsafe-restore-journal.json"));
-    EXPECT_TRUE(Exists(node_.manifests() + "/etcd.yaml"));
-    EXPECT_TRUE(Exists(node_.manifests() + "/kube-apiserver.yaml"));
-    if (which == "restored") {
-      // Back to the old data for the next round: write what came after the snapshot again.
-      auto c = client::EtcdClient::Connect(node_.Config());
-      c->Put("/registry/configmaps/default/after-snapshot", "x");
-      c->DeleteRange("/registry/configmaps/default/cm-0");
-      after_ = node_.Dump();
-    }
+TEST_F(KubeadmRestore, CrashAfterEachStepThenRerun) { CrashAfterEachStepThenRerun(); }
+
+dev_t Dev(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return 0;
+  return st.st_dev;
+}
+
+// The one path a glob matches ("" when none or several).
+std::string Only(const std::string& pattern) {
+  CmdResult r = Shell("ls -d " + pattern + " 2>/dev/null");
+  if (r.code != 0 || r.out.empty() || r.out.find('\n') != r.out.size() - 1) return "";
+  return r.out.substr(0, r.out.size() - 1);
+}
+
+// etcd on its own disk: ROOT/var/lib/etcd is a tmpfs mount (a mount point cannot be
+// renamed, so its entries move instead). This test process enters a private mount
+// namespace before anything starts (ctest runs every test in its own process, and no
+// thread exists yet), so the fake kubelet, the etcd it starts and the restore all see
+// the mount, and the host does not.
+class KubeadmRestoreOnMount : public KubeadmRestore {
+ protected:
+  void PrepareDataDir() override {
+    ASSERT_EQ(unshare(CLONE_NEWNS), 0) << "unshare(CLONE_NEWNS): " << strerror(errno)
+                                       << " (run one test per process, as ctest does)";
+    ASSERT_EQ(mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), 0) << strerror(errno);
+    ASSERT_EQ(mkdir(node_.data().c_str(), 0700), 0) << strerror(errno);
+    ASSERT_EQ(mount("tmpfs", node_.data().c_str(), "tmpfs", 0, "size=256m,mode=0700"), 0) << strerror(errno);
+    mounted_ = true;
+    mount_dev_ = Dev(node_.data());
+    ASSERT_NE(mount_dev_, Dev(node_.root() + "/var/lib"));
   }
+
+  void TearDown() override {
+    if (node_.kubelet > 0) {
+      kill(node_.kubelet, SIGTERM);
+      waitpid(node_.kubelet, nullptr, 0);
+      node_.kubelet = -1;
+    }
+    if (mounted_) umount2(node_.data().c_str(), MNT_DETACH);  // before the temp dir is removed
+  }
+
+  // Still a mount point on the same filesystem, and nothing of the restore beside it.
+  void ExpectStillTheMount() {
+    EXPECT_EQ(Dev(node_.data()), mount_dev_);
+    EXPECT_NE(Dev(node_.root() + "/var/lib"), mount_dev_);
+    CmdResult ls = Shell("ls -a " + ShellQuote(node_.root() + "/var/lib"));
+    EXPECT_EQ(ls.out.find("etcd.etcdsafe-"), std::string::npos) << ls.out;
+    EXPECT_EQ(Only(ShellQuote(node_.data()) + "/.etcdsafe-new-*"), "");
+  }
+
+  bool mounted_ = false;
+  dev_t mount_dev_ = 0;
+};
+
+TEST_F(KubeadmRestoreOnMount, DataDirIsAMountPoint) {
+  CmdResult dry = Etcdsafe(Args({"--dry-run"}));
+  ASSERT_EQ(dry.code, 0) << dry.out << dry.err;
+  EXPECT_NE(dry.out.find("(a mount point: its entries move, it stays)"), std::string::npos) << dry.out;
+  EXPECT_NE(dry.out.find("move the entries of mount point " + node_.data() + " into " + node_.data() + "/.etcdsafe-old-"),
+            std::string::npos)
+      << dry.out;
+
+  CmdResult r = Etcdsafe(Args({"--yes"}));
+  ASSERT_EQ(r.code, 0) << r.out << r.err << node_.Log();
+  ASSERT_TRUE(node_.WaitHealthy()) << node_.Log();
+  EXPECT_EQ(node_.Dump(), at_snapshot_);
+  EXPECT_GE(node_.Revision(), snapshot_revision_ + 1000000000) << "revision not bumped";
+  ExpectStillTheMount();
+  // The old entries are kept inside the mount (same filesystem), the last snapshot too.
+  std::string aside = Only(ShellQuote(node_.data()) + "/.etcdsafe-old-*");
+  ASSERT_FALSE(aside.empty()) << Shell("ls -la " + ShellQuote(node_.data())).out;
+  EXPECT_NE(r.out.find("old data dir kept at " + aside), std::string::npos) << r.out;
+  EXPECT_EQ(Dev(aside), mount_dev_);
+  EXPECT_EQ(Dev(aside + "/member/snap/db"), mount_dev_);
+  EXPECT_FALSE(Only(ShellQuote(node_.data()) + "/.etcdsafe-last-*.db").empty());
+  // The top level holds the restored member/ and etcdsafe's own entries only.
+  EXPECT_EQ(Shell("ls -A " + ShellQuote(node_.data()) + " | grep -v '^\\.etcdsafe-'").out, "member\n");
+  // Owner and mode of the mount's root kept, and applied to the restored entries.
+  struct stat st {};
+  ASSERT_EQ(stat(node_.data().c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1234u);
+  EXPECT_EQ(st.st_gid, 2345u);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  ASSERT_EQ(stat((node_.data() + "/member/snap/db").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1234u);
+  EXPECT_FALSE(Exists(node_.root() + "/var/lib/.etcdsafe-restore-journal.json"));
+
+  // A restore step that fails (a snapshot whose sha256 trailer is damaged: the preflight
+  // reads only its pages) is rolled back: the running data's entries are back in place.
+  KvDump restored = node_.Dump();
+  std::string bad = certs_dir_.Sub("bad.db");
+  ASSERT_EQ(RunCommand("cp " + ShellQuote(snapshot_) + " " + ShellQuote(bad) +
+                       " && printf '\\377' | dd of=" + ShellQuote(bad) + " bs=1 seek=$(($(stat -c %s " + ShellQuote(bad) +
+                       ") - 1)) conv=notrunc 2>/dev/null"),
+            0);
+  CmdResult failed = Etcdsafe({"restore", "--kubeadm", "--snapshot", bad, "--root", node_.root(), "--wait-timeout", "60",
+                               "--yes"});
+  EXPECT_EQ(failed.code, 1) << failed.out << failed.err;
+  EXPECT_TRUE(IsOneLineError(failed)) << failed.err;
+  EXPECT_NE(failed.err.find("step restore failed"), std::string::npos) << failed.err;
+  EXPECT_NE(failed.err.find("rolled back"), std::string::npos) << failed.err;
+  ASSERT_TRUE(node_.WaitHealthy()) << node_.Log();
+  EXPECT_EQ(node_.Dump(), restored);
+  ExpectStillTheMount();
+  EXPECT_EQ(Shell("ls -A " + ShellQuote(node_.data()) + " | grep -v '^\\.etcdsafe-'").out, "member\n");
+  EXPECT_EQ(Shell("ls -d " + ShellQuote(node_.data()) + "/.etcdsafe-old-*").out, aside + "\n");  // the first one only
+}
+
+// Crash after every step, rerun: finished or rolled back, on the mount, never beside it.
+TEST_F(KubeadmRestoreOnMount, CrashAfterEachStepThenRerun) {
+  CrashAfterEachStepThenRerun([&](const std::string&) {
+    ExpectStillTheMount();
+    EXPECT_TRUE(Exists(node_.data() + "/member/snap/db"));
+    // Each round keeps the data it replaced (with etcd's preallocated 64 MB WAL) inside the
+    // mount; an operator would remove it once happy, and so does the test, for room.
+    EXPECT_EQ(RunCommand("rm -rf " + ShellQuote(node_.data()) + "/.etcdsafe-old-* " + ShellQuote(node_.data()) +
+                         "/.etcdsafe-failed-* " + ShellQuote(node_.data()) + "/.etcdsafe-last-*"),
+              0);
+  });
+}
+
+// A stand-in API server on the port kube-apiserver.yaml names: HTTPS with the test
+// certificates, /readyz answers 500 for `fail_seconds` after its first request, then 200
+// (fail_seconds < 0: always 500). Every request is logged as "<path> <status>".
+pid_t StartFakeApiServer(const std::string& dir, int port, const TlsFiles& tls, double fail_seconds) {
+  const std::string script = dir + "/fake_apiserver.py";
+  WriteFile(script, R"PY(import http.server, ssl, sys, time
+port, cert, key, fail_for, log = int(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]
+first = []
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+    def do_GET(self):
+        if not first: first.append(time.monotonic())
+        ok = self.path == '/readyz' and fail_for >= 0 and time.monotonic() - first[0] >= fail_for
+        body = b'ok' if ok else b'[-]etcd failed: reason withheld\nreadyz check failed\n'
+        self.send_response(200 if ok else 500)
+        self.send_header('Content-Length', str(len(body)))
+        self.send_header('Connection', 'close')
+        self.end_headers()
+        self.wfile.write(body)
+        with open(log, 'a') as f: f.write('%s %d\n' % (self.path, 200 if ok else 500))
+    def log_message(self, *a): pass
+srv = http.server.HTTPServer(('127.0.0.1', port), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+open(log, 'a').close()
+srv.serve_forever()
+)PY");
+  pid_t pid = SpawnLogged({"/usr/bin/python3", script, std::to_string(port), tls.server_cert, tls.server_key,
+                           std::to_string(fail_seconds), dir + "/apiserver.requests"},
+                          {}, dir + "/apiserver.log");
+  for (int i = 0; i < 100 && !Exists(dir + "/apiserver.requests"); i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return pid;
+}
+
+// The API server answers 500 for a while after etcd is back, then 200: the restore waits
+// for it and says so.
+TEST_F(KubeadmRestore, WaitsForApiServerReadyz) {
+  pid_t api = StartFakeApiServer(certs_dir_.path(), node_.api, tls_, 3);
+  ASSERT_TRUE(Exists(certs_dir_.Sub("apiserver.requests"))) << ReadFile(certs_dir_.Sub("apiserver.log"));
+  CmdResult r = Etcdsafe(Args({"--yes"}));
+  kill(api, SIGTERM);
+  waitpid(api, nullptr, 0);
+  ASSERT_EQ(r.code, 0) << r.out << r.err << node_.Log();
+  const std::string url = "https://127.0.0.1:" + std::to_string(node_.api) + "/readyz";
+  EXPECT_NE(r.out.find("API server ready (" + url + ", after "), std::string::npos) << r.out;
+  EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
+  std::string requests = ReadFile(certs_dir_.Sub("apiserver.requests"));
+  EXPECT_EQ(requests.rfind("/readyz 500\n/readyz 500\n", 0), 0u) << requests;  // waited through the 500s
+  EXPECT_EQ(requests.size() - requests.rfind("/readyz 200\n"), std::string("/readyz 200\n").size()) << requests;
+  EXPECT_EQ(node_.Dump(), at_snapshot_);
+}
+
+// An API server that never becomes ready: etcd is restored and healthy, so the restore
+// succeeds (exit 0) with a warning naming the URL and the last answer; nothing is rolled back.
+TEST_F(KubeadmRestore, ApiServerNeverReadyIsAWarning) {
+  pid_t api = StartFakeApiServer(certs_dir_.path(), node_.api, tls_, -1);
+  ASSERT_TRUE(Exists(certs_dir_.Sub("apiserver.requests"))) << ReadFile(certs_dir_.Sub("apiserver.log"));
+  CmdResult r = Etcdsafe(Concat({"restore", "--kubeadm", "--snapshot", snapshot_, "--root", node_.root()},
+                                {"--wait-timeout", "20", "--yes"}));
+  kill(api, SIGTERM);
+  waitpid(api, nullptr, 0);
+  ASSERT_EQ(r.code, 0) << r.out << r.err << node_.Log();
+  const std::string url = "https://127.0.0.1:" + std::to_string(node_.api) + "/readyz";
+  EXPECT_NE(r.err.find("warning: the API server is not ready after 20s (" + url +
+                       ": HTTP 500); etcd itself is restored and healthy"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.out.find("API server NOT ready after 20s (HTTP 500)"), std::string::npos) << r.out;
+  const std::string requests = ReadFile(certs_dir_.Sub("apiserver.requests"));
+  EXPECT_GE(std::count(requests.begin(), requests.end(), '\n'), 10) << requests;  // polled, every answer 500
+  EXPECT_EQ(requests.find("200"), std::string::npos) << requests;
+  ASSERT_TRUE(node_.WaitHealthy()) << node_.Log();
+  EXPECT_EQ(node_.Dump(), at_snapshot_);
+  EXPECT_FALSE(Exists(node_.root() + "/var/lib/.etcdsafe-restore-journal.json"));
+}
+
+// --compact goes through to the restore: with the compaction mark off, the history below
+// the snapshot's revision is readable after a plain restore and gone after --compact.
+TEST_F(KubeadmRestore, CompactIsPassedThrough) {
+  const std::string key = "/registry/configmaps/default/cm-1";
+  int64_t old_rev = 0;
+  {
+    auto c = client::EtcdClient::Connect(node_.Config());
+    old_rev = c->Range(key).kvs.at(0).mod_revision;
+    c->Put(key, "v1-again");
+  }
+  const std::string snap2 = certs_dir_.Sub("snap2.db");
+  ASSERT_EQ(Etcdsafe({"snapshot", "save", snap2, "--endpoints", node_.Config().endpoints[0], "--cacert", tls_.ca, "--cert",
+                      tls_.client_cert, "--key", tls_.client_key})
+                .code,
+            0);
+  const KvDump want = node_.Dump();
+  auto args = [&](std::vector<std::string> extra) {
+    return Concat({"restore", "--kubeadm", "--snapshot", snap2, "--root", node_.root(), "--wait-timeout", "60",
+                   "--no-mark-compacted"},
+                  extra);
+  };
+  auto read_old = [&]() -> std::string {
+    try {
+      auto c = client::EtcdClient::Connect(node_.Config());
+      auto r = c->Range(key, "", 0, old_rev);
+      return r.kvs.empty() ? "absent" : r.kvs[0].value;
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+  };
+  CmdResult dry = Etcdsafe(args({"--compact", "--dry-run"}));
+  ASSERT_EQ(dry.code, 0) << dry.err;
+  EXPECT_NE(dry.out.find("--bump-revision 1000000000 --compact"), std::string::npos) << dry.out;
+  // Without --compact: the old revision is still there.
+  CmdResult plain = Etcdsafe(args({"--yes"}));
+  ASSERT_EQ(plain.code, 0) << plain.out << plain.err << node_.Log();
+  ASSERT_TRUE(node_.WaitHealthy()) << node_.Log();
+  EXPECT_EQ(node_.Dump(), want);
+  EXPECT_EQ(read_old(), "v1");
+  // With --compact: the same keys and values, the history below the snapshot is gone.
+  CmdResult compact = Etcdsafe(args({"--compact", "--yes"}));
+  ASSERT_EQ(compact.code, 0) << compact.out << compact.err << node_.Log();
+  EXPECT_NE(compact.out.find("compacted at revision"), std::string::npos) << compact.out;
+  ASSERT_TRUE(node_.WaitHealthy()) << node_.Log();
+  EXPECT_EQ(node_.Dump(), want);
+  EXPECT_NE(read_old().find("compacted"), std::string::npos) << read_old();
 }
 
 // Three control-plane nodes, one cluster; the plan printed on cp-1 is run on every node.
