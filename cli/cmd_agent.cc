@@ -43,6 +43,7 @@ void CheckConfig(const agent::AgentConfig& cfg) {
   job("backup", cfg.backup.enabled, cfg.backup.schedule);
   job("prune", cfg.prune.enabled, cfg.prune.schedule);
   job("drill", cfg.drill.enabled, cfg.drill.schedule);
+  job("pki_check", cfg.pki_check.enabled, cfg.pki_check.schedule);
   if (cfg.continuous.enabled) {
     const auto& c = cfg.continuous;
     std::printf("  continuous into %s: a segment every %lld ms (or %llu bytes), a new full backup every %lld s\n",

@@ -13,6 +13,7 @@
 #include "backup/backup.h"
 #include "base/error.h"
 #include "base/file.h"
+#include "controlplane/pki.h"
 
 namespace etcdsafe::agent {
 namespace {
@@ -32,11 +33,13 @@ std::string Iso(Clock::time_point t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromChrono(t), absl::UTCTimeZone());
 }
 
+constexpr int kJobKinds = 4;
 const char* KindName(int k) {
   switch (k) {
     case 0: return "backup";
     case 1: return "prune";
-    default: return "drill";
+    case 2: return "drill";
+    default: return "pki_check";
   }
 }
 
@@ -135,6 +138,12 @@ void Agent::DeclareMetrics() {
   m.DeclareCounter("etcdsafe_continuous_reconnects_total", "Watch reconnects of the continuous backup.");
   m.DeclareCounter("etcdsafe_continuous_failures_total",
                    "Continuous backup recorder runs that ended by an error, by reason (retried after a backoff).");
+  // jobs.pki_check.
+  m.DeclareGauge("etcdsafe_certificate_expiry_timestamp_seconds",
+                 "Not-after of each control-plane certificate (Unix time), by path and subject, as of the last pki check.");
+  m.DeclareGauge("etcdsafe_certificate_problems",
+                 "Problems the last pki check found (expired, expiring within warn_days, key mismatch, chain, unreadable).");
+  m.DeclareGauge("etcdsafe_pki_check_last_success_timestamp_seconds", "When the last pki check ran to the end (Unix time).");
 }
 
 void Agent::ApplyConfigMetrics() {
@@ -189,7 +198,7 @@ void Agent::LoadState() {
     if (!j.is_object() || j.value("format", 0) != 1 || !j.contains("jobs") || !j["jobs"].is_object()) {
       throw Error(ErrorCode::kDataLoss, "unknown format");
     }
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < kJobKinds; k++) {
       const auto& jobs = j["jobs"];
       const char* name = KindName(k);
       if (!jobs.contains(name)) continue;
@@ -233,7 +242,8 @@ const Schedule& Agent::ScheduleOf(JobKind k) const {
   switch (k) {
     case JobKind::kBackup: return cfg_.backup.schedule;
     case JobKind::kPrune: return cfg_.prune.schedule;
-    default: return cfg_.drill.schedule;
+    case JobKind::kDrill: return cfg_.drill.schedule;
+    default: return cfg_.pki_check.schedule;
   }
 }
 
@@ -241,15 +251,20 @@ bool Agent::Enabled(JobKind k) const {
   switch (k) {
     case JobKind::kBackup: return cfg_.backup.enabled;
     case JobKind::kPrune: return cfg_.prune.enabled;
-    default: return cfg_.drill.enabled;
+    case JobKind::kDrill: return cfg_.drill.enabled;
+    default: return cfg_.pki_check.enabled;
   }
 }
 
 void Agent::PlanJobs(Clock::time_point now, bool startup) {
-  for (JobKind k : {JobKind::kBackup, JobKind::kPrune, JobKind::kDrill}) {
+  for (JobKind k : {JobKind::kBackup, JobKind::kPrune, JobKind::kDrill, JobKind::kPkiCheck}) {
     JobState& st = jobs_[k];
     if (!Enabled(k)) {
       st.next.reset();
+      continue;
+    }
+    if (k == JobKind::kPkiCheck && (startup || !st.next)) {
+      st.next = now;  // at every start (and when added by a reload): certificates are cheap to check
       continue;
     }
     const Schedule& s = ScheduleOf(k);
@@ -273,7 +288,8 @@ void Agent::PlanJobs(Clock::time_point now, bool startup) {
 }
 
 void Agent::RunDue(Clock::time_point now) {
-  for (JobKind k : {JobKind::kBackup, JobKind::kPrune, JobKind::kDrill}) {
+  // The certificate check first: it takes milliseconds, a backup may retry for minutes.
+  for (JobKind k : {JobKind::kPkiCheck, JobKind::kBackup, JobKind::kPrune, JobKind::kDrill}) {
     {
       std::lock_guard<std::mutex> l(mu_);
       if (stop_) return;
@@ -287,6 +303,7 @@ void Agent::RunDue(Clock::time_point now) {
       case JobKind::kBackup: RunBackupJob(slot); break;
       case JobKind::kPrune: RunPruneJob(); break;
       case JobKind::kDrill: RunDrillJob(); break;
+      case JobKind::kPkiCheck: RunPkiCheckJob(); break;
     }
     // The next slot after the job ended: slots that passed while it ran are not run again.
     st.next = ScheduleOf(k).Next(std::max(Clock::now(), slot), cfg_.tz);
@@ -487,6 +504,57 @@ void Agent::RunDrillJob() {
       Notify(Note(Notification::Kind::kFailure, "EtcdBackupDrillFailed", "drill", repo,
                                    "restore drill failed (" + r.reason + ")", r.error));
     }
+  }
+}
+
+void Agent::RunPkiCheckJob() {
+  const std::string id = NextJobId("pki_check");
+  const auto start = std::chrono::steady_clock::now();
+  const PkiCheckJobConfig& j = cfg_.pki_check;
+  controlplane::PkiReport report;
+  try {
+    report = controlplane::CheckPki(j.kubernetes_dir, j.warn_days, Unix(Clock::now()));
+  } catch (const Error& e) {
+    const std::string reason = FailureReason(e);
+    metrics_.Add("etcdsafe_job_failures_total", {{"job", "pki_check"}, {"reason", reason}});
+    metrics_.Observe("etcdsafe_job_duration_seconds", {{"job", "pki_check"}, {"result", "failure"}},
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    log_.Log(LogLevel::kError, "pki_check.failed", "certificate check failed",
+             {{"job", std::string("pki_check")}, {"id", id}, {"dir", j.kubernetes_dir}, {"reason", reason},
+              {"error", std::string(e.what())}});
+    return;
+  }
+  std::vector<std::pair<Labels, double>> expiry;
+  int64_t earliest = 0;
+  std::string earliest_label;
+  for (const auto& c : report.certs) {
+    expiry.push_back({{{"path", c.label}, {"subject", c.subject}}, static_cast<double>(c.not_after)});
+    if (earliest_label.empty() || c.not_after < earliest) {
+      earliest = c.not_after;
+      earliest_label = c.label;
+    }
+  }
+  metrics_.ReplaceGauges("etcdsafe_certificate_expiry_timestamp_seconds", expiry);
+  metrics_.Set("etcdsafe_certificate_problems", {}, static_cast<double>(report.problems.size()));
+  metrics_.Set("etcdsafe_pki_check_last_success_timestamp_seconds", {}, UnixD(Clock::now()));
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  metrics_.Observe("etcdsafe_job_duration_seconds", {{"job", "pki_check"}, {"result", "success"}}, secs);
+  LogFields f{{"job", std::string("pki_check")},
+              {"id", id},
+              {"dir", j.kubernetes_dir},
+              {"certificates", static_cast<int64_t>(report.certs.size())},
+              {"problems", static_cast<int64_t>(report.problems.size())},
+              {"duration_s", secs}};
+  if (!earliest_label.empty()) {
+    f.emplace_back("earliest_expiry", Iso(FromUnix(earliest)));
+    f.emplace_back("earliest_path", earliest_label);
+  }
+  if (report.ok()) {
+    log_.Log(LogLevel::kInfo, "pki_check.done", "certificates checked", f);
+  } else {
+    f.emplace_back("first_problem", report.problems.front());
+    log_.Log(LogLevel::kWarn, "pki_check.problems",
+             std::to_string(report.problems.size()) + " certificate problem" + (report.problems.size() == 1 ? "" : "s"), f);
   }
 }
 
@@ -802,7 +870,7 @@ int Agent::Run() {
                 {"repositories", static_cast<int64_t>(cfg_.repositories.size())},
                 {"timezone", cfg_.timezone},
                 {"http", cfg_.http_listen.empty() ? std::string("off") : cfg_.http_listen + " (port " + std::to_string(http_port_.load()) + ")"}};
-    for (JobKind k : {JobKind::kBackup, JobKind::kPrune, JobKind::kDrill}) {
+    for (JobKind k : {JobKind::kBackup, JobKind::kPrune, JobKind::kDrill, JobKind::kPkiCheck}) {
       if (jobs_[k].next) f.emplace_back(std::string(KindName(static_cast<int>(k))) + "_next", Iso(*jobs_[k].next));
     }
     if (cfg_.continuous.enabled) f.emplace_back("continuous_repo", cfg_.continuous.repository);

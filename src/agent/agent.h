@@ -36,6 +36,15 @@
 //     retried by the job after a backoff; the agent goes on.
 //   * /readyz: while a continuous job is configured, not ready until its recorder has
 //     stored a segment (besides the backup job's staleness rule).
+// jobs.pki_check runs controlplane::CheckPki (what `etcdsafe pki check` runs) on its schedule
+// and once at every start (not caught up from the state file: the start is the catch-up),
+// and exports etcdsafe_certificate_expiry_timestamp_seconds{path,subject} (not-after of
+// every certificate, Unix time; path as pki check labels it, e.g. "pki/apiserver.crt",
+// "pki/ca.crt#2" in a bundle, "admin.conf client-certificate-data"; the set is replaced at
+// each check), etcdsafe_certificate_problems (how many problems the check found: expired,
+// expiring within warn_days, not yet valid, key mismatch, chain, unreadable file) and
+// etcdsafe_pki_check_last_success_timestamp_seconds. A directory that cannot be read fails
+// the job (etcdsafe_job_failures_total{job="pki_check"}); the last values stay.
 // Metrics: see DeclareMetrics in agent.cc; names are those used by deploy/prometheus/alerts.yaml.
 // The continuous job's metrics are read from the recorder at each scrape (RenderMetrics).
 #pragma once
@@ -81,7 +90,7 @@ class Agent {
   std::string RenderMetrics();
 
  private:
-  enum class JobKind { kBackup, kPrune, kDrill };
+  enum class JobKind { kBackup, kPrune, kDrill, kPkiCheck };
   struct JobState {
     std::optional<std::chrono::system_clock::time_point> last_slot;  // persisted
     std::optional<std::chrono::system_clock::time_point> next;
@@ -98,6 +107,7 @@ class Agent {
   void RunBackupJob(std::chrono::system_clock::time_point slot);
   void RunPruneJob();
   void RunDrillJob();
+  void RunPkiCheckJob();
   void CheckStaleness(std::chrono::system_clock::time_point now);
   void ProbeEtcd();
   void DoReload();

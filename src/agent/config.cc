@@ -39,7 +39,8 @@ const std::map<std::string, std::vector<std::string>>& Schema() {
       {"repositories.s3",
        {"endpoint", "region", "path_style", "ca_file", "insecure_skip_tls_verify", "credentials_file", "profile"}},
       {"encryption", {"key_file", "passphrase_file"}},
-      {"jobs", {"backup", "drill", "prune", "continuous"}},
+      {"jobs", {"backup", "drill", "prune", "continuous", "pki_check"}},
+      {"jobs.pki_check", {"schedule", "kubernetes_dir", "warn_days"}},
       {"jobs.backup", {"schedule", "retention", "retry", "max_age"}},
       {"jobs.backup.retention",
        {"keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within",
@@ -637,10 +638,27 @@ void ParseJobs(const Reader& r, const YAML::Node& top, AgentConfig* c) {
     }
   }
   if (const YAML::Node n = jobs["continuous"]) ParseContinuous(r, n, c);
-  if (!c->backup.enabled && !c->drill.enabled && !c->prune.enabled && !c->continuous.enabled) {
+  if (const YAML::Node n = jobs["pki_check"]) {
+    const std::string p = "jobs.pki_check";
+    r.CheckMap(n, p, p);
+    PkiCheckJobConfig& j = c->pki_check;
+    j.enabled = true;
+    j.schedule = JobSchedule(r, n, p, c->tz);
+    if (n["kubernetes_dir"]) j.kubernetes_dir = r.Absolute(r.NonEmpty(n["kubernetes_dir"], p + ".kubernetes_dir"));
+    if (r.options().check_files) {
+      struct stat st;
+      const YAML::Node at = n["kubernetes_dir"] ? n["kubernetes_dir"] : n;
+      if (::stat(j.kubernetes_dir.c_str(), &st) != 0) {
+        throw r.Fail(at, p + ".kubernetes_dir", j.kubernetes_dir + ": " + std::strerror(errno));
+      }
+      if (!S_ISDIR(st.st_mode)) throw r.Fail(at, p + ".kubernetes_dir", j.kubernetes_dir + ": not a directory");
+    }
+    if (n["warn_days"]) j.warn_days = r.Int(n["warn_days"], p + ".warn_days", 0, 3650);
+  }
+  if (!c->backup.enabled && !c->drill.enabled && !c->prune.enabled && !c->continuous.enabled && !c->pki_check.enabled) {
     throw r.Fail(jobs, "jobs",
-                 "no job enabled: give at least one of jobs.backup, jobs.drill, jobs.prune with a schedule, or "
-                 "jobs.continuous");
+                 "no job enabled: give at least one of jobs.backup, jobs.drill, jobs.prune, jobs.pki_check with a "
+                 "schedule, or jobs.continuous");
   }
 }
 

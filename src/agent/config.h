@@ -90,6 +90,16 @@ struct PruneJobConfig {  // separate prune schedule (besides prune-after-backup)
   catalog::RetentionPolicy retention;  // required when enabled
 };
 
+// jobs.pki_check: the control plane's certificates (controlplane::CheckPki, as `etcdsafe
+// pki check`) checked on a schedule and once at start, exported as metrics
+// (etcdsafe_certificate_expiry_timestamp_seconds and friends, agent.h).
+struct PkiCheckJobConfig {
+  bool enabled = false;
+  Schedule schedule;
+  std::string kubernetes_dir = "/etc/kubernetes";  // absolute (relative: to the file)
+  int warn_days = 30;                              // 0..3650: "expiring" below this many days left
+};
+
 // jobs.continuous: continuous backup (follow/recorder.h) into ONE repository, for the
 // agent's whole life (not a scheduled job). The defaults are those of `backup --follow`.
 struct ContinuousJobConfig {
@@ -130,6 +140,7 @@ struct AgentConfig {
   DrillJobConfig drill;
   PruneJobConfig prune;
   ContinuousJobConfig continuous;
+  PkiCheckJobConfig pki_check;
   std::string http_listen = "127.0.0.1:9464";  // host:port; "" disables the HTTP server
   std::vector<WebhookConfig> webhooks;          // alerts.webhooks
   std::string state_dir;             // default: /var/lib/etcdsafe; holds agent-state.json

@@ -264,6 +264,19 @@ size_t Metrics::RemoveMatching(const std::string& name, const Labels& match) {
   return EraseMatching(FamilyFor(name, "RemoveMatching"), match);
 }
 
+void Metrics::ReplaceGauges(const std::string& name, const std::vector<std::pair<Labels, double>>& series) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Family& f = FamilyFor(name, "ReplaceGauges");
+  if (f.type != Type::kGauge) Bug("ReplaceGauges: " + name + " is a " + TypeName(static_cast<int>(f.type)) + ", not a gauge");
+  std::map<Labels, Series> next;
+  for (const auto& [labels, v] : series) {
+    Labels key = Canonical(f, labels);  // validates before anything changes
+    auto [it, fresh] = next.emplace(std::move(key), NewSeries(f));
+    it->second.value = fresh ? v : std::min(it->second.value, v);
+  }
+  f.series = std::move(next);
+}
+
 size_t Metrics::EraseMatching(Family& f, const Labels& match) {
   size_t removed = 0;
   for (auto it = f.series.begin(); it != f.series.end();) {

@@ -82,6 +82,10 @@ class Metrics {
   size_t RemoveMatching(const Labels& match);
   // The same within one family.
   size_t RemoveMatching(const std::string& name, const Labels& match);
+  // A gauge family's whole set of series replaced at once (a scrape sees the old set or
+  // the new one, never a mix): e.g. one series per certificate, after each check. A label
+  // set given twice keeps the smaller value.
+  void ReplaceGauges(const std::string& name, const std::vector<std::pair<Labels, double>>& series);
 
   std::string Render() const;  // text exposition format 0.0.4
 

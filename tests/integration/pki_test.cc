@@ -4,19 +4,27 @@
 // restore into an empty dir (bytes, modes, owners, mtimes) → refusals, dry run, --force;
 // restore --repo "latest" picks the snapshot and refuses a PKI id; prune --keep-last 1
 // keeps one backup of each kind; a manifest whose kind was changed (with its objects
-// renamed to match) is refused by its MAC; pki check --repo.
+// renamed to match) is refused by its MAC; pki check --repo. And `etcdsafe agent` with
+// jobs.pki_check on the same tree (plus an expired and a soon-expiring certificate):
+// /metrics carries every certificate's not-after as `openssl x509 -enddate` says it, the
+// problem count of `pki check`, passes `promtool check metrics`, and follows renewals.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <map>
 #include <set>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "testutil/cli.h"
 #include "testutil/etcd_server.h"
+#include "testutil/process.h"
 #include "testutil/temp_dir.h"
+#include "unit/agent/prometheus_util.h"
 
 namespace etcdsafe {
 namespace {
@@ -287,6 +295,145 @@ TEST_F(PkiCli, ChangedKindIsRefusedByTheManifestMac) {
   CmdResult list = Etcdsafe({"backups", "list", "--repo", Repo(), "-w", "json"});
   EXPECT_EQ(list.out, "[]\n");
   EXPECT_NE(list.err.find("unknown \"kind\""), std::string::npos) << list.err;
+}
+
+// Every etcdsafe_certificate_expiry_timestamp_seconds series: path -> (subject, value).
+std::map<std::string, std::pair<std::string, double>> ExpirySeries(const std::string& exposition) {
+  std::map<std::string, std::pair<std::string, double>> out;
+  std::istringstream in(exposition);
+  const std::string prefix = "etcdsafe_certificate_expiry_timestamp_seconds{path=\"";
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(prefix, 0) != 0) continue;
+    size_t p_end = line.find("\",subject=\"", prefix.size());
+    size_t s_end = line.rfind("\"} ");
+    if (p_end == std::string::npos || s_end == std::string::npos) {
+      ADD_FAILURE() << line;
+      continue;
+    }
+    std::string path = line.substr(prefix.size(), p_end - prefix.size());
+    std::string subject = line.substr(p_end + 11, s_end - p_end - 11);
+    out[path] = {subject, std::stod(line.substr(s_end + 3))};
+  }
+  return out;
+}
+
+// not-after (Unix seconds) and subject (RFC 2253) of the PEM certificate `shell_source` prints.
+std::pair<int64_t, std::string> OpensslDates(const std::string& shell_source) {
+  CmdResult end = Shell(shell_source + " | openssl x509 -noout -enddate | sed 's/^notAfter=//' | xargs -I{} date -u -d {} +%s");
+  CmdResult subj = Shell(shell_source + " | openssl x509 -noout -subject -nameopt RFC2253 | sed 's/^subject=//'");
+  EXPECT_EQ(end.code, 0) << shell_source << end.err;
+  EXPECT_EQ(subj.code, 0) << shell_source << subj.err;
+  while (!subj.out.empty() && subj.out.back() == '\n') subj.out.pop_back();
+  return {end.out.empty() ? 0 : std::stoll(end.out), subj.out};
+}
+
+TEST_F(PkiCli, AgentExportsCertificateExpiry) {
+  const std::string k = dir_.Sub("node/etc/kubernetes");
+  // An expired certificate (2020-2021, through `openssl ca`) and one expiring in 5 days.
+  const std::string script = R"SH(
+set -e
+cd "$1"
+ec() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out "$1" 2>/dev/null; chmod 600 "$1"; }
+ec pki/apiserver-kubelet-client.key
+openssl req -new -key pki/apiserver-kubelet-client.key -out x.csr -subj "/O=system:masters/CN=kube-apiserver-kubelet-client" 2>/dev/null
+w=$(mktemp -d); touch "$w/index.txt"; echo 1000 > "$w/serial"
+printf '[ca]\ndefault_ca=c\n[c]\ndatabase=%s/index.txt\nserial=%s/serial\nnew_certs_dir=%s\ndefault_md=sha256\npolicy=p\nunique_subject=no\ncopy_extensions=none\n[p]\ncommonName=supplied\norganizationName=optional\n' "$w" "$w" "$w" > "$w/ca.cnf"
+openssl ca -batch -config "$w/ca.cnf" -cert pki/ca.crt -keyfile pki/ca.key -in x.csr -out pki/apiserver-kubelet-client.crt -notext \
+   -startdate 20200101000000Z -enddate 20210101000000Z 2>/dev/null
+rm -rf "$w" x.csr
+ec pki/front-proxy-client.key
+openssl req -new -key pki/front-proxy-client.key -out x.csr -subj "/CN=front-proxy-client" 2>/dev/null
+openssl x509 -req -in x.csr -CA pki/front-proxy-ca.crt -CAkey pki/front-proxy-ca.key -set_serial 0x1234 -out pki/front-proxy-client.crt -days 5 2>/dev/null
+rm x.csr
+)SH";
+  testutil::WriteFile(dir_.Sub("problems.sh"), script);
+  CmdResult made = Shell("bash " + ShellQuote(dir_.Sub("problems.sh")) + " " + ShellQuote(k));
+  ASSERT_EQ(made.code, 0) << made.out << made.err;
+  // What `pki check` says about this tree.
+  CmdResult check = Etcdsafe({"pki", "check", "--kubernetes-dir", k, "-w", "json"});
+  ASSERT_EQ(check.code, 15) << check.out << check.err;
+  const nlohmann::json report = nlohmann::json::parse(check.out);
+  ASSERT_GE(report["problems"].size(), 2u) << check.out;
+
+  testutil::EtcdServer etcd;
+  const int port = agent::testing::FreeLocalPort();
+  const std::string config = dir_.Sub("agent.yaml");
+  testutil::WriteFile(config, "etcd: {endpoints: [\"" + etcd.client_url() + "\"]}\n"
+                              "repositories: [{url: \"file://" + dir_.Sub("repo") + "\"}]\n"
+                              "jobs:\n"
+                              "  pki_check: {schedule: \"@every 2s\", kubernetes_dir: node/etc/kubernetes, warn_days: 30}\n"
+                              "http: {listen: \"127.0.0.1:" + std::to_string(port) + "\"}\n"
+                              "state_dir: state\n"
+                              "log: {format: json}\n");
+  CmdResult cc = Etcdsafe({"agent", "--check-config", "--config", config});
+  ASSERT_EQ(cc.code, 0) << cc.out << cc.err;
+  EXPECT_NE(cc.out.find("pki_check \"@every 2s\", next run"), std::string::npos) << cc.out;
+  pid_t agent = testutil::SpawnLogged({ETCDSAFE_BINARY, "agent", "--config", config}, {}, dir_.Sub("agent.log"));
+  const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/metrics";
+  auto metrics = [&] { return agent::testing::HttpRequest(url, "GET", "", 2000).body; };
+  auto value = [&](const std::string& series) -> double {
+    std::istringstream in(metrics());
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+    }
+    return -1;
+  };
+  ASSERT_TRUE(agent::testing::WaitFor([&] { return value("etcdsafe_pki_check_last_success_timestamp_seconds") > 0; },
+                                      std::chrono::seconds(20)))
+      << testutil::ReadFile(dir_.Sub("agent.log"));
+  std::string text = metrics();
+  EXPECT_EQ(value("etcdsafe_certificate_problems"), static_cast<double>(report["problems"].size())) << text;
+  // Every certificate of the report, with openssl's not-after and subject.
+  auto series = ExpirySeries(text);
+  EXPECT_EQ(series.size(), report["certificates"].size()) << text;
+  CmdResult files = Shell("cd " + ShellQuote(k) + " && find pki -name '*.crt' | sort");
+  size_t n_files = 0;
+  std::istringstream list(files.out);
+  for (std::string rel; std::getline(list, rel); n_files++) {
+    SCOPED_TRACE(rel);
+    auto [not_after, subject] = OpensslDates("cat " + ShellQuote(k + "/" + rel));
+    ASSERT_TRUE(series.count(rel)) << text;
+    EXPECT_EQ(series[rel].second, static_cast<double>(not_after));
+    EXPECT_EQ(series[rel].first, subject);
+  }
+  EXPECT_EQ(n_files, 9u);
+  auto [admin_after, admin_subject] = OpensslDates(
+      "sed -n 's/^ *client-certificate-data: //p' " + ShellQuote(k + "/admin.conf") + " | base64 -d");
+  EXPECT_EQ(series["admin.conf user admin client-certificate-data"].second, static_cast<double>(admin_after));
+  EXPECT_EQ(series["admin.conf user admin client-certificate-data"].first, admin_subject);
+  EXPECT_LT(series["pki/apiserver-kubelet-client.crt"].second, 1609459201.0);  // 2021-01-01
+  // promtool accepts the exposition.
+  testutil::WriteFile(dir_.Sub("metrics.txt"), text);
+  CmdResult lint = Shell("/usr/bin/promtool check metrics < " + ShellQuote(dir_.Sub("metrics.txt")));
+  EXPECT_EQ(lint.code, 0) << lint.out << lint.err;
+
+  // Renewed and removed certificates show at the next check: the expired one re-signed for
+  // a year, the front-proxy client gone.
+  CmdResult renew = Shell("cd " + ShellQuote(k) +
+                          " && openssl req -new -key pki/apiserver-kubelet-client.key -subj /CN=renewed 2>/dev/null |"
+                          " openssl x509 -req -CA pki/ca.crt -CAkey pki/ca.key -set_serial 0x99 -days 365"
+                          " -out pki/apiserver-kubelet-client.crt 2>/dev/null"
+                          " && rm pki/front-proxy-client.crt pki/front-proxy-client.key");
+  ASSERT_EQ(renew.code, 0) << renew.err;
+  auto [renewed_after, renewed_subject] = OpensslDates("cat " + ShellQuote(k + "/pki/apiserver-kubelet-client.crt"));
+  ASSERT_TRUE(agent::testing::WaitFor(
+      [&] {
+        auto now = ExpirySeries(metrics());
+        return now.count("pki/apiserver-kubelet-client.crt") &&
+               now["pki/apiserver-kubelet-client.crt"].second == static_cast<double>(renewed_after) &&
+               !now.count("pki/front-proxy-client.crt");
+      },
+      std::chrono::seconds(20)))
+      << metrics();
+  EXPECT_EQ(ExpirySeries(metrics())["pki/apiserver-kubelet-client.crt"].first, renewed_subject);
+  EXPECT_EQ(value("etcdsafe_certificate_problems"), 0) << metrics();
+  const std::string log = testutil::ReadFile(dir_.Sub("agent.log"));
+  EXPECT_NE(log.find("\"event\":\"pki_check.problems\""), std::string::npos) << log;
+  EXPECT_NE(log.find("\"event\":\"pki_check.done\""), std::string::npos) << log;
+  ::kill(agent, SIGTERM);
+  int status = 0;
+  ::waitpid(agent, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
 }  // namespace

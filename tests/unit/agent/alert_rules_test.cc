@@ -26,7 +26,8 @@ const std::set<std::string> kAlerts = {"EtcdBackupStale",       "EtcdBackupNever
                                        "EtcdBackupTooSmall",    "EtcdBackupDrillFailed",    "EtcdBackupDrillStale",
                                        "EtcdUnreachable",       "EtcdsafeAgentDown",
                                        "EtcdContinuousBackupBehind", "EtcdContinuousBackupGap",
-                                       "EtcdContinuousBackupDown"};
+                                       "EtcdContinuousBackupDown",
+                                       "EtcdCertificateExpiringSoon", "EtcdCertificateExpired"};
 
 // The agent's exported families (issue 8); the rules may use no other etcdsafe_ metric.
 const std::set<std::string> kExported = {
@@ -73,6 +74,10 @@ const std::set<std::string> kExported = {
     "etcdsafe_continuous_upload_failures_total",
     "etcdsafe_continuous_reconnects_total",
     "etcdsafe_continuous_failures_total",
+    // jobs.pki_check (issue 10).
+    "etcdsafe_certificate_expiry_timestamp_seconds",
+    "etcdsafe_certificate_problems",
+    "etcdsafe_pki_check_last_success_timestamp_seconds",
 };
 
 void RequirePromtool() {
@@ -175,6 +180,10 @@ TEST(AlertRules, MutatedRulesFailTheUnitTests) {
       {"gaps_total[1h]) > 0", "gaps_total[2h]) > 0"},
       {"(etcdsafe_continuous_up == 0)", "(etcdsafe_continuous_up == 2)"},
       {"[15m])) >= 3", "[15m])) >= 30"},
+      {"> 0 < 30 * 86400", "> 0 < 20 * 86400"},
+      {" > 0 < 30 * 86400", " < 30 * 86400"},
+      {"time() - etcdsafe_certificate_expiry_timestamp_seconds >= 0",
+       "time() - etcdsafe_certificate_expiry_timestamp_seconds >= 2 * 86400"},
   };
   for (const auto& [from, to] : mutations) {
     SCOPED_TRACE(from);

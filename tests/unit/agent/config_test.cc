@@ -132,6 +132,10 @@ TEST(ConfigTest, ExampleLoads) {
   EXPECT_EQ(c.continuous.full_every_events, 10000000u);
   EXPECT_EQ(c.continuous.spill_dir, "/var/lib/etcdsafe/continuous-spill");
   EXPECT_EQ(c.continuous.max_spill_bytes, uint64_t{1} << 30);
+  EXPECT_TRUE(c.pki_check.enabled);
+  EXPECT_EQ(c.pki_check.schedule.text(), "@hourly");
+  EXPECT_EQ(c.pki_check.kubernetes_dir, "/etc/kubernetes");
+  EXPECT_EQ(c.pki_check.warn_days, 30);
   EXPECT_EQ(c.http_listen, "127.0.0.1:9464");
   ASSERT_EQ(c.webhooks.size(), 2u);
   EXPECT_EQ(c.webhooks[0].format, WebhookConfig::Format::kAlertmanager);
@@ -683,6 +687,41 @@ TEST(ConfigTest, ContinuousJobErrors) {
               "needs encryption.key_file, not encryption.passphrase_file");
   ExpectError(kContinuousHead.substr(0, kContinuousHead.size() - 1) + " 1s\n", 7, "jobs.continuous",
               "expected a map of keys");
+}
+
+// jobs.pki_check: alone is a job; kubernetes_dir relative to the file and checked to be a
+// directory (when files are checked); warn_days bounded; errors name file:line: key.
+TEST(ConfigTest, PkiCheckJob) {
+  testutil::TempDir dir;
+  std::filesystem::create_directories(dir.Sub("conf/kubernetes/pki"));
+  testutil::WriteFile(dir.Sub("conf/afile"), "x\n");
+  const std::string head = "etcd: {endpoints: [h:1]}\nrepositories: [{url: file:///b}]\njobs:\n  pki_check:\n";  // 1-4
+  const std::string file = dir.Sub("conf/agent.yaml");
+  testutil::WriteFile(file, head + "    schedule: \"@every 1h\"\n    kubernetes_dir: kubernetes\n    warn_days: 45\n");
+  AgentConfig c = LoadConfig(file);
+  EXPECT_TRUE(c.pki_check.enabled);
+  EXPECT_FALSE(c.backup.enabled);
+  EXPECT_EQ(c.pki_check.kubernetes_dir, dir.Sub("conf/kubernetes"));
+  EXPECT_EQ(c.pki_check.warn_days, 45);
+  testutil::WriteFile(file, head + "    schedule: \"@every 1h\"\n");
+  EXPECT_EQ(ParseConfig(testutil::ReadFile(file), file, NoFileChecks()).pki_check.kubernetes_dir, "/etc/kubernetes");
+  EXPECT_EQ(ParseConfig(testutil::ReadFile(file), file, NoFileChecks()).pki_check.warn_days, 30);
+  // A missing or non-directory kubernetes_dir, with file checks on.
+  for (const char* bad : {"nowhere", "afile"}) {
+    testutil::WriteFile(file, head + "    schedule: \"@every 1h\"\n    kubernetes_dir: " + bad + "\n");
+    std::string msg = ErrorOf(testutil::ReadFile(file), LoadOptions{}, file);
+    EXPECT_EQ(msg.rfind(file + ":6: jobs.pki_check.kubernetes_dir: " + dir.Sub("conf/") + bad + ": "), 0u) << msg;
+    EXPECT_NE(msg.find(std::string(bad) == "afile" ? "not a directory" : "No such file"), std::string::npos) << msg;
+  }
+  ExpectError(head + "    kubernetes_dir: /etc/kubernetes\n", 5, "jobs.pki_check.schedule", "required (e.g.");
+  ExpectError(head + "    schedule: \"@daily\"\n    warn_days: -1\n", 6, "jobs.pki_check.warn_days",
+              "-1 is out of range 0..3650");
+  ExpectError(head + "    schedule: \"@daily\"\n    warn_days: soon\n", 6, "jobs.pki_check.warn_days",
+              "expected a whole number");
+  ExpectError(head + "    schedule: \"@daily\"\n    kubernetes_dir: \"\"\n", 6, "jobs.pki_check.kubernetes_dir",
+              "must not be empty");
+  ExpectError(head + "    schedule: \"@daily\"\n    warn_day: 3\n", 6, "jobs.pki_check.warn_day",
+              "unknown key (did you mean \"warn_days\"?)");
 }
 
 TEST(ConfigTest, DurationAndSizeParsers) {

@@ -121,6 +121,29 @@ TEST(Metrics, RendersExactText) {
   EXPECT_FALSE(m.GetHistogram("t_latency_seconds", {{"job", "nope"}}).has_value());
 }
 
+TEST(Metrics, ReplaceGauges) {
+  Metrics m;
+  m.DeclareGauge("t_cert_expiry", "Not-after.");
+  m.DeclareCounter("t_things_total", "Things.");
+  m.Set("t_cert_expiry", {{"path", "gone.crt"}}, 5);
+  m.ReplaceGauges("t_cert_expiry", {{{{"path", "a.crt"}, {"subject", "CN=a"}}, 100},
+                                    {{{"subject", "CN=b"}, {"path", "b.crt"}}, 300},
+                                    {{{"path", "b.crt"}, {"subject", "CN=b"}}, 200}});  // same series: the smaller
+  EXPECT_FALSE(m.Has("t_cert_expiry", {{"path", "gone.crt"}}));
+  EXPECT_EQ(m.Get("t_cert_expiry", {{"path", "a.crt"}, {"subject", "CN=a"}}), 100);
+  EXPECT_EQ(m.Get("t_cert_expiry", {{"path", "b.crt"}, {"subject", "CN=b"}}), 200);
+  EXPECT_EQ(m.Render(),
+            "# HELP t_cert_expiry Not-after.\n# TYPE t_cert_expiry gauge\n"
+            "t_cert_expiry{path=\"a.crt\",subject=\"CN=a\"} 100\nt_cert_expiry{path=\"b.crt\",subject=\"CN=b\"} 200\n"
+            "# HELP t_things_total Things.\n# TYPE t_things_total counter\n");
+  // A bad label leaves the family as it was; a counter is refused.
+  EXPECT_THROW(m.ReplaceGauges("t_cert_expiry", {{{{"__bad", "x"}}, 1}}), Error);
+  EXPECT_EQ(m.Get("t_cert_expiry", {{"path", "a.crt"}, {"subject", "CN=a"}}), 100);
+  EXPECT_THROW(m.ReplaceGauges("t_things_total", {}), Error);
+  m.ReplaceGauges("t_cert_expiry", {});
+  EXPECT_FALSE(m.Has("t_cert_expiry", {{"path", "a.crt"}, {"subject", "CN=a"}}));
+}
+
 TEST(Metrics, RemoveAndRemoveMatching) {
   Metrics m;
   m.DeclareGauge("t_repo_bytes", "Bytes per repo");
