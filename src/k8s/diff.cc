@@ -1,105 +1,105 @@
 #include "k8s/diff.h"
 
-#include <condition_variable>
 #include <cstdio>
-#include <deque>
+#include <cstring>
 #include <exception>
-#include <mutex>
-#include <optional>
 #include <thread>
 
 #include "k8s/envelope.h"
 #include "k8s/export.h"
+#include "k8s/json_facts.h"
+#include "ops/live_keys.h"
 
 namespace etcdsafe::k8s {
 namespace {
 
-// Pulls the live kvs of [begin, end) out of a SnapshotKv in key order: Range runs on a
-// thread of its own and its sink blocks while the queue is full.
-class LiveCursor {
- public:
-  LiveCursor(ops::SnapshotKv& kv, std::string begin, std::string end) {
-    thread_ = std::thread([this, &kv, begin = std::move(begin), end = std::move(end)] {
-      try {
-        ops::KvRange r;
-        r.key = begin;
-        r.range_end = end;
-        kv.Range(r, [this](const ops::KeyValue& e) {
-          std::unique_lock<std::mutex> lock(mu_);
-          cv_.wait(lock, [this] { return cancel_ || (queue_.size() < kMaxKvs && queued_bytes_ < kMaxBytes); });
-          if (cancel_) throw Cancelled{};
-          queue_.push_back(e);
-          queued_bytes_ += e.key.size() + e.value.size();
-          cv_.notify_all();
-        });
-      } catch (const Cancelled&) {
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(mu_);
-        error_ = std::current_exception();
-      }
-      std::lock_guard<std::mutex> lock(mu_);
-      done_ = true;
-      cv_.notify_all();
-    });
-  }
-  ~LiveCursor() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      cancel_ = true;
-      cv_.notify_all();
-    }
-    thread_.join();
-  }
-  LiveCursor(const LiveCursor&) = delete;
-  LiveCursor& operator=(const LiveCursor&) = delete;
+// Each side's LiveKeys buffer: two of them, plus two page caches, stay under 64 MiB.
+constexpr size_t kScanMemoryBytes = size_t{12} << 20;
 
-  // The next kv, or nullopt at the end; rethrows the reader's error.
-  std::optional<ops::KeyValue> Next() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return !queue_.empty() || done_; });
-    if (queue_.empty()) {
-      if (error_) std::rethrow_exception(error_);
-      return std::nullopt;
-    }
-    ops::KeyValue e = std::move(queue_.front());
-    queue_.pop_front();
-    queued_bytes_ -= e.key.size() + e.value.size();
-    cv_.notify_all();
-    return e;
-  }
-
- private:
-  struct Cancelled {};
-  static constexpr size_t kMaxKvs = 256;
-  static constexpr size_t kMaxBytes = 8u << 20;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<ops::KeyValue> queue_;
-  size_t queued_bytes_ = 0;
-  bool done_ = false, cancel_ = false;
-  std::exception_ptr error_;
-  std::thread thread_;
+// A 128-bit fingerprint of a value: four XXH64-style lanes over 32-byte blocks, the tail
+// zero-padded into one more block, finished two ways (with the length) into two words.
+// Not cryptographic: two values are taken as equal when their sizes and fingerprints are.
+struct Fingerprint {
+  uint64_t lo = 0, hi = 0;
 };
 
+constexpr uint64_t kP1 = 0x9E3779B185EBCA87ull, kP2 = 0xC2B2AE3D27D4EB4Full, kP3 = 0x165667B19E3779F9ull,
+                   kP4 = 0x85EBCA77C2B2AE63ull, kP5 = 0x27D4EB2F165667C5ull;
 
-DiffSide Side(const ops::KeyValue& e) {
+inline uint64_t Rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+inline uint64_t Lane(uint64_t acc, uint64_t in) { return Rotl(acc + in * kP2, 31) * kP1; }
+inline uint64_t Load64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+inline uint64_t Avalanche(uint64_t h) {
+  h ^= h >> 33;
+  h *= kP2;
+  h ^= h >> 29;
+  h *= kP3;
+  h ^= h >> 32;
+  return h;
+}
+
+Fingerprint FingerprintOf(Bytes b) {
+  uint64_t v1 = kP1 + kP2, v2 = kP2, v3 = 0, v4 = 0 - kP1;
+  const uint8_t* p = b.data();
+  size_t n = b.size();
+  while (n >= 32) {
+    v1 = Lane(v1, Load64(p));
+    v2 = Lane(v2, Load64(p + 8));
+    v3 = Lane(v3, Load64(p + 16));
+    v4 = Lane(v4, Load64(p + 24));
+    p += 32;
+    n -= 32;
+  }
+  if (n > 0) {
+    uint8_t tail[32] = {};
+    std::memcpy(tail, p, n);
+    v1 = Lane(v1, Load64(tail));
+    v2 = Lane(v2, Load64(tail + 8));
+    v3 = Lane(v3, Load64(tail + 16));
+    v4 = Lane(v4, Load64(tail + 24));
+  }
+  const uint64_t len = b.size();
+  Fingerprint f;
+  f.lo = Avalanche(Rotl(v1, 1) + Rotl(v2, 7) + Rotl(v3, 12) + Rotl(v4, 18) + len * kP5);
+  f.hi = Avalanche((Rotl(v1, 29) ^ (v2 * kP4)) + (Rotl(v3, 43) ^ (v4 * kP3)) + (len ^ kP1));
+  return f;
+}
+
+// The summary LiveKeys keeps per put: fingerprint (16 bytes), encoding (1), generation (8),
+// uid (the rest).
+constexpr size_t kSummaryFixed = 25;
+
+void Summarize(const ops::KeyValueView& e, std::string* out) {
+  const Fingerprint f = FingerprintOf(e.value);
+  const ValueFacts v = FactsOfValue(e.value, true);
+  char buf[kSummaryFixed];
+  std::memcpy(buf, &f.lo, 8);
+  std::memcpy(buf + 8, &f.hi, 8);
+  buf[16] = char(v.encoding);
+  std::memcpy(buf + 17, &v.generation, 8);
+  out->append(buf, kSummaryFixed);
+  out->append(v.uid);
+}
+
+DiffSide Side(const ops::LiveKey& e) {
   DiffSide s;
   s.present = true;
   s.create_revision = e.create_revision;
   s.mod_revision = e.mod_revision;
   s.version = e.version;
-  s.bytes = int64_t(e.value.size());
-  const Envelope env = ParseEnvelope(AsBytes(e.value));
-  s.encoding = EncodingName(env.encoding);
-  ObjectMeta m;
-  bool ok = false;
-  if (env.encoding == Encoding::kProtobuf) ok = !DecodeObjectMetaOfObject(env.raw, &m).has_value();
-  if (env.encoding == Encoding::kJson) ok = !DecodeObjectMetaJson(e.value, &m).has_value();
-  if (ok) {
-    s.uid = m.uid;
-    s.generation = m.generation;
-  }
+  s.bytes = e.value_size;
+  s.encoding = EncodingName(Encoding(uint8_t(e.summary[16])));
+  std::memcpy(&s.generation, e.summary.data() + 17, 8);
+  s.uid = std::string(e.summary.substr(kSummaryFixed));
   return s;
+}
+
+bool SameValue(const ops::LiveKey& a, const ops::LiveKey& b) {
+  return a.value_size == b.value_size && a.summary.substr(0, 16) == b.summary.substr(0, 16);
 }
 
 nlohmann::json SideJson(const DiffSide& s) {
@@ -153,12 +153,37 @@ DiffSummary DiffSnapshots(ops::SnapshotKv& a, ops::SnapshotKv& b, const DiffOpti
   DiffSummary sum;
   sum.revision_a = a.current_revision();
   sum.revision_b = b.current_revision();
-  const std::string begin = options.key_prefix.empty() ? std::string(1, '\0') : options.key_prefix;
-  const std::string end = options.key_prefix.empty() ? std::string(1, '\0') : PrefixRangeEnd(options.key_prefix);
-  LiveCursor ca(a, begin, end);
-  LiveCursor cb(b, begin, end);
-  std::optional<ops::KeyValue> ea = ca.Next();
-  std::optional<ops::KeyValue> eb = cb.Next();
+  ops::LiveKeysOptions lo;
+  if (!options.key_prefix.empty()) {
+    lo.begin = options.key_prefix;
+    lo.end = PrefixRangeEnd(options.key_prefix);
+  }
+  lo.memory_bytes = kScanMemoryBytes;
+  ops::LiveKeys la(a, lo, Summarize);
+  ops::LiveKeys lb(b, lo, Summarize);
+  // Both files at once: A on a thread of its own, B here.
+  {
+    std::exception_ptr error_a;
+    std::thread ta([&] {
+      try {
+        la.Scan();
+      } catch (...) {
+        error_a = std::current_exception();
+      }
+    });
+    std::exception_ptr error_b;
+    try {
+      lb.Scan();
+    } catch (...) {
+      error_b = std::current_exception();
+    }
+    ta.join();
+    if (error_a) std::rethrow_exception(error_a);
+    if (error_b) std::rethrow_exception(error_b);
+  }
+  ops::LiveKey ea, eb;
+  bool has_a = la.Next(&ea);
+  bool has_b = lb.Next(&eb);
 
   auto report = [&](DiffEntry& d) {
     const KeyInfo info = ClassifyKey(d.key, options.etcd_prefix);
@@ -175,41 +200,41 @@ DiffSummary DiffSnapshots(ops::SnapshotKv& a, ops::SnapshotKv& b, const DiffOpti
     sink(d);
   };
 
-  while (ea || eb) {
+  while (has_a || has_b) {
     DiffEntry d;
-    if (eb && (!ea || eb->key < ea->key)) {
+    if (has_b && (!has_a || eb.key < ea.key)) {
       sum.keys_b++;
       d.change = Change::kAdded;
-      d.key = eb->key;
-      d.b = Side(*eb);
-      eb = cb.Next();
+      d.key = eb.key;
+      d.b = Side(eb);
+      has_b = lb.Next(&eb);
       report(d);
       continue;
     }
-    if (ea && (!eb || ea->key < eb->key)) {
+    if (has_a && (!has_b || ea.key < eb.key)) {
       sum.keys_a++;
       d.change = Change::kRemoved;
-      d.key = ea->key;
-      d.a = Side(*ea);
-      ea = ca.Next();
+      d.key = ea.key;
+      d.a = Side(ea);
+      has_a = la.Next(&ea);
       report(d);
       continue;
     }
     // The same key on both sides.
     sum.keys_a++;
     sum.keys_b++;
-    if (ea->value == eb->value) {
+    if (SameValue(ea, eb)) {
       sum.unchanged++;
     } else {
-      d.key = ea->key;
-      d.a = Side(*ea);
-      d.b = Side(*eb);
+      d.key = ea.key;
+      d.a = Side(ea);
+      d.b = Side(eb);
       const bool uids_known = !d.a.uid.empty() && !d.b.uid.empty();
       const bool recreated = uids_known ? d.a.uid != d.b.uid : d.a.create_revision != d.b.create_revision;
       d.change = recreated ? Change::kRecreated : Change::kChanged;
     }
-    ea = ca.Next();
-    eb = cb.Next();
+    has_a = la.Next(&ea);
+    has_b = lb.Next(&eb);
     if (!d.key.empty()) report(d);
   }
   return sum;

@@ -2,15 +2,18 @@
 // key by key, over the latest live revision of each key (as an etcd restored from each file
 // would serve it).
 //
-// Both snapshots are read at once in key order, each through ops::SnapshotKv::Range on a
-// thread of its own that hands values over a bounded queue (at most 256 kvs or 8 MiB
-// waiting per side), and merge-joined: memory is the two SnapshotKv per-key indexes (key
-// bytes + revision per live key, as for inventory) plus the queues, never a map of either
-// db's values. Entries are passed to the sink in key order as they are found.
-//
+// Both snapshots are read at once, each through ops::LiveKeys (one pass over the file in page
+// order, A on a thread of its own; see there for the memory bound: 12 MiB of key records per
+// side before sorted runs go to a temp file), then merge-joined in key order. For every put
+// the scan keeps a summary, not the value: a 128-bit fingerprint (non-cryptographic), the
+// encoding, and the uid and generation (JSON through ScanJsonObject, k8s/json_facts.h).
+// Memory is the two scans' buffers and page caches (under 64 MiB RSS on a 1 GB snapshot),
+// never a map of either db's values. Entries are passed to the sink in key order, once both
+// files have been read.
 // Per key present on either side, with A the old and B the new snapshot:
 //  * only in B: kAdded; only in A: kRemoved;
-//  * in both with identical value bytes: unchanged (counted, not passed to the sink);
+//  * in both with identical value bytes (equal sizes and fingerprints): unchanged (counted,
+//    not passed to the sink);
 //  * in both with different bytes: kRecreated when the object was deleted and created
 //    again between A and B: both uids are known (metadata decoded) and differ, or, when a
 //    uid cannot be read on either side (encrypted, malformed, not an object), the etcd
@@ -19,8 +22,9 @@
 // shapes, keys outside the etcd prefix) are compared the same way and reported with their
 // KeyKind; the per-resource and per-namespace counts are over objects only.
 // `key_prefix` (--prefix) narrows the comparison to keys starting with it.
-// Corrupt input: as SnapshotKv (kDataLoss); a sink exception stops both readers and
-// propagates. Thread-compatible (each call uses two threads of its own).
+// Corrupt input: as SnapshotKv (kDataLoss), before any entry reaches the sink (A's error
+// first when both are corrupt); a sink exception propagates. Thread-compatible (each call
+// uses one thread of its own besides the caller's).
 #pragma once
 
 #include <cstdint>

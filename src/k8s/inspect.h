@@ -1,9 +1,13 @@
 // Offline inspections of a Kubernetes etcd snapshot (issue 11): inventory, one object's
-// metadata, and the Secrets-at-rest audit. They read the latest live revision of every
-// key through ops::SnapshotKv (no etcd, no API server), streaming the values one at a
-// time: memory is SnapshotKv's per-key index (key bytes + revision per live key) plus the
-// aggregates here (one entry per resource and per namespace, the `top` largest objects,
-// the names of plain Secrets), never the values.
+// metadata, and the Secrets-at-rest audit, over the latest live revision of every key (no
+// etcd, no API server).
+// Inventory reads the file once in page order through ops::LiveKeys (see there: bounded
+// memory, a sorted run on disk per 16 MiB of key records) and looks at each put's value once,
+// as it passes (the envelope; JSON values through ScanJsonObject, k8s/json_facts.h); memory
+// is LiveKeys' plus the aggregates here (one entry per resource, namespace and encoding, the
+// `top` largest objects, the first 100 unknown keys), never the values.
+// Get and the audit read through ops::SnapshotKv (its per-key index over the range, values
+// one at a time by point lookup).
 // Thread-compatible (one SnapshotKv per call).
 #pragma once
 

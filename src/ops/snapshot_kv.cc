@@ -101,8 +101,8 @@ std::string RevisionKeyBytes(int64_t main, int64_t sub) {
   return out;
 }
 
-std::optional<std::string> DecodeKeyValue(Bytes pb, KeyValue* out) {
-  KeyValue kv;
+std::optional<std::string> DecodeKeyValueView(Bytes pb, KeyValueView* out) {
+  KeyValueView kv;
   std::optional<std::string> bad;
   auto err = WalkFields(pb, [&](uint64_t field, uint32_t wire, uint64_t num, Bytes bytes) {
     if (bad || field > 6) return;  // unknown fields are skipped
@@ -112,16 +112,30 @@ std::optional<std::string> DecodeKeyValue(Bytes pb, KeyValue* out) {
       return;
     }
     switch (field) {
-      case 1: kv.key.assign(AsString(bytes)); break;
+      case 1: kv.key = bytes; break;
       case 2: kv.create_revision = static_cast<int64_t>(num); break;
       case 3: kv.mod_revision = static_cast<int64_t>(num); break;
       case 4: kv.version = static_cast<int64_t>(num); break;
-      case 5: kv.value.assign(AsString(bytes)); break;
+      case 5: kv.value = bytes; break;
       case 6: kv.lease = static_cast<int64_t>(num); break;
     }
   });
   if (err) return err;
   if (bad) return bad;
+  *out = kv;
+  return std::nullopt;
+}
+
+std::optional<std::string> DecodeKeyValue(Bytes pb, KeyValue* out) {
+  KeyValueView v;
+  if (std::optional<std::string> bad = DecodeKeyValueView(pb, &v)) return bad;
+  KeyValue kv;
+  kv.key.assign(AsString(v.key));
+  kv.create_revision = v.create_revision;
+  kv.mod_revision = v.mod_revision;
+  kv.version = v.version;
+  kv.value.assign(AsString(v.value));
+  kv.lease = v.lease;
   *out = std::move(kv);
   return std::nullopt;
 }

@@ -66,6 +66,13 @@ std::optional<std::string> DecodeKeyValue(Bytes pb, KeyValue* out);
 // Just field 1 (the key), without copying; the last occurrence wins like in proto3.
 std::optional<std::string> DecodeKeyField(Bytes pb, Bytes* key);
 
+// DecodeKeyValue without copies: key and value point into `pb`. Same validity rules.
+struct KeyValueView {
+  Bytes key, value;
+  int64_t create_revision = 0, mod_revision = 0, version = 0, lease = 0;
+};
+std::optional<std::string> DecodeKeyValueView(Bytes pb, KeyValueView* out);
+
 struct KvRange {
   std::string key;
   std::string range_end;  // "" = key alone; "\0" = every key >= key
@@ -99,6 +106,10 @@ class SnapshotKv {
   KvRangeResult Range(const KvRange& request, const KvSink& sink);
   // Collects the kvs into result.kvs.
   KvRangeResult Range(const KvRange& request);
+
+  // For whole-bucket scans (ops/live_keys.h): the file, and whether it has bucket "key".
+  bolt::Reader& reader() { return reader_; }
+  bool has_key_bucket() const { return has_key_bucket_; }
 
  private:
   explicit SnapshotKv(bolt::Reader reader);

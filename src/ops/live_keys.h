@@ -1,0 +1,102 @@
+// LiveKeys: the live keys of an etcd snapshot at its current revision, in key order, from
+// one sequential pass over the file plus an external sort. For the inspections that look at
+// every key (`inspect inventory`, `inspect diff`), where SnapshotKv::Range's per-key index
+// and point lookups (random reads, one per key) are what costs.
+//
+// Semantics: the keys SnapshotKv::Range answers at the current revision for [begin, end)
+// (etcd's range conventions: empty end = the key alone, "\0" = every key >= begin), each with
+// the fields of its latest revision; a key whose latest entry is a tombstone is not live.
+//
+// How: Scan() walks bucket "key" once in page order (bbolt keeps it sorted by revision, so
+// this reads the file mostly front to back); for every entry in the range it keeps a compact
+// record: key, revision, tombstone flag, create/mod revision, version, lease, value size and
+// a summary of the value made by the caller's Summarizer (called on every put in the range,
+// including those a later revision supersedes, with the value pointing into the page: the
+// value is never copied). Records collect in a buffer of `memory_bytes`; a full buffer is
+// sorted by (key, revision descending), cut to the newest record per key (tombstones kept,
+// they hide older runs) and written as a sorted run to an unlinked temporary file. Next()
+// merges the runs and the last buffer (a heap over the runs), hands out per key the record
+// of the highest revision, and skips tombstones. When everything fits in the buffer (no
+// history to speak of, or a small db) nothing is written to disk.
+//
+// Threads: the walk runs on the calling thread; with options.threads > 1 it copies the
+// entries into 1 MiB batches (at most 2 per helper queued) that helper threads summarize,
+// each into a buffer of its own (memory_bytes / threads each), the walker too when the
+// queue is full. The records do not depend on which thread made them.
+// Memory: the buffers (memory_bytes in all, default 16 MiB, plus the sort's 4 bytes per record),
+// the merge's read buffers (together at most memory_bytes, 16 KiB to 1 MiB per run), the
+// Reader's page windows (~8 MiB) and whatever the Summarizer keeps; never the values. A
+// summary plus key over the whole buffer is stored once, so very large summaries make more
+// runs, not more memory. Temp file: $TMPDIR (or /tmp, or options.temp_dir), O_TMPFILE; when
+// it cannot be created or written, runs stay in memory (spill_error() says why): more memory
+// beats a failed inspection.
+//
+// Corrupt input: as SnapshotKv: a bbolt error, a revision key of the wrong size, a bucket
+// inside "key" or a value that is not a KeyValue protobuf is Error(kDataLoss) naming the file
+// and the entry, thrown by Scan(), so nothing is handed out from a corrupt file. A temp file
+// that cannot be read back is Error(kIo).
+// Thread-compatible: one instance per thread; two instances over two SnapshotKv may Scan()
+// on two threads at once (diff does).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "ops/snapshot_kv.h"
+
+namespace etcdsafe::ops {
+
+struct LiveKeysOptions {
+  std::string begin = std::string(1, '\0');  // default: every key
+  std::string end = std::string(1, '\0');
+  size_t memory_bytes = size_t{16} << 20;
+  std::string temp_dir;  // "": $TMPDIR, else /tmp
+  // Threads that run the Summarizer (1..8): the walk stays on the calling thread, which
+  // copies entries into 1 MiB batches for the others when there is more than one.
+  size_t threads = 1;
+};
+
+// One live key. Views stay valid until the next call to Next().
+struct LiveKey {
+  std::string_view key;
+  int64_t create_revision = 0, mod_revision = 0, version = 0, lease = 0;
+  int64_t value_size = 0;
+  std::string_view summary;  // what the Summarizer appended for this revision's value
+};
+
+struct LiveKeysStats {
+  int64_t entries = 0;     // entries of bucket "key" in the range (puts and tombstones)
+  int64_t runs = 0;        // sorted runs written out (0: everything fitted in memory)
+  uint64_t spilled_bytes = 0;
+};
+
+class LiveKeys {
+ public:
+  // Appends a summary of `kv` (key, fields, value) to *summary, which arrives empty. With
+  // options.threads > 1 it is called from that many threads at once (and must be
+  // thread-safe), on copies of the entries.
+  using Summarizer = std::function<void(const KeyValueView& kv, std::string* summary)>;
+
+  // `kv` must outlive this object; a null summarizer keeps no summary.
+  LiveKeys(SnapshotKv& kv, LiveKeysOptions options, Summarizer summarizer);
+  ~LiveKeys();
+  LiveKeys(const LiveKeys&) = delete;
+  LiveKeys& operator=(const LiveKeys&) = delete;
+
+  // Reads the file (once). Throws on corrupt input, see above.
+  void Scan();
+  // After Scan(): the next live key in key order; false at the end.
+  bool Next(LiveKey* out);
+
+  int64_t current_revision() const;
+  const LiveKeysStats& stats() const;
+  const std::string& spill_error() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace etcdsafe::ops
