@@ -4,7 +4,11 @@
 //    described as JSON, which must serialize);
 //  * decoded as an ObjectMeta message and as an object message directly;
 //  * walked by the wire reader, whose fields must lie inside the input;
-//  * classified as a key, whose object parts must be substrings of it.
+//  * classified as a key, whose object parts must be substrings of it;
+//  * decoded as a typed built-in object (k8s/types/typed_json.h): the first byte picks the
+//    kind, the rest is the object message; a decoded object must be a JSON object with that
+//    kind that serializes strictly (its strings are valid UTF-8), anything else kMalformed
+//    with a reason. (DescribeValue above also runs it for envelopes of covered kinds.)
 // Only etcdsafe::Error may escape; anything else (or a broken invariant) is a bug.
 #include <cstddef>
 #include <cstdint>
@@ -13,6 +17,7 @@
 #include "base/error.h"
 #include "k8s/envelope.h"
 #include "k8s/key.h"
+#include "k8s/types/typed_json.h"
 #include "k8s/wire.h"
 
 namespace {
@@ -52,6 +57,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Check(!info.name.empty());
       Check(key.find(info.name) != std::string::npos);
       Check(info.cluster_scoped == info.ns.empty());
+    }
+    if (size > 0) {
+      const auto& kinds = k8s::TypedKinds();
+      const k8s::TypedKind& kind = kinds[data[0] % kinds.size()];
+      const k8s::TypedObject t = k8s::DecodeTypedObject(kind.api_version, kind.kind, in.subspan(1));
+      if (t.status == k8s::TypedObject::kOk) {
+        Check(t.object.is_object() && t.object.value("kind", "") == kind.kind);
+        Check(t.unknown_fields.is_array());
+        (void)t.object.dump();  // strict: throws (a bug) on invalid UTF-8
+        (void)t.unknown_fields.dump();
+      } else {
+        Check(t.status == k8s::TypedObject::kMalformed && !t.error.empty());
+      }
     }
   } catch (const Error&) {
   }
