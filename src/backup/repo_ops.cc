@@ -234,7 +234,7 @@ snapshot::RestoreResult RestoreFromRepository(Repository& repo, const std::strin
         // is downloaded, decrypted and decompressed (see DirectWriter). bbolt's check and
         // the status numbers are computed on the same bytes as they go by, so the db is
         // not read back from the disk.
-        DirectWriter out(db_path, 0600);
+        DirectWriter out(db_path, 0600, opts.scratch);
         bolt::StreamInspector inspector(db_path);
         // A db that is not bbolt fails the inspector early; the download's own checks
         // (size, sha256 against the manifest) come first, as they did for a read-back.

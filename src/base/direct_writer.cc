@@ -16,13 +16,13 @@ constexpr size_t kAlign = 4096;
 
 }  // namespace
 
-DirectWriter::DirectWriter(const std::string& path, mode_t mode) {
+DirectWriter::DirectWriter(const std::string& path, mode_t mode, bool scratch) : scratch_(scratch) {
   const int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
   int fd;
   {
     CommitSection section;  // no path appears behind an interrupt cleanup's back
-    fd = ::open(path.c_str(), flags | O_DIRECT, mode);
-    direct_ = fd >= 0;
+    fd = ::open(path.c_str(), flags | (scratch ? 0 : O_DIRECT), mode);
+    direct_ = fd >= 0 && !scratch;
     if (fd < 0 && errno == EINVAL) fd = ::open(path.c_str(), flags, mode);  // no O_DIRECT here
   }
   if (fd < 0) throw SystemError("create " + path, errno);
@@ -87,7 +87,7 @@ void DirectWriter::Finish() {
   }
   Stop();
   if (error_) std::rethrow_exception(error_);
-  file_.Sync();
+  if (!scratch_) file_.Sync();
   file_.Close();
 }
 

@@ -36,7 +36,10 @@ class DirectWriter {
   static constexpr size_t kBuffers = 3;  // one filling, one writing, one queued
 
   // Creates `path` (O_EXCL, `mode`). Throws kAlreadyExists / kIo like File::Create.
-  DirectWriter(const std::string& path, mode_t mode);
+  // `scratch`: the file is read right away and thrown away soon (a restore drill's
+  // db): written through the page cache, where its reader finds it, and never
+  // fsynced (Finish does not make it durable).
+  DirectWriter(const std::string& path, mode_t mode, bool scratch = false);
   // Writes from the start of an already open, empty file (e.g. LockedTemp::OpenForWrite),
   // switching it to O_DIRECT where the filesystem allows.
   explicit DirectWriter(File file);
@@ -50,7 +53,8 @@ class DirectWriter {
   uint8_t* Buffer();
   // Queues the buffer last returned by Buffer(), holding n bytes.
   void Submit(size_t n);
-  // Waits for every queued chunk, fsyncs and closes the file. Throws the first error.
+  // Waits for every queued chunk, fsyncs (not when scratch) and closes the file. Throws
+  // the first error.
   void Finish();
 
   // True when the file was opened with O_DIRECT (for tests and diagnostics).
@@ -69,6 +73,7 @@ class DirectWriter {
 
   File file_;
   bool direct_ = false;
+  bool scratch_ = false;
   uint64_t offset_ = 0;  // writer thread only
   bool tail_written_ = false;
   std::vector<std::unique_ptr<uint8_t, void (*)(void*)>> storage_;

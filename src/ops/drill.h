@@ -11,7 +11,10 @@
 //   restore      the data dir is built (file: `snapshot restore`; repository: download,
 //                decrypt, decompress, sha256/size/revision/keys/hash against the manifest,
 //                bbolt check: `restore --repo`)
-//   key space    the db's key space read offline (kv_hash.h): revision, live keys, HashKV
+//   key space    the db's key space read offline (kv_hash.h): revision, live keys, HashKV;
+//                read on another thread beside the restore (file: from the snapshot) or
+//                beside etcd's start (repository: from the restored db), reported once
+//                that is done, with the time the read took
 //   etcd start   etcd starts on the restored dir and answers a linearizable read
 //   revision     etcd's revision == the snapshot's (raised to its compaction, as etcd does)
 //   key count    keys etcd serves == keys live in the snapshot

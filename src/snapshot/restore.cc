@@ -202,9 +202,9 @@ void PrepareTargets(const RestoreOptions& opts) {
 // writes (DirectWriter) while this thread hashes each chunk before it is queued: the
 // sha256 (one core) overlaps the device writes, and dst is durable on return.
 Sha256Digest CopyAndHash(const std::string& src, const std::string& dst, uint64_t length,
-                         const RestoreProgress& progress) {
+                         const RestoreProgress& progress, bool scratch) {
   File in = File::OpenRead(src);
-  DirectWriter out(dst, 0600);
+  DirectWriter out(dst, 0600, scratch);
   Sha256 sha;
   uint64_t done = 0;
   while (done < length) {
@@ -651,7 +651,7 @@ RestoreResult BuildDb(const RestoreOptions& opts, const etcdfmt::RestoreCluster&
   std::exception_ptr sync_error;
   std::thread syncer([&] {
     try {
-      File::OpenReadWrite(db_path).Sync();
+      if (!opts.scratch) File::OpenReadWrite(db_path).Sync();
     } catch (...) {
       sync_error = std::current_exception();
     }
@@ -829,7 +829,8 @@ SnapshotInput OpenSnapshotInput(const RestoreOptions& opts, const RestoreProgres
                                                    [&](uint64_t done) {
                                                      if (progress) progress("copy", done);
                                                    })
-                          : db_paths.size() == 1 ? CopyAndHash(opts.snapshot_path, db_paths[0], db_size, progress)
+                          : db_paths.size() == 1
+                              ? CopyAndHash(opts.snapshot_path, db_paths[0], db_size, progress, opts.scratch)
                                                  : CopyAndHashMulti(opts.snapshot_path, db_paths, db_size, progress);
     if (has_trailer && !opts.skip_hash_check) {
       Sha256Digest trailer{};

@@ -49,6 +49,10 @@ struct RestoreOptions {
   // extra pass over bucket "key" holding each distinct key once in memory (as etcd's own
   // index does), plus one bit per revision. Malformed revision keys or values: kDataLoss.
   bool compact = false;
+  // The data dir is used right away and thrown away (a restore drill): the db goes
+  // through the page cache, where the etcd started on it finds it, and is not fsynced.
+  // Everything else (checks, commit by rename) is as for a durable restore.
+  bool scratch = false;
   // One line for the user (leftovers removed, ...); empty: "etcdsafe: note: ..." on stderr.
   std::function<void(const std::string&)> note;
 };
