@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <utility>
 
 #include "backup/repo_ops.h"
 #include "base/error.h"
@@ -33,6 +34,22 @@ void RunRepoRestore(const RepoFlags& rf, const std::string& id, const snapshot::
   line.Done();
   for (const auto& n : notes) std::fprintf(stderr, "etcdsafe: %s\n", n.c_str());
   PrintRestoreSummary(repo->Describe() + " backup " + id, r);
+}
+
+// restore --repo --all-members --output-dir DIR: every member of --initial-cluster from
+// one download of the backup, then the start plan (as `snapshot restore --all-members`).
+void RunRepoRestoreAll(const CLI::App& cmd, const RepoFlags& rf, const std::string& id,
+                       const snapshot::RestoreOptions& opts, const std::string& output_dir,
+                       const backup::ReadOptions& read) {
+  snapshot::RestoreAllOptions o = AllMembersOptions(cmd, opts, output_dir);
+  auto repo = rf.OpenOne();
+  ProgressLine line("restoring from " + repo->Describe() + " for every member");
+  std::vector<std::string> notes;
+  snapshot::RestoreAllResult r = backup::RestoreAllFromRepository(
+      *repo, id, o, rf.KeyWithWarning(), [&](uint64_t b) { line.Update(b); }, read, &notes);
+  line.Done();
+  for (const auto& n : notes) std::fprintf(stderr, "etcdsafe: %s\n", n.c_str());
+  PrintRestoreAll(repo->Describe() + " backup " + id, r);
 }
 
 struct PointFlags {
@@ -242,7 +259,24 @@ void AddRestoreCommand(CLI::App& app, GlobalFlags& g) {
   cmd->add_option("--to-time", pf->time,
                   "with --repo: restore etcd as it was at this time (RFC 3339, e.g. 2026-11-30T10:15:00Z)");
   cmd->add_flag("--to-latest", pf->latest, "with --repo: restore the newest revision the repository holds");
-  cmd->callback([cmd, &g, rf, id, opts, read, nf, pf] {
+  auto all = std::make_shared<std::pair<bool, std::string>>();
+  cmd->add_flag("--all-members", all->first,
+                "with --repo: restore every member of --initial-cluster into <output-dir>/<name> and print how to "
+                "start each");
+  cmd->add_option("--output-dir", all->second, "with --all-members: the directory of the member dirs");
+  cmd->callback([cmd, &g, rf, id, opts, read, nf, pf, all] {
+    if (all->first || Given(*cmd, "--output-dir")) {
+      if (!all->first) throw Error(ErrorCode::kInvalidArgument, "--output-dir needs --all-members");
+      if (rf->repos.empty()) throw Error(ErrorCode::kInvalidArgument, "--all-members needs --repo");
+      for (const char* f : {"--kubeadm", "--systemd-unit", "--snapshot", "--root", "--yes", "--dry-run", "--plan",
+                            "--allow-other-cluster", "--journal-dir", "--no-mark-compacted", "--to-revision",
+                            "--to-time", "--to-latest", "--data-dir", "--wal-dir"}) {
+        if (Given(*cmd, f)) throw Error(ErrorCode::kInvalidArgument, std::string(f) + " does not go with --all-members");
+      }
+      if (all->second.empty()) throw Error(ErrorCode::kInvalidArgument, "--all-members needs --output-dir");
+      RunRepoRestoreAll(*cmd, *rf, *id, *opts, all->second, *read);
+      return;
+    }
     const int points = (Given(*cmd, "--to-revision") ? 1 : 0) + (Given(*cmd, "--to-time") ? 1 : 0) + (pf->latest ? 1 : 0);
     if (points > 1) throw Error(ErrorCode::kInvalidArgument, "--to-revision, --to-time and --to-latest exclude each other");
     if (points == 1) {

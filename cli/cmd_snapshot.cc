@@ -85,10 +85,23 @@ struct AllMembersFlags {
 
 void RunRestoreAll(const CLI::App& restore, const snapshot::RestoreOptions& base, const AllMembersFlags& all,
                    const std::vector<std::string>& args) {
+  snapshot::RestoreAllOptions o = AllMembersOptions(restore, base, all.output_dir);
+  o.base.snapshot_path = OneArg(args, "snapshot restore requires exactly one argument");
+  ProgressLine line("restoring " + o.base.snapshot_path + " for every member");
+  snapshot::RestoreAllResult r = snapshot::RestoreAllMembers(o, [&](const std::string& stage, uint64_t bytes) {
+    if (stage == "copy") line.Update(bytes);
+  });
+  line.Done();
+  PrintRestoreAll(o.base.snapshot_path, r);
+}
+
+}  // namespace
+
+snapshot::RestoreAllOptions AllMembersOptions(const CLI::App& restore, const snapshot::RestoreOptions& base,
+                                              const std::string& output_dir) {
   snapshot::RestoreAllOptions o;
   o.base = base;
-  o.base.snapshot_path = OneArg(args, "snapshot restore requires exactly one argument");
-  o.output_dir = all.output_dir;
+  o.output_dir = output_dir;
   // Each member's name and peer URLs come from --initial-cluster: flags that name one
   // member are refused (--initial-advertise-peer-urls, --data-dir, --wal-dir) or, for
   // --name, only checked.
@@ -97,16 +110,13 @@ void RunRestoreAll(const CLI::App& restore, const snapshot::RestoreOptions& base
   if (restore.count("--initial-cluster") == 0) {
     throw Error(ErrorCode::kInvalidArgument, "--all-members needs --initial-cluster");
   }
-  ProgressLine line("restoring " + o.base.snapshot_path + " for every member");
-  snapshot::RestoreAllResult r = snapshot::RestoreAllMembers(o, [&](const std::string& stage, uint64_t bytes) {
-    if (stage == "copy") line.Update(bytes);
-  });
-  line.Done();
-  for (const auto& m : r.members) PrintRestoreSummary(o.base.snapshot_path, m);
-  std::fputs(snapshot::FormatStartPlan(r).c_str(), stdout);
+  return o;
 }
 
-}  // namespace
+void PrintRestoreAll(const std::string& source, const snapshot::RestoreAllResult& r) {
+  for (const auto& m : r.members) PrintRestoreSummary(source, m);
+  std::fputs(snapshot::FormatStartPlan(r).c_str(), stdout);
+}
 
 void PrintRestoreSummary(const std::string& source, const snapshot::RestoreResult& r) {
   // etcdctl prints nothing on stdout for a restore; keep stdout clean for scripts.

@@ -212,78 +212,109 @@ void ReadBackupData(Repository& repo, const Manifest& m, const std::optional<pip
   ReadBackup(repo, m, key, consume, progress);
 }
 
+namespace {
+
+// What RestoreFromRepository and RestoreAllFromRepository hand the snapshot engine: the
+// writer of the db (download, decrypt, decompress, sha256 against the manifest, O_DIRECT
+// writes, bbolt's check on the same bytes) and the check of the restored numbers against
+// the manifest.
+struct RepoDbSource {
+  Manifest m;
+  std::optional<bolt::InspectResult> inspected;
+  snapshot::DbWriter write;
+  snapshot::InputCheck check;
+};
+
+void PrepareRepoDb(Repository& repo, const std::string& id_or_latest, const std::optional<pipeline::KeySpec>& key,
+                   const ProgressFn& progress, const ReadOptions& read, std::vector<std::string>* notes,
+                   bool scratch, RepoDbSource& src) {
+  std::vector<std::string> skipped;
+  src.m = repo.Find(id_or_latest, &skipped);
+  if (notes != nullptr) {
+    for (const auto& s : skipped) notes->push_back("skipped invalid manifest " + s);
+  }
+  // Every check that needs no download comes before anything is created.
+  std::optional<pipeline::KeySpec> k = KeyFor(src.m, key);
+  CheckStoredSize(repo, src.m);
+  if (k) CheckManifestMac(repo, src.m, *k, read);
+  src.write = [&repo, &src, key, progress, scratch](const std::string& db_path) {
+    const Manifest& m = src.m;
+    // As `snapshot restore`: O_DIRECT writes from a second thread while the next chunk
+    // is downloaded, decrypted and decompressed (see DirectWriter). bbolt's check and
+    // the status numbers are computed on the same bytes as they go by, so the db is
+    // not read back from the disk.
+    DirectWriter out(db_path, 0600, scratch);
+    bolt::StreamInspector inspector(db_path);
+    // A db that is not bbolt fails the inspector early; the download's own checks
+    // (size, sha256 against the manifest) come first, as they did for a read-back.
+    std::exception_ptr inspect_error;
+    uint8_t* buf = nullptr;
+    size_t filled = 0;
+    ReadBackup(
+        repo, m, key,
+        [&](const uint8_t* p, size_t n) {
+          if (!inspect_error) {
+            try {
+              inspector.Write(p, n);
+            } catch (const Error&) {
+              inspect_error = std::current_exception();
+            }
+          }
+          while (n > 0) {
+            if (buf == nullptr) {
+              buf = out.Buffer();
+              filled = 0;
+            }
+            size_t take = std::min(n, DirectWriter::kChunkSize - filled);
+            std::memcpy(buf + filled, p, take);
+            filled += take;
+            p += take;
+            n -= take;
+            if (filled == DirectWriter::kChunkSize) {
+              out.Submit(filled);
+              buf = nullptr;
+            }
+          }
+        },
+        progress);
+    if (buf != nullptr) out.Submit(filled);
+    out.Finish();  // fsyncs
+    if (inspect_error) std::rethrow_exception(inspect_error);
+    src.inspected = inspector.Finish();
+  };
+  src.check = [&src](const snapshot::StatusNumbers& s) {
+    const Manifest& m = src.m;
+    // A manifest that lies about what it holds (a rolled-back object under a newer
+    // manifest) is caught here when it is not authenticated.
+    if (!SameContent(s, m)) {
+      throw Error(ErrorCode::kDataLoss, "backup " + m.id + ": restored db has revision " + std::to_string(s.revision) +
+                                            " and " + std::to_string(s.total_key) +
+                                            " keys; the manifest says revision " + std::to_string(m.revision) +
+                                            " and " + std::to_string(m.total_keys) + " keys: nothing was restored");
+    }
+  };
+}
+
+}  // namespace
+
 snapshot::RestoreResult RestoreFromRepository(Repository& repo, const std::string& id_or_latest,
                                               const snapshot::RestoreOptions& opts,
                                               const std::optional<pipeline::KeySpec>& key,
                                               const ProgressFn& progress, const ReadOptions& read,
                                               std::vector<std::string>* notes) {
-  std::vector<std::string> skipped;
-  Manifest m = repo.Find(id_or_latest, &skipped);
-  if (notes != nullptr) {
-    for (const auto& s : skipped) notes->push_back("skipped invalid manifest " + s);
-  }
-  // Every check that needs no download comes before anything is created.
-  std::optional<pipeline::KeySpec> k = KeyFor(m, key);
-  CheckStoredSize(repo, m);
-  if (k) CheckManifestMac(repo, m, *k, read);
-  std::optional<bolt::InspectResult> inspected;
-  return snapshot::RestoreFromDb(
-      opts, m.db_size,
-      [&](const std::string& db_path) {
-        // As `snapshot restore`: O_DIRECT writes from a second thread while the next chunk
-        // is downloaded, decrypted and decompressed (see DirectWriter). bbolt's check and
-        // the status numbers are computed on the same bytes as they go by, so the db is
-        // not read back from the disk.
-        DirectWriter out(db_path, 0600, opts.scratch);
-        bolt::StreamInspector inspector(db_path);
-        // A db that is not bbolt fails the inspector early; the download's own checks
-        // (size, sha256 against the manifest) come first, as they did for a read-back.
-        std::exception_ptr inspect_error;
-        uint8_t* buf = nullptr;
-        size_t filled = 0;
-        ReadBackup(
-            repo, m, key,
-            [&](const uint8_t* p, size_t n) {
-              if (!inspect_error) {
-                try {
-                  inspector.Write(p, n);
-                } catch (const Error&) {
-                  inspect_error = std::current_exception();
-                }
-              }
-              while (n > 0) {
-                if (buf == nullptr) {
-                  buf = out.Buffer();
-                  filled = 0;
-                }
-                size_t take = std::min(n, DirectWriter::kChunkSize - filled);
-                std::memcpy(buf + filled, p, take);
-                filled += take;
-                p += take;
-                n -= take;
-                if (filled == DirectWriter::kChunkSize) {
-                  out.Submit(filled);
-                  buf = nullptr;
-                }
-              }
-            },
-            progress);
-        if (buf != nullptr) out.Submit(filled);
-        out.Finish();  // fsyncs
-        if (inspect_error) std::rethrow_exception(inspect_error);
-        inspected = inspector.Finish();
-      },
-      {}, [&](const snapshot::StatusNumbers& s) {
-        // A manifest that lies about what it holds (a rolled-back object under a newer
-        // manifest) is caught here when it is not authenticated.
-        if (!SameContent(s, m)) {
-          throw Error(ErrorCode::kDataLoss, "backup " + m.id + ": restored db has revision " +
-                                                std::to_string(s.revision) + " and " + std::to_string(s.total_key) +
-                                                " keys; the manifest says revision " + std::to_string(m.revision) +
-                                                " and " + std::to_string(m.total_keys) + " keys: nothing was restored");
-        }
-      },
-      &inspected);
+  RepoDbSource src;
+  PrepareRepoDb(repo, id_or_latest, key, progress, read, notes, opts.scratch, src);
+  return snapshot::RestoreFromDb(opts, src.m.db_size, src.write, {}, src.check, &src.inspected);
+}
+
+snapshot::RestoreAllResult RestoreAllFromRepository(Repository& repo, const std::string& id_or_latest,
+                                                    const snapshot::RestoreAllOptions& opts,
+                                                    const std::optional<pipeline::KeySpec>& key,
+                                                    const ProgressFn& progress, const ReadOptions& read,
+                                                    std::vector<std::string>* notes) {
+  RepoDbSource src;
+  PrepareRepoDb(repo, id_or_latest, key, progress, read, notes, opts.base.scratch, src);
+  return snapshot::RestoreAllMembersFromDb(opts, src.m.db_size, src.write, {}, src.check, &src.inspected);
 }
 
 std::vector<VerifyOutcome> VerifyBackups(Repository& repo, const std::optional<std::string>& id,

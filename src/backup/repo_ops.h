@@ -37,6 +37,14 @@ snapshot::RestoreResult RestoreFromRepository(Repository& repo, const std::strin
                                               const std::optional<pipeline::KeySpec>& key,
                                               const ProgressFn& progress = {}, const ReadOptions& read = {},
                                               std::vector<std::string>* notes = nullptr);
+// `restore --repo --all-members`: the backup downloaded and checked once, every member of
+// opts' --initial-cluster restored from it (snapshot::RestoreAllMembersFromDb), with the
+// same checks against the manifest as RestoreFromRepository.
+snapshot::RestoreAllResult RestoreAllFromRepository(Repository& repo, const std::string& id_or_latest,
+                                                    const snapshot::RestoreAllOptions& opts,
+                                                    const std::optional<pipeline::KeySpec>& key,
+                                                    const ProgressFn& progress = {}, const ReadOptions& read = {},
+                                                    std::vector<std::string>* notes = nullptr);
 
 // The checks restore makes before it uses a backup of any kind (key given when encrypted,
 // stored size, the manifest's MAC), then its data: stored bytes (bounded by stored_size,

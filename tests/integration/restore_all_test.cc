@@ -10,6 +10,9 @@
 #include <map>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
+#include "base/file.h"
 #include "client/etcd_client.h"
 #include "testutil/cli.h"
 #include "testutil/etcd_server.h"
@@ -190,6 +193,78 @@ TEST_F(RestoreAll, RestoredMembersStartAsOneHealthyCluster) {
   c0->Put("/registry/replicated", "yes");
   auto c2 = client::EtcdClient::Connect(servers[2]->client_config());
   EXPECT_EQ(c2->Range("/registry/replicated").kvs.size(), 1u);
+}
+
+// restore --repo --all-members: the backup is downloaded, decrypted and checked once, and
+// every member's dir is written from it; the three start as one cluster with the data.
+TEST_F(RestoreAll, FromAnEncryptedRepositoryBackupInOnePass) {
+  const std::string repo = "file://" + dir_.Sub("repo");
+  const std::string key = dir_.Sub("key");
+  {
+    FILE* f = std::fopen(key.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    for (int i = 0; i < 32; i++) std::fputc(i * 7 + 1, f);
+    std::fclose(f);
+    ::chmod(key.c_str(), 0600);
+  }
+  CmdResult b = Etcdsafe({"backup", "--repo", repo, "--encryption-key-file", key, "--endpoints", source_->client_url()});
+  ASSERT_EQ(b.code, 0) << b.err;
+  std::vector<int> peers = {testutil::FreePort(), testutil::FreePort(), testutil::FreePort()};
+  std::string cluster;
+  for (int i = 0; i < 3; i++) {
+    cluster += (i ? "," : "") + std::string("m") + std::to_string(i + 1) + "=http://127.0.0.1:" + std::to_string(peers[i]);
+  }
+  const std::string out = dir_.Sub("out");
+  // Bad combinations first: one line, exit 128, nothing written.
+  for (const auto& extra : std::vector<std::vector<std::string>>{
+           {"--data-dir", dir_.Sub("x")}, {"--to-latest"}, {"--kubeadm"}}) {
+    CmdResult bad = Etcdsafe(Concat({"restore", "--repo", repo, "--encryption-key-file", key, "--initial-cluster",
+                                     cluster, "--all-members", "--output-dir", out},
+                                    extra));
+    EXPECT_EQ(bad.code, 128) << bad.err;
+    EXPECT_TRUE(testutil::IsOneLineError(bad)) << bad.err;
+    EXPECT_TRUE(Contains(bad.err, "does not go with --all-members")) << bad.err;
+  }
+  CmdResult nocluster = Etcdsafe({"restore", "--repo", repo, "--encryption-key-file", key, "--all-members",
+                                  "--output-dir", out});
+  EXPECT_EQ(nocluster.code, 128) << nocluster.err;
+  EXPECT_TRUE(Contains(nocluster.err, "--all-members needs --initial-cluster")) << nocluster.err;
+  CmdResult norepo = Etcdsafe({"restore", "--initial-cluster", cluster, "--all-members", "--output-dir", out});
+  EXPECT_EQ(norepo.code, 128) << norepo.err;
+  EXPECT_FALSE(PathExists(out));
+
+  CmdResult r = Etcdsafe({"restore", "--repo", repo, "--encryption-key-file", key, "--initial-cluster", cluster,
+                          "--initial-cluster-token", "from-repo", "--all-members", "--output-dir", out});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(ListDir(out), (std::set<std::string>{"m1", "m2", "m3"}));
+  EXPECT_EQ(testutil::ReadFile(out + "/m1/member/snap/db"), testutil::ReadFile(out + "/m2/member/snap/db"));
+  EXPECT_EQ(testutil::ReadFile(out + "/m1/member/snap/db"), testutil::ReadFile(out + "/m3/member/snap/db"));
+  // The hash reported for each member is its db's own (etcdctl's snapshot status).
+  CmdResult st = Shell("ETCDCTL_API=3 etcdctl snapshot status " + ShellQuote(out + "/m1/member/snap/db") + " -w json");
+  ASSERT_EQ(st.code, 0) << st.err;
+  char hex[32];
+  std::snprintf(hex, sizeof hex, ", hash %x,", nlohmann::json::parse(st.out)["hash"].get<uint32_t>());
+  EXPECT_TRUE(Contains(r.err, hex)) << r.err << st.out;
+  std::vector<EtcdServerOptions> members;
+  for (int i = 0; i < 3; i++) {
+    EtcdServerOptions o;
+    o.name = "m" + std::to_string(i + 1);
+    o.data_dir = out + "/" + o.name;
+    o.peer_port = peers[i];
+    o.initial_cluster = cluster;
+    o.initial_cluster_token = "from-repo";
+    EXPECT_TRUE(Contains(r.out, "etcd --name " + o.name + " --data-dir " + o.data_dir)) << r.out;
+    members.push_back(o);
+  }
+  auto servers = EtcdServer::StartCluster(members);
+  std::set<uint64_t> cluster_ids;
+  for (auto& s : servers) {
+    auto c = client::EtcdClient::Connect(s->client_config());
+    c->Health();
+    cluster_ids.insert(c->EndpointStatus().header.cluster_id);
+    EXPECT_TRUE(DumpAll(*c) == *dump_) << s->name() << ": restored data differs from the source";
+  }
+  EXPECT_EQ(cluster_ids.size(), 1u);
 }
 
 TEST_F(RestoreAll, BadInputIsRefusedWithOneLineAndNothingWritten) {
