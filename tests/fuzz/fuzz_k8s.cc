@@ -5,10 +5,8 @@
 //  * decoded as an ObjectMeta message and as an object message directly;
 //  * walked by the wire reader, whose fields must lie inside the input;
 //  * classified as a key, whose object parts must be substrings of it;
-//  * decoded as a typed built-in object (k8s/types/typed_json.h): the first byte picks the
-//    kind, the rest is the object message; a decoded object must be a JSON object with that
-//    kind that serializes strictly (its strings are valid UTF-8), anything else kMalformed
-//    with a reason. (DescribeValue above also runs it for envelopes of covered kinds.)
+//  * summarised by FactsOfValue (JSON through ScanJsonObject, no DOM), which must agree
+//    with ParseEnvelope and DecodeObjectMetaJson / DecodeObjectMetaOfObject.
 // Only etcdsafe::Error may escape; anything else (or a broken invariant) is a bug.
 #include <cstddef>
 #include <cstdint>
@@ -16,6 +14,7 @@
 
 #include "base/error.h"
 #include "k8s/envelope.h"
+#include "k8s/json_facts.h"
 #include "k8s/key.h"
 #include "k8s/types/typed_json.h"
 #include "k8s/wire.h"
@@ -58,6 +57,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Check(key.find(info.name) != std::string::npos);
       Check(info.cluster_scoped == info.ns.empty());
     }
+    const k8s::ValueFacts fast = k8s::FactsOfValue(in, true);
+    Check(fast.encoding == e.encoding);
+    k8s::ObjectMeta ref;
+    bool ok = false;
+    if (e.encoding == k8s::Encoding::kProtobuf) ok = !k8s::DecodeObjectMetaOfObject(e.raw, &ref).has_value();
+    if (e.encoding == k8s::Encoding::kJson) ok = !k8s::DecodeObjectMetaJson(AsString(in), &ref).has_value();
+    Check(fast.uid == (ok ? ref.uid : std::string()));
+    Check(fast.generation == (ok ? ref.generation : 0));
     if (size > 0) {
       const auto& kinds = k8s::TypedKinds();
       const k8s::TypedKind& kind = kinds[data[0] % kinds.size()];
