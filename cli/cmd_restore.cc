@@ -144,6 +144,7 @@ void RunNodeRestore(CLI::App& cmd, const GlobalFlags& g, const RepoFlags& rf, co
   o.mark_compacted = true;  // --mark-compacted is the default here (Kubernetes watches must re-list)
   if (nf.no_mark_compacted) o.mark_compacted = false;
   o.skip_hash_check = ro.skip_hash_check;
+  o.compact = ro.compact;
   o.allow_other_cluster = nf.allow_other_cluster;
   o.dry_run = nf.dry_run;
   o.journal_dir = nf.journal_dir;
@@ -184,6 +185,7 @@ void RunNodeRestore(CLI::App& cmd, const GlobalFlags& g, const RepoFlags& rf, co
     }
     std::vector<std::string> extra = {"--bump-revision", std::to_string(o.bump_revision)};
     if (!o.mark_compacted) extra.push_back("--no-mark-compacted");
+    if (o.compact) extra.push_back("--compact");  // --plan passes it to every node
     if (o.manifests_dir != "/etc/kubernetes/manifests") extra.insert(extra.end(), {"--manifests-dir", o.manifests_dir});
     extra.push_back("--yes");
     std::fputs(controlplane::FormatRestorePlan(o, source, extra).c_str(), stdout);
