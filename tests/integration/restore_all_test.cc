@@ -79,6 +79,23 @@ class RestoreAll : public ::testing::Test {
     delete dump_;
     delete snap_dir_;
   }
+  // Members m1..m3 started from <out>/<name>, each named in the restore's start plan.
+  static std::vector<EtcdServerOptions> Members(const std::string& out, const std::vector<int>& peers,
+                                                const std::string& cluster, const std::string& token,
+                                                const std::string& plan) {
+    std::vector<EtcdServerOptions> members;
+    for (int i = 0; i < 3; i++) {
+      EtcdServerOptions o;
+      o.name = "m" + std::to_string(i + 1);
+      o.data_dir = out + "/" + o.name;
+      o.peer_port = peers[i];
+      o.initial_cluster = cluster;
+      o.initial_cluster_token = token;
+      EXPECT_TRUE(Contains(plan, "etcd --name " + o.name + " --data-dir " + o.data_dir)) << plan;
+      members.push_back(o);
+    }
+    return members;
+  }
   // A failing --all-members run: exit code, one line, nothing new in dir_.
   void ExpectRefused(const std::vector<std::string>& extra, int code, const std::string& part) {
     std::set<std::string> before = ListDir(dir_.path());
@@ -161,17 +178,7 @@ TEST_F(RestoreAll, RestoredMembersStartAsOneHealthyCluster) {
                           "restored", "--all-members", "--output-dir", out, "--name", "m2"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(ListDir(out), (std::set<std::string>{"m1", "m2", "m3"}));  // no temporaries left
-  std::vector<EtcdServerOptions> members;
-  for (int i = 0; i < 3; i++) {
-    EtcdServerOptions o;
-    o.name = "m" + std::to_string(i + 1);
-    o.data_dir = out + "/" + o.name;
-    o.peer_port = peers[i];
-    o.initial_cluster = cluster;
-    o.initial_cluster_token = "restored";
-    EXPECT_TRUE(Contains(r.out, "etcd --name " + o.name + " --data-dir " + o.data_dir)) << r.out;
-    members.push_back(o);
-  }
+  std::vector<EtcdServerOptions> members = Members(out, peers, cluster, "restored", r.out);
   auto servers = EtcdServer::StartCluster(members);
   std::set<uint64_t> cluster_ids, member_ids;
   for (auto& s : servers) {
@@ -245,17 +252,7 @@ TEST_F(RestoreAll, FromAnEncryptedRepositoryBackupInOnePass) {
   char hex[32];
   std::snprintf(hex, sizeof hex, ", hash %x,", nlohmann::json::parse(st.out)["hash"].get<uint32_t>());
   EXPECT_TRUE(Contains(r.err, hex)) << r.err << st.out;
-  std::vector<EtcdServerOptions> members;
-  for (int i = 0; i < 3; i++) {
-    EtcdServerOptions o;
-    o.name = "m" + std::to_string(i + 1);
-    o.data_dir = out + "/" + o.name;
-    o.peer_port = peers[i];
-    o.initial_cluster = cluster;
-    o.initial_cluster_token = "from-repo";
-    EXPECT_TRUE(Contains(r.out, "etcd --name " + o.name + " --data-dir " + o.data_dir)) << r.out;
-    members.push_back(o);
-  }
+  std::vector<EtcdServerOptions> members = Members(out, peers, cluster, "from-repo", r.out);
   auto servers = EtcdServer::StartCluster(members);
   std::set<uint64_t> cluster_ids;
   for (auto& s : servers) {
