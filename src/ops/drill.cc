@@ -7,9 +7,9 @@
 #include <ctime>
 #include <functional>
 #include <future>
+#include <map>
 #include <utility>
 #include <vector>
-#include <map>
 #include <nlohmann/json.hpp>
 
 #include "backup/layout.h"
@@ -129,8 +129,7 @@ class Drill {
 
   // The offline key space is read on the other core while the drill goes on (the
   // restore, or etcd's start on the same db, which the scratch restore left in the page
-  // cache);
-  // KeySpace() waits for it and records the check with the time the read took.
+  // cache); KeySpace() waits for it and records the check with the time the read took.
   void StartKeySpace(const std::string& db_path) {
     key_space_ = std::async(std::launch::async, [db_path] {
       const auto start = Clock::now();

@@ -615,9 +615,8 @@ RestoreResult BuildDb(const RestoreOptions& opts, const etcdfmt::RestoreCluster&
 
   stage("check", 0);
   const std::string& content = content_path.empty() ? db_path : content_path;
-  // The caller's check of the input db's own numbers runs beside the plan (other core),
-  // and before the db is patched or rebuilt.
-  std::future<StatusNumbers> input_status;
+  // The caller's check of the input db's own numbers comes before the db is patched or
+  // rebuilt.
   PlanAndStatus checked;
   if (content_path.empty() && inspected != nullptr && inspected->has_value()) {
     // Checked as it streamed by: only the plan's few pages are read back.
@@ -626,6 +625,8 @@ RestoreResult BuildDb(const RestoreOptions& opts, const etcdfmt::RestoreCluster&
     if (checked.plan.patch) checked.status = PatchedNumbers(input, db_path, *checked.plan.patch);
     if (check_input) check_input(input);
   } else {
+    // Read back: the input's numbers beside the plan (other core).
+    std::future<StatusNumbers> input_status;
     if (check_input) {
       input_status = std::async(std::launch::async, [&] { return ReadStatus(content).numbers; });
     }
