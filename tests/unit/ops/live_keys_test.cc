@@ -13,31 +13,15 @@
 
 #include "base/error.h"
 #include "bolt/builder.h"
+#include "etcdfmt/mvcc.h"
 #include "testutil/temp_dir.h"
 
 namespace etcdsafe::ops {
 namespace {
 
+// etcd's own encoding of a KeyValue (fields 1..6, zero values left out).
 std::string Pb(const KeyValue& kv) {
-  std::string out;
-  auto bytes = [&](int field, const std::string& v) {
-    if (v.empty()) return;
-    out.push_back(static_cast<char>(field << 3 | 2));
-    AppendVarint(&out, v.size());
-    out += v;
-  };
-  auto num = [&](int field, int64_t v) {
-    if (v == 0) return;
-    out.push_back(static_cast<char>(field << 3));
-    AppendVarint(&out, static_cast<uint64_t>(v));
-  };
-  bytes(1, kv.key);
-  num(2, kv.create_revision);
-  num(3, kv.mod_revision);
-  num(4, kv.version);
-  bytes(5, kv.value);
-  num(6, kv.lease);
-  return out;
+  return etcdfmt::EncodeKeyValue({kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease});
 }
 
 // A random etcd history over `nkeys` keys: puts (new or overwrite), deletes of live keys,
