@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
-#include <utility>
 
 #include "backup/repo_ops.h"
 #include "base/error.h"
@@ -261,22 +260,22 @@ void AddRestoreCommand(CLI::App& app, GlobalFlags& g) {
   cmd->add_option("--to-time", pf->time,
                   "with --repo: restore etcd as it was at this time (RFC 3339, e.g. 2026-11-30T10:15:00Z)");
   cmd->add_flag("--to-latest", pf->latest, "with --repo: restore the newest revision the repository holds");
-  auto all = std::make_shared<std::pair<bool, std::string>>();
-  cmd->add_flag("--all-members", all->first,
+  auto all = std::make_shared<AllMembersFlags>();
+  cmd->add_flag("--all-members", all->all_members,
                 "with --repo: restore every member of --initial-cluster into <output-dir>/<name> and print how to "
                 "start each");
-  cmd->add_option("--output-dir", all->second, "with --all-members: the directory of the member dirs");
+  cmd->add_option("--output-dir", all->output_dir, "with --all-members: the directory of the member dirs");
   cmd->callback([cmd, &g, rf, id, opts, read, nf, pf, all] {
-    if (all->first || Given(*cmd, "--output-dir")) {
-      if (!all->first) throw Error(ErrorCode::kInvalidArgument, "--output-dir needs --all-members");
+    if (all->all_members || Given(*cmd, "--output-dir")) {
+      if (!all->all_members) throw Error(ErrorCode::kInvalidArgument, "--output-dir needs --all-members");
       if (rf->repos.empty()) throw Error(ErrorCode::kInvalidArgument, "--all-members needs --repo");
       for (const char* f : {"--kubeadm", "--systemd-unit", "--snapshot", "--root", "--yes", "--dry-run", "--plan",
                             "--allow-other-cluster", "--journal-dir", "--no-mark-compacted", "--to-revision",
                             "--to-time", "--to-latest", "--data-dir", "--wal-dir"}) {
         if (Given(*cmd, f)) throw Error(ErrorCode::kInvalidArgument, std::string(f) + " does not go with --all-members");
       }
-      if (all->second.empty()) throw Error(ErrorCode::kInvalidArgument, "--all-members needs --output-dir");
-      RunRepoRestoreAll(*cmd, *rf, *id, *opts, all->second, *read);
+      if (all->output_dir.empty()) throw Error(ErrorCode::kInvalidArgument, "--all-members needs --output-dir");
+      RunRepoRestoreAll(*cmd, *rf, *id, *opts, all->output_dir, *read);
       return;
     }
     const int points = (Given(*cmd, "--to-revision") ? 1 : 0) + (Given(*cmd, "--to-time") ? 1 : 0) + (pf->latest ? 1 : 0);

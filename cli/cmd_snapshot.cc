@@ -78,11 +78,6 @@ void RunRestore(const snapshot::RestoreOptions& base, const std::vector<std::str
 
 // --all-members: every member of --initial-cluster into <output-dir>/<name>, then the
 // start plan on stdout (the per-member summaries go to stderr as for one member).
-struct AllMembersFlags {
-  bool all_members = false;
-  std::string output_dir;
-};
-
 void RunRestoreAll(const CLI::App& restore, const snapshot::RestoreOptions& base, const AllMembersFlags& all,
                    const std::vector<std::string>& args) {
   snapshot::RestoreAllOptions o = AllMembersOptions(restore, base, all.output_dir);

@@ -44,7 +44,11 @@ void RunFollow(const GlobalFlags& g, const RepoFlags& rf, const std::string& com
 // The flags of `snapshot restore`, shared with `restore --repo`.
 void AddRestoreFlags(CLI::App& restore, snapshot::RestoreOptions& opts);
 void PrintRestoreSummary(const std::string& source, const snapshot::RestoreResult& r);
-// --all-members (snapshot restore, restore --repo): the options from the restore flags
+struct AllMembersFlags {
+  bool all_members = false;
+  std::string output_dir;
+};
+// --all-members (snapshot restore, restore --repo): the flags, the options from the restore flags
 // (--initial-cluster required; --name only checked) and the summaries + start plan.
 snapshot::RestoreAllOptions AllMembersOptions(const CLI::App& restore, const snapshot::RestoreOptions& base,
                                               const std::string& output_dir);
