@@ -1,8 +1,10 @@
 #include "store/s3_store.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
 
-#include <curl/curl.h>
+#include <httplib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -176,49 +178,6 @@ struct Response {
   }
 };
 
-struct Transfer {
-  Response* resp;
-  size_t max;
-  size_t max_ok;
-  long status = 0;  // of the response being received (from its status line)
-  bool overflow = false;
-};
-
-size_t OnBody(char* p, size_t size, size_t n, void* ud) {
-  auto* t = static_cast<Transfer*>(ud);
-  size_t len = size * n;
-  const bool ok = t->status >= 200 && t->status < 300;
-  const size_t cap = ok && t->max_ok != 0 ? t->max_ok : t->max;
-  if (t->resp->body.size() + len > cap) {
-    t->overflow = true;
-    return 0;
-  }
-  t->resp->body.append(p, len);
-  return len;
-}
-
-size_t OnHeader(char* p, size_t size, size_t n, void* ud) {
-  auto* t = static_cast<Transfer*>(ud);
-  std::string_view line(p, size * n);
-  if (line.starts_with("HTTP/")) {
-    t->resp->headers.clear();  // a new response (after 100 Continue or a redirect)
-    size_t sp = line.find(' ');
-    t->status = 0;
-    if (sp != std::string_view::npos && line.size() >= sp + 4) {
-      std::string code(line.substr(sp + 1, 3));
-      if (code.find_first_not_of("0123456789") == std::string::npos) t->status = std::stol(code);
-    }
-    return size * n;
-  }
-  size_t colon = line.find(':');
-  if (colon != std::string_view::npos) {
-    std::string name(line.substr(0, colon));
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    t->resp->headers[name] = Trim(line.substr(colon + 1));
-  }
-  return size * n;
-}
-
 // "127.0.0.1:9000", "[::1]:9000", "localhost:9000", "10.0.0.5" → true.
 bool HostIsIpOrLocalhost(const std::string& authority) {
   if (!authority.empty() && authority[0] == '[') return true;  // IPv6 literal
@@ -240,22 +199,77 @@ bool DnsCompatibleBucket(const std::string& b) {
   return b.front() != '-' && b.back() != '-';
 }
 
-bool Retryable(CURLcode c) {
-  switch (c) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
+// Transport failures worth another attempt: the connection broke or timed out. A TLS
+// handshake that fails is retried (as a reset would be); a certificate that does not
+// verify, or certificates that cannot be loaded, never will.
+bool Retryable(httplib::Error e) {
+  switch (e) {
+    case httplib::Error::Connection:
+    case httplib::Error::Read:
+    case httplib::Error::Write:
+    case httplib::Error::ConnectionTimeout:
+    case httplib::Error::SSLConnection:
+    case httplib::Error::Unknown:
       return true;
     default:
       return false;
   }
+}
+
+std::string HttpErrorText(httplib::Error e) {
+  switch (e) {
+    case httplib::Error::Connection: return "could not connect";
+    case httplib::Error::Read: return "connection broken while reading the response";
+    case httplib::Error::Write: return "connection broken while sending the request";
+    case httplib::Error::ConnectionTimeout: return "connection timed out";
+    case httplib::Error::SSLConnection: return "TLS handshake failed";
+    case httplib::Error::SSLLoadingCerts: return "could not load the CA certificates";
+    case httplib::Error::SSLServerVerification:
+      return "TLS: the server certificate does not verify (not signed by the trusted CA, or not for this host)";
+    default: return httplib::to_string(e);
+  }
+}
+
+// An HTTP date (RFC 9110 IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT"), as S3 sends in
+// Last-Modified; 0 when it is not one.
+int64_t ParseHttpDate(const std::string& s) {
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  char mon[4] = {0};
+  std::tm tm{};
+  int n = 0;
+  if (sscanf(s.c_str(), "%*3s, %2d %3s %4d %2d:%2d:%2d GMT%n", &tm.tm_mday, mon, &tm.tm_year, &tm.tm_hour,
+             &tm.tm_min, &tm.tm_sec, &n) != 6 ||
+      n != static_cast<int>(s.size())) {
+    return 0;
+  }
+  tm.tm_mon = -1;
+  for (int i = 0; i < 12; i++) {
+    if (std::string_view(mon) == kMonths[i]) tm.tm_mon = i;
+  }
+  if (tm.tm_mon < 0 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60) {
+    return 0;
+  }
+  tm.tm_year -= 1900;
+  return static_cast<int64_t>(timegm(&tm));
+}
+
+// The host of an authority ("h:1", "[::1]:1", "h").
+std::string HostOf(const std::string& authority) {
+  if (!authority.empty() && authority[0] == '[') return authority.substr(1, authority.find(']') - 1);
+  return authority.substr(0, authority.rfind(':'));
+}
+
+// Whether `host` has an address; names under "localhost" do (RFC 6761, as curl answers
+// them without asking DNS).
+bool Resolves(const std::string& host) {
+  if (host == "localhost" || host.ends_with(".localhost")) return true;
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
+  if (res != nullptr) freeaddrinfo(res);
+  return rc == 0;
 }
 
 int64_t ParseIso8601(const std::string& s) {
@@ -316,9 +330,7 @@ class S3Store : public Store {
     if (opt_.max_retries < 0) opt_.max_retries = 0;
   }
 
-  ~S3Store() override {
-    for (CURL* c : idle_) curl_easy_cleanup(c);
-  }
+  ~S3Store() override = default;
 
   std::string Describe() const override {
     return "s3://" + bucket_ + (prefix_.empty() ? "" : "/" + prefix_);
@@ -340,7 +352,7 @@ class S3Store : public Store {
     info.size = ParseU64(resp.Header("content-length"), Url(name));
     std::string lm = resp.Header("last-modified");
     if (!lm.empty()) {
-      time_t t = curl_getdate(lm.c_str(), nullptr);
+      int64_t t = ParseHttpDate(lm);
       if (t > 0) info.mtime_unix = t;
     }
     return info;
@@ -444,14 +456,14 @@ class S3Store : public Store {
     std::string last;
     for (int attempt = 0;; ++attempt) {
       Response resp;
-      CURLcode rc = Once(r, &resp, &last);
+      httplib::Error rc = Once(r, &resp, &last);
       bool retry = false;
-      if (rc != CURLE_OK) {
+      if (rc != httplib::Error::Success) {
         if (resp.overflow) throw Error(ErrorCode::kDataLoss, what + ": " + r.method + ": " + last);
-        if (rc == CURLE_COULDNT_RESOLVE_HOST) {
+        if (rc == httplib::Error::Connection && !Resolves(HostOf(authority_))) {
           // Not worth retrying; with virtual-hosted addressing the bucket is part of the name.
           throw Error(ErrorCode::kUnavailable,
-                      what + ": " + r.method + ": " + last +
+                      what + ": " + r.method + ": could not resolve host " + HostOf(authority_) +
                           (path_style_ ? "" : " (the bucket is part of the host name in virtual-hosted addressing: "
                                               "for S3-compatible servers try --s3-path-style)"));
         }
@@ -588,27 +600,43 @@ class S3Store : public Store {
     std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(d)));
   }
 
-  CURL* Acquire() {
+  // Connections: one httplib client (one kept-alive connection) per request in flight,
+  // pooled; a client whose request failed is dropped with its connection.
+  std::unique_ptr<httplib::Client> Acquire() {
     {
       std::lock_guard<std::mutex> l(mu_);
       if (!idle_.empty()) {
-        CURL* c = idle_.back();
+        auto c = std::move(idle_.back());
         idle_.pop_back();
         return c;
       }
     }
-    static std::once_flag once;
-    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-    CURL* c = curl_easy_init();
-    if (c == nullptr) throw Error(ErrorCode::kInternal, "curl_easy_init failed");
+    auto c = std::make_unique<httplib::Client>(scheme_ + "://" + authority_);
+    if (!c->is_valid()) throw Error(ErrorCode::kInvalidArgument, "S3 endpoint " + scheme_ + "://" + authority_ + ": not usable");
+    c->set_keep_alive(true);
+    c->set_url_encode(false);  // the path and query are encoded (and signed) as sent
+    c->set_decompress(false);  // objects are bytes, whatever Content-Encoding says
+    c->set_follow_location(false);
+    c->set_tcp_nodelay(true);
+    c->set_connection_timeout(10, 0);
+    c->set_read_timeout(60, 0);  // stalled for a minute: give up (and retry)
+    c->set_write_timeout(60, 0);
+    c->set_socket_options([](socket_t sock) {
+      int on = 1;
+      setsockopt(sock, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+    });
+    const std::string host = HostOf(authority_);
+    if (host.ends_with(".localhost")) c->set_hostname_addr_map({{host, "127.0.0.1"}});  // RFC 6761, as curl
+    if (!opt_.ca_file.empty()) c->set_ca_cert_path(opt_.ca_file);
+    if (opt_.insecure_skip_tls_verify) c->enable_server_certificate_verification(false);
     return c;
   }
-  void Release(CURL* c) {
+  void Release(std::unique_ptr<httplib::Client> c) {
     std::lock_guard<std::mutex> l(mu_);
-    idle_.push_back(c);
+    idle_.push_back(std::move(c));
   }
 
-  CURLcode Once(const Request& r, Response* resp, std::string* err) {
+  httplib::Error Once(const Request& r, Response* resp, std::string* err) {
     std::string path = path_style_ ? "/" + bucket_ : "";
     if (!r.key.empty()) path += "/" + UriEncode(r.key, true);
     if (path.empty()) path = "/";
@@ -629,71 +657,61 @@ class S3Store : public Store {
     }
     std::string auth = Authorization(sr, creds_, amz_date, opt_.region, "s3");
 
-    curl_slist* hl = nullptr;
-    for (const auto& [k, v] : sr.headers) hl = curl_slist_append(hl, (k + ": " + v).c_str());
-    hl = curl_slist_append(hl, ("Authorization: " + auth).c_str());
-    hl = curl_slist_append(hl, "Expect:");  // no 100-continue round trip
-    if (r.body != nullptr || r.method == "PUT" || r.method == "POST") {
-      hl = curl_slist_append(hl, "Content-Type: application/octet-stream");
-    }
+    httplib::Request req;
+    req.method = r.method;
     std::string query = CanonicalQuery(r.query);
-    std::string url = scheme_ + "://" + authority_ + path + (query.empty() ? "" : "?" + query);
-
-    CURL* c = Acquire();
-    curl_easy_reset(c);
-    Transfer t{resp, r.max_response, r.max_ok_body};
-    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");  // never route repository traffic via env proxies
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);  // stalled for a minute: give up
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
-    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
-    if (!opt_.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, opt_.ca_file.c_str());
-    if (opt_.insecure_skip_tls_verify) {
-      curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-      curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
-    if (r.method == "HEAD") {
-      curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    } else if (r.method == "GET") {
-      curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-    } else if (r.method == "PUT" || r.method == "POST") {
-      static const char kEmpty[] = "";
-      curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body_len));
-      curl_easy_setopt(c, CURLOPT_POSTFIELDS,
-                       r.body ? reinterpret_cast<const char*>(r.body) : kEmpty);
-      curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, r.method.c_str());
-    } else {
-      curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, r.method.c_str());
-    }
-    char errbuf[CURL_ERROR_SIZE] = {0};
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    CURLcode rc = curl_easy_perform(c);
-    if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, nullptr);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);
-    curl_slist_free_all(hl);
-    if (rc != CURLE_OK) {
-      // A broken connection must not be reused: drop the handle.
-      curl_easy_cleanup(c);
-      *err = std::string(curl_easy_strerror(rc)) + (errbuf[0] ? std::string(" (") + errbuf + ")" : "");
-      if (t.overflow) {
-        resp->overflow = true;
-        *err = "response larger than " +
-               std::to_string(t.status >= 200 && t.status < 300 && r.max_ok_body != 0
-                                  ? r.max_ok_body
-                                  : r.max_response) +
-               " bytes";
+    req.path = path + (query.empty() ? "" : "?" + query);
+    for (const auto& [k, v] : sr.headers) req.headers.emplace(k == "host" ? "Host" : k, v);
+    req.headers.emplace("Authorization", auth);
+    req.headers.emplace("User-Agent", "etcdsafe");
+    if (r.body != nullptr || r.method == "PUT" || r.method == "POST") {
+      req.headers.emplace("Content-Type", "application/octet-stream");
+      // The body goes out from the caller's buffer, not a copy (parts are part_size each).
+      // (httplib sends Content-Length: 0 for a PUT or POST without one.)
+      if (r.body_len != 0) {
+        const char* body = reinterpret_cast<const char*>(r.body);
+        req.content_length_ = r.body_len;
+        req.content_provider_ = [body](size_t offset, size_t length, httplib::DataSink& sink) {
+          return sink.write(body + offset, length);
+        };
       }
+    }
+    // Status and headers first, then the body under its cap (a 2xx may have a smaller one).
+    size_t cap = r.max_response;
+    req.response_handler = [&](const httplib::Response& h) {
+      resp->status = h.status;
+      if (h.status >= 200 && h.status < 300 && r.max_ok_body != 0) cap = r.max_ok_body;
+      return true;
+    };
+    req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+      if (resp->body.size() + n > cap) {
+        resp->overflow = true;
+        return false;
+      }
+      resp->body.append(data, n);
+      return true;
+    };
+
+    std::unique_ptr<httplib::Client> c = Acquire();
+    httplib::Response res;
+    httplib::Error rc = httplib::Error::Success;
+    const bool ok = c->send(req, res, rc);
+    if (ok && rc == httplib::Error::Success) {
+      resp->status = res.status;
+      for (const auto& [k, v] : res.headers) {
+        std::string name = k;
+        for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        resp->headers[name] = v;
+      }
+      Release(std::move(c));
+      return rc;
+    }
+    if (rc == httplib::Error::Success) rc = httplib::Error::Unknown;
+    // A broken connection must not be reused: the client goes with it.
+    if (resp->overflow) {
+      *err = "response larger than " + std::to_string(cap) + " bytes";
     } else {
-      Release(c);
+      *err = HttpErrorText(rc) + " (" + scheme_ + "://" + authority_ + ")";
     }
     return rc;
   }
@@ -704,7 +722,7 @@ class S3Store : public Store {
   SigV4Credentials creds_;
   std::string scheme_, authority_;
   std::mutex mu_;
-  std::vector<CURL*> idle_;
+  std::vector<std::unique_ptr<httplib::Client>> idle_;
 };
 
 // ---------------------------------------------------------------- writing
