@@ -1,6 +1,6 @@
 #include "agent/notify.h"
 
-#include <curl/curl.h>
+#include <httplib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -66,43 +66,16 @@ std::string Dump(const nlohmann::ordered_json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-void CurlInitOnce() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-struct Transfer {
-  std::string body_head;  // the first bytes of the response, for log lines
-  long retry_after_s = -1;
-};
-
-size_t OnBody(char* data, size_t size, size_t n, void* user) {
-  auto* t = static_cast<Transfer*>(user);
-  size_t len = size * n;
-  if (t->body_head.size() < 300) t->body_head.append(data, std::min(len, 300 - t->body_head.size()));
-  return len;
-}
-
-size_t OnHeader(char* data, size_t size, size_t n, void* user) {
-  auto* t = static_cast<Transfer*>(user);
-  size_t len = size * n;
-  std::string_view h(data, len);
-  constexpr std::string_view kName = "retry-after:";
-  if (h.size() > kName.size()) {
-    bool match = true;
-    for (size_t i = 0; i < kName.size(); i++) {
-      char c = h[i];
-      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-      if (c != kName[i]) match = false;
-    }
-    if (match) {
-      std::string v(h.substr(kName.size()));
-      char* end = nullptr;
-      long secs = std::strtol(v.c_str(), &end, 10);
-      if (end != v.c_str() && secs >= 0) t->retry_after_s = secs;
-    }
-  }
-  return len;
+// "https://host:port/path?q#frag" → {"https://host:port", "/path?q"} (the config checked
+// the scheme and that there is a host and no credentials).
+std::pair<std::string, std::string> SplitUrl(const std::string& url) {
+  const size_t host_at = url.find("://") + 3;
+  size_t path_at = url.find_first_of("/?#", host_at);
+  if (path_at == std::string::npos) path_at = url.size();
+  std::string path = url.substr(path_at);
+  path = path.substr(0, path.find('#'));
+  if (path.empty() || path[0] != '/') path = "/" + path;
+  return {url.substr(0, path_at), path};
 }
 
 std::string ReadToken(const std::string& path) {
@@ -214,6 +187,10 @@ struct Notifier::Target {
   Stats stats;
   std::atomic<bool> abort{false};   // set with stopping; transfers end at abort_at
   std::atomic<int64_t> abort_at_ns{0};
+  bool done = false;                // Run() returned (under mu)
+  std::mutex client_mu;             // guards active and cut
+  httplib::Client* active = nullptr;
+  bool cut = false;
   std::thread thread;
 
   Target(WebhookConfig c, EventLog* l, NotifierOptions o)
@@ -261,93 +238,88 @@ struct Notifier::Target {
     std::string auth;
     if (!cfg.bearer_token_file.empty()) {
       try {
-        auth = "Authorization: Bearer " + ReadToken(cfg.bearer_token_file);
+        auth = "Bearer " + ReadToken(cfg.bearer_token_file);
       } catch (const std::exception& e) {
         a.error = e.what();
         a.retryable = true;
         return a;
       }
     }
-    CurlInitOnce();
-    CURL* c = curl_easy_init();
-    CURLM* m = curl_multi_init();
-    if (c == nullptr || m == nullptr) {
-      if (c != nullptr) curl_easy_cleanup(c);
-      if (m != nullptr) curl_multi_cleanup(m);
-      a.error = "curl init failed";
-      a.retryable = true;
+    const auto [base, path] = SplitUrl(cfg.url);
+    auto client = std::make_unique<httplib::Client>(base);
+    if (!client->is_valid()) {
+      a.error = "not a usable URL";
       return a;
     }
-    Transfer t;
-    char errbuf[CURL_ERROR_SIZE] = {0};
-    curl_slist* hl = nullptr;
-    hl = curl_slist_append(hl, "Content-Type: application/json");
-    hl = curl_slist_append(hl, "Expect:");
-    if (!auth.empty()) hl = curl_slist_append(hl, auth.c_str());
-    const long timeout_ms = std::max<long>(1, static_cast<long>(cfg.timeout.count()));
-    curl_easy_setopt(c, CURLOPT_URL, cfg.url.c_str());
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "etcdsafe-agent");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    if (!cfg.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, cfg.ca_file.c_str());
-    curl_multi_add_handle(m, c);
-    // The multi interface with a short poll lets the destructor cut a hanging transfer at
-    // its deadline rather than after the whole timeout.
-    bool aborted = false;
-    CURLcode rc = CURLE_OK;
-    int running = 1;
-    for (;;) {
-      CURLMcode mc = curl_multi_perform(m, &running);
-      if (mc != CURLM_OK) {
-        a.error = std::string("curl: ") + curl_multi_strerror(mc);
-        rc = CURLE_FAILED_INIT;
-        break;
+    const time_t timeout_ms = std::max<time_t>(1, static_cast<time_t>(cfg.timeout.count()));
+    client->set_connection_timeout(timeout_ms / 1000, (timeout_ms % 1000) * 1000);
+    client->set_read_timeout(timeout_ms / 1000, (timeout_ms % 1000) * 1000);
+    client->set_write_timeout(timeout_ms / 1000, (timeout_ms % 1000) * 1000);
+    client->set_follow_location(false);
+    if (!cfg.ca_file.empty()) client->set_ca_cert_path(cfg.ca_file);
+    httplib::Request req;
+    req.method = "POST";
+    req.path = path;
+    req.body = body;
+    req.headers.emplace("Content-Type", "application/json");
+    req.headers.emplace("User-Agent", "etcdsafe-agent");
+    if (!auth.empty()) req.headers.emplace("Authorization", auth);
+    std::string body_head;  // the first bytes of the response, for log lines
+    req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+      if (body_head.size() < 300) body_head.append(data, std::min(n, 300 - body_head.size()));
+      return true;
+    };
+    // The destructor cuts a transfer still running at its deadline (Cut()).
+    {
+      std::lock_guard lock(client_mu);
+      if (cut) {
+        a.error = "aborted: notifier stopping";
+        return a;
       }
-      if (running == 0) {
-        int left = 0;
-        while (CURLMsg* msg = curl_multi_info_read(m, &left)) {
-          if (msg->msg == CURLMSG_DONE) rc = msg->data.result;
-        }
-        break;
-      }
-      if (Expired()) {
-        aborted = true;
-        break;
-      }
-      curl_multi_poll(m, nullptr, 0, 100, nullptr);
+      active = client.get();
     }
-    if (aborted) {
+    httplib::Response res;
+    httplib::Error err = httplib::Error::Success;
+    const bool sent = client->send(req, res, err);
+    {
+      std::lock_guard lock(client_mu);
+      active = nullptr;
+    }
+    if (!sent && Expired()) {
       a.error = "aborted: notifier stopping";
       a.retryable = false;
-    } else if (rc != CURLE_OK) {
-      if (a.error.empty()) a.error = errbuf[0] != 0 ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
+    } else if (!sent || err != httplib::Error::Success) {
+      switch (err) {
+        case httplib::Error::Connection: a.error = "could not connect"; break;
+        case httplib::Error::ConnectionTimeout: a.error = "connect timed out"; break;
+        case httplib::Error::Read: a.error = "no response (timed out, or the connection broke)"; break;
+        case httplib::Error::SSLServerVerification: a.error = "TLS: the server certificate does not verify"; break;
+        default: a.error = httplib::to_string(err);
+      }
       a.retryable = true;
     } else {
-      curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a.status);
+      a.status = res.status;
       if (a.status < 200 || a.status > 299) {
         a.error = "HTTP " + std::to_string(a.status);
-        std::string head = OneLine(t.body_head);
+        std::string head = OneLine(body_head);
         if (!head.empty()) a.error += ": " + head;
         a.retryable = a.status >= 500 || a.status == 429;
-        a.retry_after_s = a.status == 429 ? t.retry_after_s : -1;
+        if (a.status == 429 && res.has_header("Retry-After")) {
+          const std::string v = res.get_header_value("Retry-After");
+          char* end = nullptr;
+          long secs = std::strtol(v.c_str(), &end, 10);
+          if (end != v.c_str() && secs >= 0) a.retry_after_s = secs;
+        }
       }
     }
-    curl_multi_remove_handle(m, c);
-    curl_easy_cleanup(c);
-    curl_multi_cleanup(m);
-    curl_slist_free_all(hl);
     return a;
+  }
+
+  // Shuts down the transfer in flight, if any, and refuses new ones.
+  void Cut() {
+    std::lock_guard lock(client_mu);
+    cut = true;
+    if (active != nullptr) active->stop();
   }
 
   // One notification: attempts with backoff. Returns true when delivered.
@@ -423,6 +395,7 @@ struct Notifier::Target {
       if (queue.empty()) idle_cv.notify_all();
     }
     std::lock_guard lock(mu);
+    done = true;
     idle_cv.notify_all();
   }
 };
@@ -441,6 +414,14 @@ Notifier::~Notifier() {
     t->abort.store(true, std::memory_order_release);
     t->stopping = true;
     t->cv.notify_all();
+  }
+  // Deliveries still running at their deadline are cut.
+  for (auto& t : targets_) {
+    {
+      std::unique_lock lock(t->mu);
+      t->idle_cv.wait_until(lock, t->AbortAt(), [&] { return t->done; });
+    }
+    t->Cut();
   }
   for (auto& t : targets_) {
     if (t->thread.joinable()) t->thread.join();

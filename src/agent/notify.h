@@ -1,5 +1,5 @@
 // Webhook notifications: failure, recovery and staleness of backups and drills, POSTed as
-// JSON to the targets of `alerts.webhooks` (agent/config.h), with libcurl.
+// JSON to the targets of `alerts.webhooks` (agent/config.h), with cpp-httplib.
 //
 // Contract:
 //   * Send() never blocks on the network: it copies the notification into each target's
