@@ -1,7 +1,5 @@
 #include "controlplane/pki_archive.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -15,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <string_view>
 
 #include "backup/layout.h"
 #include "base/file.h"
@@ -192,10 +191,6 @@ class Collector {
   throw Error(ErrorCode::kDataLoss, what + ": hostile or damaged pki archive: " + why);
 }
 
-struct ArchiveFree {
-  void operator()(archive* a) const { archive_read_free(a); }
-};
-
 // Area of an archive name and the components below its top.
 struct AreaPath {
   std::string area;  // kubernetes | root
@@ -214,6 +209,207 @@ std::string Join(const std::vector<std::string>& parts, size_t n) {
   std::string out;
   for (size_t i = 0; i < n && i < parts.size(); i++) out += (i ? "/" : "") + parts[i];
   return out;
+}
+
+// ---- The tar codec -------------------------------------------------------------------
+// POSIX.1-2001 pax: 512-byte ustar headers ("ustar\0" "00"), each optionally preceded by
+// one 'x' extended header of "<len> <key>=<value>\n" records, file data padded to 512
+// bytes, and two zero blocks at the end. Not libarchive: linking it loads libxml2, ICU,
+// nettle, acl, lzma, lz4, bz2 ... into every etcdsafe process (+1.8 MiB RSS, against the
+// agent's 20 MiB budget), and its multi-format reader is attack surface for an input that
+// is only ever our own pax output. The reader therefore accepts exactly that output (from
+// this writer and from libarchive's pax writer, which older versions used) and nothing
+// else; see ReadTar for the rules.
+
+constexpr size_t kBlock = 512;
+constexpr uint64_t kMaxPaxBytes = 64 << 10;           // one 'x' header's records
+constexpr int64_t kMaxAbsMtime = 999999999999999999;  // 18 digits: fits pax and int64
+constexpr uint64_t kMaxId = 0xfffffffe;
+constexpr uint64_t kMaxNumeric = uint64_t{1} << 62;   // any numeric field, before its own bound
+
+struct Field {
+  size_t off, len;
+};
+constexpr Field kName{0, 100}, kMode{100, 8}, kUid{108, 8}, kGid{116, 8}, kSize{124, 12}, kMtime{136, 12},
+    kChksum{148, 8}, kTypeflag{156, 1}, kLinkname{157, 100}, kMagic{257, 6}, kVersion{263, 2}, kUname{265, 32},
+    kGname{297, 32}, kDevmajor{329, 8}, kDevminor{337, 8}, kPrefix{345, 155};
+
+uint64_t Padded(uint64_t n) { return (n + kBlock - 1) / kBlock * kBlock; }
+uint64_t OctalMax(Field f) { return (uint64_t{1} << (3 * (f.len - 1))) - 1; }
+
+bool AllZero(const char* p, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] != '\0') return false;
+  }
+  return true;
+}
+
+unsigned HeaderSum(const char* h) {
+  unsigned sum = 0;
+  for (size_t i = 0; i < kBlock; i++) {
+    const bool in_chksum = i >= kChksum.off && i < kChksum.off + kChksum.len;
+    sum += in_chksum ? ' ' : static_cast<unsigned char>(h[i]);
+  }
+  return sum;
+}
+
+// ---- writer ----
+
+// One ustar header block, checksummed. Strings longer than their field are cut (the
+// caller has put the full value in a pax record); numbers must fit (callers clamp).
+struct Ustar {
+  std::string name, prefix, linkname, uname, gname;
+  uint64_t mode = 0, uid = 0, gid = 0, size = 0, mtime = 0;
+  char typeflag = '0';
+
+  void AppendTo(std::string* out) const {
+    char h[kBlock] = {};
+    auto put = [&](Field f, const std::string& s) { memcpy(h + f.off, s.data(), std::min(s.size(), f.len)); };
+    auto octal = [&](Field f, uint64_t v) {
+      for (size_t i = f.len - 1; i-- > 0; v >>= 3) h[f.off + i] = static_cast<char>('0' + (v & 7));
+    };
+    put(kName, name);
+    octal(kMode, mode);
+    octal(kUid, uid);
+    octal(kGid, gid);
+    octal(kSize, size);
+    octal(kMtime, mtime);
+    h[kTypeflag.off] = typeflag;
+    put(kLinkname, linkname);
+    memcpy(h + kMagic.off, "ustar", 6);  // with its NUL
+    memcpy(h + kVersion.off, "00", 2);
+    put(kUname, uname);
+    put(kGname, gname);
+    octal(kDevmajor, 0);
+    octal(kDevminor, 0);
+    put(kPrefix, prefix);
+    unsigned sum = HeaderSum(h);  // six octal digits, NUL, space (as GNU tar and libarchive)
+    for (size_t i = 6; i-- > 0; sum >>= 3) h[kChksum.off + i] = static_cast<char>('0' + (sum & 7));
+    h[kChksum.off + 6] = '\0';
+    h[kChksum.off + 7] = ' ';
+    out->append(h, kBlock);
+  }
+};
+
+// "<len> key=value\n", where len counts the whole record including its own digits.
+void AppendPaxRecord(std::string* out, const std::string& key, const std::string& value) {
+  const size_t body = 1 + key.size() + 1 + value.size() + 1;
+  size_t len = body + 1;
+  while (std::to_string(len).size() + body != len) len = std::to_string(len).size() + body;
+  *out += std::to_string(len) + " " + key + "=" + value + "\n";
+}
+
+// Splits `path` into ustar prefix (<= 155) and name (<= 100) at a slash; false if it cannot.
+bool SplitUstarName(const std::string& path, std::string* prefix, std::string* name) {
+  if (path.size() <= kName.len) {
+    *name = path;
+    return true;
+  }
+  for (size_t slash = path.find('/'); slash != std::string::npos && slash <= kPrefix.len; slash = path.find('/', slash + 1)) {
+    const size_t rest = path.size() - slash - 1;
+    if (rest > 0 && rest <= kName.len) {
+      *prefix = path.substr(0, slash);
+      *name = path.substr(slash + 1);
+      return true;
+    }
+  }
+  return false;
+}
+
+// The pax mtime value: the exact decimal of sec + nsec / 1e9 (negative times too).
+std::string PaxTime(int64_t sec, long nsec) {
+  std::string whole, frac;
+  if (sec < 0 && nsec > 0) {  // -(|sec| - 1) - (1e9 - nsec) / 1e9
+    whole = "-" + std::to_string(-(sec + 1));
+    frac = std::to_string(1000000000 - nsec);
+  } else {
+    whole = std::to_string(sec);
+    frac = std::to_string(nsec);
+  }
+  if (nsec == 0) return whole;
+  frac = std::string(9 - frac.size(), '0') + frac;
+  while (frac.back() == '0') frac.pop_back();
+  return whole + "." + frac;
+}
+
+// ---- reader ----
+
+// A numeric header field: octal digits (after optional spaces, then only NULs or spaces
+// to the field's end; at least one digit), or base-256 (first byte 0x80; 0xff for a
+// negative two's complement value, accepted only with `negative_ok`). False when
+// malformed or beyond +-2^62.
+bool ParseNumeric(const char* h, Field f, bool negative_ok, int64_t* out) {
+  const auto* p = reinterpret_cast<const unsigned char*>(h + f.off);
+  if (p[0] == 0x80 || p[0] == 0xff) {
+    const bool negative = p[0] == 0xff;
+    if (negative && !negative_ok) return false;
+    uint64_t v = 0;  // the value, or for a negative one its one's complement
+    for (size_t i = 1; i < f.len; i++) {
+      if (v > (kMaxNumeric >> 8)) return false;
+      v = (v << 8) | (negative ? (~p[i] & 0xffu) : p[i]);
+    }
+    if (v >= kMaxNumeric) return false;
+    *out = negative ? -static_cast<int64_t>(v) - 1 : static_cast<int64_t>(v);
+    return true;
+  }
+  size_t i = 0;
+  while (i < f.len && p[i] == ' ') i++;
+  const size_t first = i;
+  uint64_t v = 0;  // at most 12 octal digits: no overflow
+  while (i < f.len && p[i] >= '0' && p[i] <= '7') v = (v << 3) | (p[i++] - '0');
+  if (i == first) return false;
+  for (; i < f.len; i++) {
+    if (p[i] != ' ' && p[i] != '\0') return false;
+  }
+  *out = static_cast<int64_t>(v);
+  return true;
+}
+
+// A NUL-terminated (or full-width) string field.
+std::string StringField(const char* h, Field f) {
+  const char* p = h + f.off;
+  return std::string(p, strnlen(p, f.len));
+}
+
+// A pax decimal: 1 to 19 digits, no sign, at most `max`.
+bool ParsePaxDecimal(std::string_view v, uint64_t max, uint64_t* out) {
+  if (v.empty() || v.size() > 19) return false;
+  uint64_t n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (n > max) return false;
+  *out = n;
+  return true;
+}
+
+// A pax time: [-]<1..18 digits>[.<1 or more digits>]; digits past nanoseconds are dropped.
+bool ParsePaxTime(std::string_view v, int64_t* sec, long* nsec) {
+  const bool negative = !v.empty() && v[0] == '-';
+  if (negative) v.remove_prefix(1);
+  const size_t dot = v.find('.');
+  uint64_t whole = 0;
+  if (!ParsePaxDecimal(v.substr(0, dot), static_cast<uint64_t>(kMaxAbsMtime), &whole)) return false;
+  long frac = 0;
+  if (dot != std::string_view::npos) {
+    std::string_view f = v.substr(dot + 1);
+    if (f.empty() || f.size() > 64) return false;
+    for (size_t i = 0; i < f.size(); i++) {
+      if (f[i] < '0' || f[i] > '9') return false;
+      if (i < 9) frac = frac * 10 + (f[i] - '0');
+    }
+    for (size_t i = f.size(); i < 9; i++) frac *= 10;
+  }
+  *sec = static_cast<int64_t>(whole);
+  *nsec = frac;
+  if (negative && frac > 0) {  // -w.f = -(w + 1) + (1 - .f)
+    *sec = -*sec - 1;
+    *nsec = 1000000000 - frac;
+  } else if (negative) {
+    *sec = -*sec;
+  }
+  return true;
 }
 
 }  // namespace
@@ -282,79 +478,230 @@ std::vector<ArchiveEntry> CollectPkiEntries(const PkiPaths& paths, std::vector<s
 
 std::string WriteTar(const std::vector<ArchiveEntry>& entries) {
   std::string out;
-  std::unique_ptr<archive, decltype(&archive_write_free)> a(archive_write_new(), archive_write_free);
-  auto fail = [&](const char* step) {
-    const char* msg = archive_error_string(a.get());
-    throw Error(ErrorCode::kInternal, std::string("writing the pki archive: ") + step + ": " + (msg ? msg : "?"));
-  };
-  // Full pax (not pax_restricted): mtimes keep their nanoseconds.
-  if (archive_write_set_format_pax(a.get()) != ARCHIVE_OK) fail("format");
-  if (archive_write_set_bytes_in_last_block(a.get(), 1) != ARCHIVE_OK) fail("block");
-  auto write_cb = [](archive*, void* client, const void* buf, size_t n) -> la_ssize_t {
-    static_cast<std::string*>(client)->append(static_cast<const char*>(buf), n);
-    return static_cast<la_ssize_t>(n);
-  };
-  if (archive_write_open(a.get(), &out, nullptr, write_cb, nullptr) != ARCHIVE_OK) fail("open");
   for (const auto& e : entries) {
-    std::unique_ptr<archive_entry, decltype(&archive_entry_free)> ae(archive_entry_new(), archive_entry_free);
-    archive_entry_set_pathname(ae.get(), e.path.c_str());
-    archive_entry_set_perm(ae.get(), e.mode & 07777);
-    archive_entry_set_uid(ae.get(), e.uid);
-    archive_entry_set_gid(ae.get(), e.gid);
-    if (!e.uname.empty()) archive_entry_set_uname(ae.get(), e.uname.c_str());
-    if (!e.gname.empty()) archive_entry_set_gname(ae.get(), e.gname.c_str());
-    archive_entry_set_mtime(ae.get(), e.mtime_sec, e.mtime_nsec);
+    if (e.mtime_nsec < 0 || e.mtime_nsec > 999999999 || e.uid < 0 || e.gid < 0 ||
+        static_cast<uint64_t>(e.uid) > kMaxId || static_cast<uint64_t>(e.gid) > kMaxId) {
+      throw Error(ErrorCode::kInternal, "writing the pki archive: " + backup::EscapeForTerminal(e.path) +
+                                            ": owner or mtime out of range");
+    }
+    Ustar u;
+    std::string pax;  // the records this entry needs beyond the ustar fields
+    const std::string path = e.path + (e.type == ArchiveEntry::Type::kDir ? "/" : "");
+    if (!SplitUstarName(path, &u.prefix, &u.name)) {
+      AppendPaxRecord(&pax, "path", path);
+      u.name = path.substr(0, kName.len);
+    }
+    u.mode = e.mode & 07777;
+    auto id = [&](const char* key, int64_t v, uint64_t* field) {
+      *field = std::min(static_cast<uint64_t>(v), OctalMax(kUid));
+      if (*field != static_cast<uint64_t>(v)) AppendPaxRecord(&pax, key, std::to_string(v));
+    };
+    id("uid", e.uid, &u.uid);
+    id("gid", e.gid, &u.gid);
+    auto name = [&](const char* key, const std::string& v, std::string* field) {
+      if (v.size() < kUname.len) {
+        *field = v;
+      } else {
+        AppendPaxRecord(&pax, key, v);
+      }
+    };
+    name("uname", e.uname, &u.uname);
+    name("gname", e.gname, &u.gname);
+    const auto max_time = static_cast<int64_t>(OctalMax(kMtime));
+    u.mtime = static_cast<uint64_t>(std::clamp<int64_t>(e.mtime_sec, 0, max_time));
+    if (e.mtime_nsec != 0 || e.mtime_sec < 0 || e.mtime_sec > max_time) {
+      AppendPaxRecord(&pax, "mtime", PaxTime(e.mtime_sec, e.mtime_nsec));
+    }
     switch (e.type) {
       case ArchiveEntry::Type::kFile:
-        archive_entry_set_filetype(ae.get(), AE_IFREG);
-        archive_entry_set_size(ae.get(), static_cast<la_int64_t>(e.data.size()));
+        u.typeflag = '0';
+        u.size = e.data.size();
+        if (u.size > OctalMax(kSize)) throw Error(ErrorCode::kInternal, "writing the pki archive: a file too large");
         break;
       case ArchiveEntry::Type::kDir:
-        archive_entry_set_filetype(ae.get(), AE_IFDIR);
-        archive_entry_set_size(ae.get(), 0);
+        u.typeflag = '5';
         break;
       case ArchiveEntry::Type::kSymlink:
-        archive_entry_set_filetype(ae.get(), AE_IFLNK);
-        archive_entry_set_symlink(ae.get(), e.data.c_str());
-        archive_entry_set_size(ae.get(), 0);
+        u.typeflag = '2';
+        u.linkname = e.data;
+        if (e.data.size() > kLinkname.len) AppendPaxRecord(&pax, "linkpath", e.data);
         break;
     }
-    if (archive_write_header(a.get(), ae.get()) != ARCHIVE_OK) fail(e.path.c_str());
-    if (e.type == ArchiveEntry::Type::kFile && !e.data.empty()) {
-      if (archive_write_data(a.get(), e.data.data(), e.data.size()) != static_cast<la_ssize_t>(e.data.size())) {
-        fail(e.path.c_str());
+    if (!pax.empty()) {
+      // The 'x' header's own name only matters to readers without pax support.
+      std::string base = e.path.substr(e.path.rfind('/') + 1);
+      for (char& c : base) {
+        if (c < 0x20 || c > 0x7e) c = '_';
       }
+      Ustar x;
+      x.name = "PaxHeaders/" + base.substr(0, kName.len - 11);
+      x.typeflag = 'x';
+      x.mode = 0644;
+      x.size = pax.size();
+      x.mtime = u.mtime;
+      x.AppendTo(&out);
+      out += pax;
+      out.append(Padded(pax.size()) - pax.size(), '\0');
+    }
+    u.AppendTo(&out);
+    if (e.type == ArchiveEntry::Type::kFile) {
+      out += e.data;
+      out.append(Padded(e.data.size()) - e.data.size(), '\0');
     }
   }
-  if (archive_write_close(a.get()) != ARCHIVE_OK) fail("close");
+  out.append(2 * kBlock, '\0');
   return out;
 }
 
+// The reader's rules beyond the header's (pki_archive.h), decided for an input that is
+// only ever our own pax output (this writer's, or libarchive's pax writer's from older
+// versions; both end with exactly two zero blocks):
+//  - every header: the "ustar\0" "00" magic (GNU and v7 headers are refused) and a
+//    matching unsigned checksum; numeric fields octal or base-256, bounded (negative
+//    base-256 only for mtime, as libarchive writes pre-1970 times);
+//  - types '0' (and '\0'), '5', '2' are entries; 'x' is one pax header for the next
+//    entry (at most 64 KiB, records "<len> key=value\n" exactly covering it, no key
+//    twice, never two 'x' in a row nor an 'x' at the end); everything else is refused:
+//    hard links, devices, fifos, 'g' global headers (they would change every later
+//    entry), GNU 'L'/'K' long names, 'S' sparse files, vendor types;
+//  - pax keys applied: path, linkpath, size, uid, gid, uname, gname, mtime; ignored:
+//    atime, ctime (restores set mtime only) and hdrcharset (libarchive writes BINARY for
+//    non-ASCII names in the C locale; names are checked for UTF-8 on their own); any
+//    other key is refused (GNU.sparse.*, xattrs, ACLs, unknown): neither writer emits it;
+//  - directories and symlinks carry no data (size 0), only symlinks a link target;
+//  - the end is two zero blocks, followed by nothing but zero bytes (GNU tar pads to
+//    10 KiB); a lone zero block, EOF without them, or any read past the input: refused.
 std::vector<ArchiveEntry> ReadTar(const std::string& tar, const std::string& what) {
   if (tar.size() > backup::kMaxPkiArchiveBytes) Hostile(what, "larger than the pki archive limit");
-  std::unique_ptr<archive, ArchiveFree> a(archive_read_new());
-  archive_read_support_format_tar(a.get());
-  if (archive_read_open_memory(a.get(), tar.data(), tar.size()) != ARCHIVE_OK) {
-    Hostile(what, std::string("not a tar archive: ") + (archive_error_string(a.get()) ?: "?"));
-  }
   std::vector<ArchiveEntry> out;
   std::map<std::string, ArchiveEntry::Type> types;
+  std::map<std::string, std::string, std::less<>> pax;  // the pending 'x' header's records
+  bool have_pax = false;
   uint64_t total = 0;
+  size_t pos = 0;
+  auto need = [&](uint64_t n) {
+    if (tar.size() - pos < n) Hostile(what, "truncated at byte " + std::to_string(pos));
+  };
   for (;;) {
-    archive_entry* ae = nullptr;
-    int r = archive_read_next_header(a.get(), &ae);
-    if (r == ARCHIVE_EOF) break;
-    if (r != ARCHIVE_OK) Hostile(what, std::string("bad entry header: ") + (archive_error_string(a.get()) ?: "?"));
+    if (pos == tar.size()) Hostile(what, "truncated: no end-of-archive marker");
+    need(kBlock);
+    const char* h = tar.data() + pos;
+    const std::string at = "header at byte " + std::to_string(pos);
+    if (AllZero(h, kBlock)) {
+      if (have_pax) Hostile(what, "a pax header without its entry");
+      need(2 * kBlock);
+      if (!AllZero(h + kBlock, kBlock)) Hostile(what, "a lone zero block at byte " + std::to_string(pos));
+      pos += 2 * kBlock;
+      if (!AllZero(tar.data() + pos, tar.size() - pos)) Hostile(what, "data after the end-of-archive marker");
+      break;
+    }
+    int64_t sum = 0;
+    if (!ParseNumeric(h, kChksum, false, &sum) || static_cast<uint64_t>(sum) != HeaderSum(h)) {
+      Hostile(what, at + ": checksum mismatch");
+    }
+    if (memcmp(h + kMagic.off, "ustar", 6) != 0 || memcmp(h + kVersion.off, "00", 2) != 0) {
+      Hostile(what, at + ": not a POSIX ustar/pax header");
+    }
+    int64_t size = 0;
+    if (!ParseNumeric(h, kSize, false, &size)) Hostile(what, at + ": bad size field");
+    const char typeflag = h[kTypeflag.off];
+    if (typeflag == 'x') {
+      if (have_pax) Hostile(what, at + ": two pax headers in a row");
+      if (static_cast<uint64_t>(size) > kMaxPaxBytes) Hostile(what, at + ": a pax header over 64 KiB");
+      pos += kBlock;
+      need(Padded(static_cast<uint64_t>(size)));
+      const std::string_view records(tar.data() + pos, static_cast<size_t>(size));
+      for (size_t p = 0; p < records.size();) {
+        size_t q = p;
+        uint64_t len = 0;
+        while (q < records.size() && q - p < 7 && records[q] >= '0' && records[q] <= '9') len = len * 10 + (records[q++] - '0');
+        if (q == p || q >= records.size() || records[q] != ' ') Hostile(what, at + ": a pax record without its length");
+        if (len < q - p + 4 || len > records.size() - p) Hostile(what, at + ": a pax record length out of bounds");
+        std::string_view rec = records.substr(q + 1, p + len - q - 1);  // "key=value\n"
+        if (rec.back() != '\n') Hostile(what, at + ": a pax record not ending in a newline");
+        rec.remove_suffix(1);
+        const size_t eq = rec.find('=');
+        if (eq == 0 || eq == std::string_view::npos) Hostile(what, at + ": a pax record without a key");
+        const std::string key(rec.substr(0, eq));
+        if (!pax.emplace(key, std::string(rec.substr(eq + 1))).second) {
+          Hostile(what, at + ": pax key \"" + backup::EscapeForTerminal(key.substr(0, 64)) + "\" twice");
+        }
+        p += len;
+      }
+      pos += Padded(static_cast<uint64_t>(size));
+      have_pax = true;
+      continue;
+    }
     if (out.size() >= kMaxEntries) Hostile(what, "more than 10000 entries");
     ArchiveEntry e;
-    const char* name = archive_entry_pathname(ae);
-    e.path = name != nullptr ? name : "";
+    e.path = StringField(h, kName);
+    if (h[kPrefix.off] != '\0') e.path = StringField(h, kPrefix) + "/" + e.path;
+    std::string link = StringField(h, kLinkname);
+    e.uname = StringField(h, kUname);
+    e.gname = StringField(h, kGname);
+    int64_t mode = 0, uid = 0, gid = 0;
+    if (!ParseNumeric(h, kMode, false, &mode) || !ParseNumeric(h, kUid, false, &uid) ||
+        !ParseNumeric(h, kGid, false, &gid) || !ParseNumeric(h, kMtime, true, &e.mtime_sec)) {
+      Hostile(what, at + ": a malformed numeric field");
+    }
+    for (const auto& [key, value] : pax) {
+      uint64_t n = 0;
+      const std::string shown_key = backup::EscapeForTerminal(key.substr(0, 64));
+      auto number = [&](uint64_t max) {
+        if (!ParsePaxDecimal(value, max, &n)) Hostile(what, at + ": bad pax " + shown_key);
+        return static_cast<int64_t>(n);
+      };
+      if (key == "path") {
+        e.path = value;
+      } else if (key == "linkpath") {
+        link = value;
+      } else if (key == "uname") {
+        e.uname = value;
+      } else if (key == "gname") {
+        e.gname = value;
+      } else if (key == "uid") {
+        uid = number(kMaxNumeric);
+      } else if (key == "gid") {
+        gid = number(kMaxNumeric);
+      } else if (key == "size") {
+        size = number(kMaxNumeric);
+      } else if (key == "mtime") {
+        if (!ParsePaxTime(value, &e.mtime_sec, &e.mtime_nsec)) Hostile(what, at + ": bad pax mtime");
+      } else if (key != "atime" && key != "ctime" && key != "hdrcharset") {
+        Hostile(what, at + ": unsupported pax key \"" + shown_key + "\"");
+      }
+    }
+    pax.clear();
+    have_pax = false;
+    pos += kBlock;
+
+    switch (typeflag) {
+      case '0':
+      case '\0':
+        e.type = ArchiveEntry::Type::kFile;
+        break;
+      case '5':
+        e.type = ArchiveEntry::Type::kDir;
+        break;
+      case '2':
+        e.type = ArchiveEntry::Type::kSymlink;
+        break;
+      case '1':
+        Hostile(what, "entry \"" + backup::EscapeForTerminal(e.path) + "\" is a hard link");
+      case 'g':
+        Hostile(what, at + ": a global pax header");
+      case 'L':
+      case 'K':
+        Hostile(what, at + ": a GNU long name or long link header");
+      case 'S':
+        Hostile(what, at + ": a sparse file");
+      default:
+        Hostile(what, "entry \"" + backup::EscapeForTerminal(e.path) + "\" is not a file, directory or symlink");
+    }
+    if (e.type == ArchiveEntry::Type::kDir && e.path.size() > 1 && e.path.back() == '/') e.path.pop_back();
     const std::string shown = backup::EscapeForTerminal(e.path);
     if (e.path.size() > kMaxPath) Hostile(what, "a name longer than 4096 bytes");
     if (shown != e.path) Hostile(what, "entry \"" + shown + "\": control, backslash or non-UTF-8 bytes in its name");
-    const mode_t type = archive_entry_filetype(ae);
-    if (archive_entry_hardlink(ae) != nullptr) Hostile(what, "entry \"" + shown + "\" is a hard link");
-    if (type == AE_IFDIR && e.path.size() > 1 && e.path.back() == '/') e.path.pop_back();
     std::vector<std::string> parts = Split(e.path);
     for (const auto& p : parts) {
       if (p.empty() || p == "." || p == "..") Hostile(what, "entry \"" + shown + "\": absolute, empty, \".\" or \"..\" path component");
@@ -363,52 +710,33 @@ std::vector<ArchiveEntry> ReadTar(const std::string& tar, const std::string& wha
       Hostile(what, "entry \"" + shown + "\" is neither under kubernetes/ nor root/");
     }
     if (parts.front() == kRoot && parts.size() < 2) Hostile(what, "entry \"root\" itself");
-    if (type == AE_IFREG) {
-      e.type = ArchiveEntry::Type::kFile;
-    } else if (type == AE_IFDIR) {
-      e.type = ArchiveEntry::Type::kDir;
-    } else if (type == AE_IFLNK) {
-      e.type = ArchiveEntry::Type::kSymlink;
-    } else {
-      Hostile(what, "entry \"" + shown + "\" is not a file, directory or symlink");
-    }
     if (parts.size() == 1 && e.type != ArchiveEntry::Type::kDir) Hostile(what, "entry \"kubernetes\" is not a directory");
     if (!types.emplace(e.path, e.type).second) Hostile(what, "entry \"" + shown + "\" appears twice");
-    e.mode = archive_entry_perm(ae) & 07777;
-    e.uid = archive_entry_uid(ae);
-    e.gid = archive_entry_gid(ae);
-    if (e.uid < 0 || e.gid < 0 || e.uid > 0xfffffffe || e.gid > 0xfffffffe) Hostile(what, "entry \"" + shown + "\": bad owner");
-    const char* un = archive_entry_uname(ae);
-    const char* gn = archive_entry_gname(ae);
-    e.uname = un != nullptr ? un : "";
-    e.gname = gn != nullptr ? gn : "";
+    e.mode = static_cast<mode_t>(mode & 07777);
+    if (static_cast<uint64_t>(uid) > kMaxId || static_cast<uint64_t>(gid) > kMaxId) Hostile(what, "entry \"" + shown + "\": bad owner");
+    e.uid = uid;
+    e.gid = gid;
     if (backup::EscapeForTerminal(e.uname) != e.uname || backup::EscapeForTerminal(e.gname) != e.gname ||
         e.uname.size() > 256 || e.gname.size() > 256) {
       Hostile(what, "entry \"" + shown + "\": bad owner name");
     }
-    e.mtime_sec = archive_entry_mtime(ae);
-    e.mtime_nsec = archive_entry_mtime_nsec(ae);
-    if (e.mtime_nsec < 0 || e.mtime_nsec > 999999999) e.mtime_nsec = 0;
+    if (e.mtime_sec < -kMaxAbsMtime || e.mtime_sec > kMaxAbsMtime) Hostile(what, "entry \"" + shown + "\": bad mtime");
+    if (e.type != ArchiveEntry::Type::kFile && size != 0) Hostile(what, "entry \"" + shown + "\": a directory or symlink with data");
+    if (e.type != ArchiveEntry::Type::kSymlink && !link.empty()) Hostile(what, "entry \"" + shown + "\": a link target on a file or directory");
     if (e.type == ArchiveEntry::Type::kSymlink) {
-      const char* target = archive_entry_symlink(ae);
-      e.data = target != nullptr ? target : "";
+      e.data = link;
       std::vector<std::string> dir(parts.begin() + 1, parts.end() - 1);
       if (backup::EscapeForTerminal(e.data) != e.data || !LinkStaysInside(dir, e.data)) {
         Hostile(what, "symlink \"" + shown + "\" points outside its tree");
       }
     } else if (e.type == ArchiveEntry::Type::kFile) {
-      la_int64_t size = archive_entry_size(ae);
-      if (size < 0 || static_cast<uint64_t>(size) > kMaxEntryBytes) Hostile(what, "entry \"" + shown + "\" is over 16 MiB");
+      if (static_cast<uint64_t>(size) > kMaxEntryBytes) Hostile(what, "entry \"" + shown + "\" is over 16 MiB");
       total += static_cast<uint64_t>(size);
       if (total > backup::kMaxPkiArchiveBytes) Hostile(what, "entries larger than the pki archive limit");
-      e.data.resize(static_cast<size_t>(size));
-      size_t got = 0;
-      while (got < e.data.size()) {
-        la_ssize_t n = archive_read_data(a.get(), e.data.data() + got, e.data.size() - got);
-        if (n < 0) Hostile(what, "entry \"" + shown + "\": " + (archive_error_string(a.get()) ?: "read error"));
-        if (n == 0) Hostile(what, "entry \"" + shown + "\" is truncated");
-        got += static_cast<size_t>(n);
-      }
+      if (tar.size() - pos < static_cast<uint64_t>(size)) Hostile(what, "entry \"" + shown + "\" is truncated");
+      need(Padded(static_cast<uint64_t>(size)));
+      e.data.assign(tar, pos, static_cast<size_t>(size));
+      pos += Padded(static_cast<uint64_t>(size));
     }
     out.push_back(std::move(e));
   }

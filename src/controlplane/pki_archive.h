@@ -1,5 +1,15 @@
-// The PKI archive: one tar (pax, written and read with libarchive) of a control plane's
-// certificates, keys, kubeconfigs, static-pod manifests and kubeadm/kubelet configuration.
+// The PKI archive: one POSIX pax tar of a control plane's certificates, keys, kubeconfigs,
+// static-pod manifests and kubeadm/kubelet configuration. GNU tar and libarchive (bsdtar)
+// list and extract it like any pax tar.
+//
+// The tar codec is our own (ustar headers plus pax 'x' extended headers), not libarchive:
+// loading libarchive drags libxml2, ICU, nettle, acl, lzma, lz4, bz2 ... into every
+// etcdsafe process (+1.8 MiB RSS, against the agent's 20 MiB budget), and a multi-format
+// reader is attack surface for an input that is only ever our own pax output. The reader
+// accepts exactly that output (this writer's, and libarchive's pax writer's from older
+// etcdsafe versions) and nothing else: GNU/v7 headers, bad checksums, global or GNU long
+// name or sparse headers, unknown pax keys and a missing end-of-archive marker are refused
+// (the full rules are in pki_archive.cc, above ReadTar).
 //
 // Entry names (validated on read; anything else makes the whole archive hostile):
 //   kubernetes[/<rel>]     the kubernetes directory (/etc/kubernetes) and what it holds;
