@@ -577,6 +577,7 @@ std::vector<ArchiveEntry> ReadTar(const std::string& tar, const std::string& wha
   std::map<std::string, ArchiveEntry::Type> types;
   std::map<std::string, std::string, std::less<>> pax;  // the pending 'x' header's records
   bool have_pax = false;
+  std::string pax_at;  // "pax header at byte N", for errors in its records' values
   uint64_t total = 0;
   size_t pos = 0;
   auto need = [&](uint64_t n) {
@@ -630,6 +631,7 @@ std::vector<ArchiveEntry> ReadTar(const std::string& tar, const std::string& wha
       }
       pos += Padded(static_cast<uint64_t>(size));
       have_pax = true;
+      pax_at = "pax " + at;
       continue;
     }
     if (out.size() >= kMaxEntries) Hostile(what, "more than 10000 entries");
@@ -644,11 +646,13 @@ std::vector<ArchiveEntry> ReadTar(const std::string& tar, const std::string& wha
         !ParseNumeric(h, kGid, false, &gid) || !ParseNumeric(h, kMtime, true, &e.mtime_sec)) {
       Hostile(what, at + ": a malformed numeric field");
     }
-    for (const auto& [key, value] : pax) {
+    for (const auto& record : pax) {
+      const std::string& key = record.first;  // not a structured binding: clang 14 cannot capture one
+      const std::string& value = record.second;
       uint64_t n = 0;
       const std::string shown_key = backup::EscapeForTerminal(key.substr(0, 64));
       auto number = [&](uint64_t max) {
-        if (!ParsePaxDecimal(value, max, &n)) Hostile(what, at + ": bad pax " + shown_key);
+        if (!ParsePaxDecimal(value, max, &n)) Hostile(what, pax_at + ": bad pax " + shown_key);
         return static_cast<int64_t>(n);
       };
       if (key == "path") {
@@ -666,9 +670,9 @@ std::vector<ArchiveEntry> ReadTar(const std::string& tar, const std::string& wha
       } else if (key == "size") {
         size = number(kMaxNumeric);
       } else if (key == "mtime") {
-        if (!ParsePaxTime(value, &e.mtime_sec, &e.mtime_nsec)) Hostile(what, at + ": bad pax mtime");
+        if (!ParsePaxTime(value, &e.mtime_sec, &e.mtime_nsec)) Hostile(what, pax_at + ": bad pax mtime");
       } else if (key != "atime" && key != "ctime" && key != "hdrcharset") {
-        Hostile(what, at + ": unsupported pax key \"" + shown_key + "\"");
+        Hostile(what, pax_at + ": unsupported pax key \"" + shown_key + "\"");
       }
     }
     pax.clear();
