@@ -13,12 +13,13 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
-      libssl-dev libzstd-dev zlib1g-dev libcurl4-openssl-dev nlohmann-json3-dev libcli11-dev \
-      libyaml-cpp-dev libabsl-dev libcpp-httplib-dev libarchive-dev \
+      libssl-dev libzstd-dev zlib1g-dev nlohmann-json3-dev libcli11-dev \
+      libyaml-cpp-dev libabsl-dev libcpp-httplib-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only the sources (the checkout may hold large build-* directories).
 COPY CMakeLists.txt ./
+COPY cmake/ cmake/
 COPY src/ src/
 COPY cli/ cli/
 COPY bench/ bench/
@@ -29,13 +30,13 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DETCDSAFE_TESTS=OFF -
 
 # ---- runtime stage -----------------------------------------------------------------------
 FROM debian:12-slim
-# The shared libraries the binary links (apt adds their own dependencies), CA certificates
-# for S3 and webhooks over HTTPS, time zones for `timezone:` in agent.yaml, and etcd-server:
-# the restore drill starts a scratch etcd from the backup.
+# The shared libraries the binary links (gRPC, protobuf, abseil and yaml-cpp are linked
+# statically, cmake/StaticDeps.cmake; apt adds the libraries' own dependencies), CA
+# certificates for S3 and webhooks over HTTPS, time zones for `timezone:` in agent.yaml, and
+# etcd-server: the restore drill starts a scratch etcd from the backup.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libgrpc++1.51 libgrpc29 libprotobuf32 libssl3 libzstd1 zlib1g libcurl4 \
-      libyaml-cpp0.7 libabsl20220623 libcpp-httplib0.11 libarchive13 \
+      libssl3 libzstd1 zlib1g libcpp-httplib0.11 \
       ca-certificates tzdata etcd-server \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 etcdsafe \

@@ -534,7 +534,8 @@ TEST(DeployDockerfileTest, RuntimeStageInstallsEveryLibraryTheBinaryLinks) {
                                                     "[ \n\\\\]")))
         << "runtime stage does not install " << pkg;
   }
-  EXPECT_GT(n, 5u) << r.out;
+  // At least OpenSSL, zstd and cpp-httplib (gRPC, protobuf, abseil, yaml-cpp are static).
+  EXPECT_GE(n, 3u) << r.out;
 }
 
 }  // namespace
