@@ -102,6 +102,13 @@ class Collector {
   void Add(const std::string& fs, const std::string& name, const std::vector<std::string>& area_dir, bool recurse,
            int depth = 0) {
     if (!seen_.insert(name).second) return;
+    // What ReadTar would refuse is not archived (a backup that cannot be restored is worse
+    // than one file fewer, said in a note).
+    if (backup::EscapeForTerminal(name) != name) {
+      notes_->push_back("skipped " + backup::EscapeForTerminal(fs) +
+                        ": control, backslash or non-UTF-8 bytes in its name (a pki archive cannot hold it)");
+      return;
+    }
     struct stat st {};
     if (lstat(fs.c_str(), &st) != 0) throw SystemError("stat " + fs, errno);
     ArchiveEntry e;
@@ -112,6 +119,9 @@ class Collector {
     e.gid = st.st_gid;
     e.uname = UserName(st.st_uid);
     e.gname = GroupName(st.st_gid);
+    // Names the reader would refuse are left out; the numeric ids are what restore uses.
+    if (backup::EscapeForTerminal(e.uname) != e.uname || e.uname.size() > 256) e.uname.clear();
+    if (backup::EscapeForTerminal(e.gname) != e.gname || e.gname.size() > 256) e.gname.clear();
     e.mtime_sec = st.st_mtim.tv_sec;
     e.mtime_nsec = st.st_mtim.tv_nsec;
     if (S_ISLNK(st.st_mode)) {
@@ -120,9 +130,10 @@ class Collector {
       if (n < 0) throw SystemError("readlink " + fs, errno);
       e.type = ArchiveEntry::Type::kSymlink;
       e.data.assign(buf, static_cast<size_t>(n));
-      if (static_cast<size_t>(n) > kMaxPath || !LinkStaysInside(area_dir, e.data)) {
+      if (static_cast<size_t>(n) > kMaxPath || backup::EscapeForTerminal(e.data) != e.data ||
+          !LinkStaysInside(area_dir, e.data)) {
         notes_->push_back("skipped symlink " + fs + " -> " + backup::EscapeForTerminal(e.data) +
-                          ": its target is outside the archived tree (links are never followed)");
+                          ": its target is outside the archived tree or not a plain name (links are never followed)");
         return;
       }
     } else if (S_ISDIR(st.st_mode)) {

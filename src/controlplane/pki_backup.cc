@@ -78,6 +78,12 @@ PkiBackupReport RunPkiBackup(const PkiBackupOptions& opts, std::chrono::system_c
   report.files = entries.size();
   std::string tar = WriteTar(entries);
   Wipe(entries);
+  {
+    // The archive must read back under the rules a restore applies to a hostile one: what
+    // the reader would refuse fails here, before anything is written.
+    std::vector<ArchiveEntry> back = ReadTar(tar, "the pki archive just built (nothing was written)");
+    Wipe(back);
+  }
   const Sha256Digest tar_sha = Sha256Of(AsBytes(tar));
 
   backup::Manifest m;

@@ -411,6 +411,37 @@ TEST_F(PkiTest, ArchiveRoundTripRestoresBytesModesOwnersTimes) {
   EXPECT_NE(testutil::RunCommand("test -e " + ShellQuote(t.Sub("only/var"))), 0);
 }
 
+// A name the archive reader refuses (backslash, control bytes, invalid UTF-8) is skipped
+// with a note at backup time, so every archive written reads back.
+TEST_F(PkiTest, NamesTheReaderRefusesAreSkippedAtBackup) {
+  testutil::TempDir t;
+  const std::string src = t.Sub("src");
+  Shell("mkdir -p " + ShellQuote(src + "/etc") + " && cp -a " + ShellQuote(Good()) + " " +
+        ShellQuote(src + "/etc/kubernetes"));
+  const std::string pki = src + "/etc/kubernetes/pki/";
+  testutil::WriteFile(pki + "back\\slash.crt", "x");
+  testutil::WriteFile(pki + "ctl\x01.crt", "x");
+  testutil::WriteFile(pki + "bad\xff\xfe.crt", "x");
+  testutil::WriteFile(pki + "caf\xc3\xa9.crt", "valid UTF-8 is kept");
+  ASSERT_EQ(symlink("ca\\x.crt", (pki + "odd-link.crt").c_str()), 0);
+  PkiPaths paths;
+  paths.root = src;
+  std::vector<std::string> notes;
+  std::vector<ArchiveEntry> entries = CollectPkiEntries(paths, &notes);
+  ASSERT_EQ(notes.size(), 4u) << ::testing::PrintToString(notes);
+  for (const auto& n : notes) EXPECT_EQ(n.rfind("skipped ", 0), 0u) << n;
+  bool kept = false;
+  for (const auto& e : entries) {
+    EXPECT_EQ(e.path.find("slash"), std::string::npos) << e.path;
+    EXPECT_EQ(e.path.find("ctl"), std::string::npos) << e.path;
+    EXPECT_EQ(e.path.find("odd-link"), std::string::npos) << e.path;
+    kept = kept || e.path == "kubernetes/pki/caf\xc3\xa9.crt";
+  }
+  EXPECT_TRUE(kept);
+  std::vector<ArchiveEntry> back = ReadTar(WriteTar(entries), "test");
+  EXPECT_EQ(back.size(), entries.size());
+}
+
 TEST_F(PkiTest, PrivateKeysAreNeverMoreOpenThan0600) {
   testutil::TempDir t;
   ArchiveEntry dir{"kubernetes", ArchiveEntry::Type::kDir, 0755, 0, 0, "", "", 1700000000, 0, "", ""};
