@@ -12,8 +12,10 @@ namespace etcdsafe::store::testing {
 
 // One s3rver for the whole test binary (starting one takes ~1 s).
 inline testutil::S3Server& SharedS3() {
-  static auto* server = new testutil::S3Server();
-  return *server;
+  // Destroyed at exit: the server is stopped and its temp dir removed (a leaked one left a
+  // directory in $TMPDIR per test process).
+  static testutil::S3Server server;
+  return server;
 }
 
 inline StoreOptions S3Options(const std::string& endpoint) {
