@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/http_server.h"
+#include "base/idle_memory.h"
 #include "agent/jobs.h"
 #include "agent/notify.h"
 #include "backup/backup.h"
@@ -876,6 +877,7 @@ int Agent::Run() {
     if (cfg_.continuous.enabled) f.emplace_back("continuous_repo", cfg_.continuous.repository);
     log_.Log(LogLevel::kInfo, "agent.started", "agent started", f);
   }
+  ReleaseIdleMemory();  // what only the start-up (CLI, config, repository scan, TLS set-up) used
   next_probe_ = std::chrono::steady_clock::now();
   next_resend_ = next_probe_ + kResendInterval;
   for (;;) {
@@ -903,6 +905,9 @@ int Agent::Run() {
         std::lock_guard<std::mutex> l(mu_);
         job_running_ = false;
       }
+      // What the job freed and the code only it ran go back while the agent idles
+      // (base/idle_memory.h).
+      ReleaseIdleMemory();
       cv_.notify_all();
       continue;
     }
