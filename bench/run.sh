@@ -4,9 +4,11 @@
 #                                          BENCH_DIR (default /tmp/etcdsafe-bench, reused)
 # Runs the two tools alternately on the same data and prints medians, peak RSS and ratios
 # (etcdctl / etcdsafe for time: > 1 means etcdsafe is faster). Writes bench/RESULTS.md.
+#   ONLY=agent: the agent section alone (prints its table, leaves bench/RESULTS.md as it is).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 rm -f results.txt
+if [ "${ONLY:-}" != agent ]; then
 for i in $(seq "$runs"); do
   rm -f ctl.db safe.db
   measure save_etcdctl env ETCDCTL_API=3 etcdctl "${tls[@]}" snapshot save ctl.db
@@ -59,6 +61,8 @@ if [ -x "$s3rver" ]; then
   kill $s3pid 2>/dev/null || true
 fi
 rm -rf seed.db* repo s3data
+
+fi  # ONLY=agent
 
 # The agent (issue 8): a backup run by `etcdsafe agent` vs the same `etcdsafe backup` by
 # hand (time and peak RSS, alternating), then the idle agent's CPU over a minute and RSS.
@@ -116,7 +120,7 @@ out = [f"Measured {datetime.date.today()} on a 2-core Debian 12 machine, ~{sys.a
        "times are medians, RSS the peak over runs.", "",
        "| operation | etcdctl 3.4.23 | etcdsafe | speed-up (etcdctl/etcdsafe) | etcdctl peak RSS | etcdsafe peak RSS |",
        "|---|---|---|---|---|---|"]
-for op in ["save", "status", "restore"]:
+for op in ["save", "status", "restore"] if rows.get("save_etcdctl") else []:
     ct, cr = med(f"{op}_etcdctl"); st, sr = med(f"{op}_etcdsafe")
     out.append(f"| {op} | {ct:.2f} s | {st:.2f} s | {ct/st:.2f}x | {cr:.0f} MiB | {sr:.0f} MiB |")
 if rows.get("pipeline_seed"):
@@ -146,5 +150,6 @@ if rows.get("agent_backup"):
             f"| idle agent, 60 s | {cpu:.0f} ms CPU | {rss_kb/1024:.1f} MiB RSS, of which {anon_kb/1024:.1f} MiB anonymous |"]
 text = "\n".join(out) + "\n"
 print(text)
-open(sys.argv[2], "w").write("# Benchmark results (bench/run.sh)\n\n" + text)
+if rows.get("pipeline_seed"):  # a whole run (not ONLY=agent)
+    open(sys.argv[2], "w").write("# Benchmark results (bench/run.sh)\n\n" + text)
 PY
