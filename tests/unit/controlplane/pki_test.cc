@@ -482,17 +482,29 @@ TEST_F(PkiTest, RestoreNeverWritesThroughASymlink) {
 }
 
 // A tar written by libarchive with whatever names and types we want.
-std::string RawTar(const std::vector<std::tuple<std::string, mode_t, std::string>>& entries) {
-  std::string out;
+// A libarchive writer appending to *out: pax_restricted (ustar unless a value needs pax) or
+// pax (what etcdsafe <= 0.2 wrote, one 512-byte last block).
+archive* LibarchiveWriter(std::string* out, bool restricted) {
   archive* a = archive_write_new();
-  archive_write_set_format_pax_restricted(a);
+  if (restricted) {
+    archive_write_set_format_pax_restricted(a);
+  } else {
+    archive_write_set_format_pax(a);
+    archive_write_set_bytes_in_last_block(a, 1);
+  }
   archive_write_open(
-      a, &out, nullptr,
+      a, out, nullptr,
       [](archive*, void* c, const void* b, size_t n) -> la_ssize_t {
         static_cast<std::string*>(c)->append(static_cast<const char*>(b), n);
         return static_cast<la_ssize_t>(n);
       },
       nullptr);
+  return a;
+}
+
+std::string RawTar(const std::vector<std::tuple<std::string, mode_t, std::string>>& entries) {
+  std::string out;
+  archive* a = LibarchiveWriter(&out, /*restricted=*/true);
   for (const auto& [name, type, data] : entries) {
     archive_entry* e = archive_entry_new();
     archive_entry_set_pathname(e, name.c_str());
@@ -670,16 +682,7 @@ std::vector<ArchiveEntry> ReadWithLibarchive(const std::string& tar) {
 // stay readable.
 std::string LibarchivePaxTar(const std::vector<ArchiveEntry>& entries) {
   std::string out;
-  archive* a = archive_write_new();
-  archive_write_set_format_pax(a);
-  archive_write_set_bytes_in_last_block(a, 1);
-  archive_write_open(
-      a, &out, nullptr,
-      [](archive*, void* c, const void* b, size_t n) -> la_ssize_t {
-        static_cast<std::string*>(c)->append(static_cast<const char*>(b), n);
-        return static_cast<la_ssize_t>(n);
-      },
-      nullptr);
+  archive* a = LibarchiveWriter(&out, /*restricted=*/false);
   for (const auto& e : entries) {
     archive_entry* ae = archive_entry_new();
     archive_entry_set_pathname(ae, e.path.c_str());
