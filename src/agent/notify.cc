@@ -13,6 +13,8 @@
 #include <sstream>
 #include <thread>
 
+#include "store/http_error.h"
+
 namespace etcdsafe::agent {
 namespace {
 
@@ -289,13 +291,7 @@ struct Notifier::Target {
       a.error = "aborted: notifier stopping";
       a.retryable = false;
     } else if (!sent || err != httplib::Error::Success) {
-      switch (err) {
-        case httplib::Error::Connection: a.error = "could not connect"; break;
-        case httplib::Error::ConnectionTimeout: a.error = "connect timed out"; break;
-        case httplib::Error::Read: a.error = "no response (timed out, or the connection broke)"; break;
-        case httplib::Error::SSLServerVerification: a.error = "TLS: the server certificate does not verify"; break;
-        default: a.error = httplib::to_string(err);
-      }
+      a.error = store::HttpErrorText(err);
       a.retryable = true;
     } else {
       a.status = res.status;

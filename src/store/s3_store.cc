@@ -22,6 +22,7 @@
 
 #include "base/error.h"
 #include "base/file.h"
+#include "store/http_error.h"
 
 namespace etcdsafe::store {
 
@@ -213,20 +214,6 @@ bool Retryable(httplib::Error e) {
       return true;
     default:
       return false;
-  }
-}
-
-std::string HttpErrorText(httplib::Error e) {
-  switch (e) {
-    case httplib::Error::Connection: return "could not connect";
-    case httplib::Error::Read: return "connection broken while reading the response";
-    case httplib::Error::Write: return "connection broken while sending the request";
-    case httplib::Error::ConnectionTimeout: return "connection timed out";
-    case httplib::Error::SSLConnection: return "TLS handshake failed";
-    case httplib::Error::SSLLoadingCerts: return "could not load the CA certificates";
-    case httplib::Error::SSLServerVerification:
-      return "TLS: the server certificate does not verify (not signed by the trusted CA, or not for this host)";
-    default: return httplib::to_string(e);
   }
 }
 
@@ -679,7 +666,6 @@ class S3Store : public Store {
     // Status and headers first, then the body under its cap (a 2xx may have a smaller one).
     size_t cap = r.max_response;
     req.response_handler = [&](const httplib::Response& h) {
-      resp->status = h.status;
       if (h.status >= 200 && h.status < 300 && r.max_ok_body != 0) cap = r.max_ok_body;
       return true;
     };
