@@ -8,12 +8,12 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/http_server.h"
-#include "base/idle_memory.h"
 #include "agent/jobs.h"
 #include "agent/notify.h"
 #include "backup/backup.h"
 #include "base/error.h"
 #include "base/file.h"
+#include "base/idle_memory.h"
 #include "controlplane/pki.h"
 
 namespace etcdsafe::agent {
