@@ -31,6 +31,11 @@ constexpr size_t kMaxPath = 4096;
 constexpr int kMaxDepth = 16;
 constexpr char kKubernetes[] = "kubernetes";
 constexpr char kRoot[] = "root";
+constexpr size_t kMaxOwnerName = 256;
+
+// A user or group name the archive may carry: plain text (what EscapeForTerminal keeps as
+// it is), at most kMaxOwnerName bytes. The reader refuses others; the collector drops them.
+bool OwnerNameOk(const std::string& n) { return n.size() <= kMaxOwnerName && backup::EscapeForTerminal(n) == n; }
 
 bool EndsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -120,8 +125,8 @@ class Collector {
     e.uname = UserName(st.st_uid);
     e.gname = GroupName(st.st_gid);
     // Names the reader would refuse are left out; the numeric ids are what restore uses.
-    if (backup::EscapeForTerminal(e.uname) != e.uname || e.uname.size() > 256) e.uname.clear();
-    if (backup::EscapeForTerminal(e.gname) != e.gname || e.gname.size() > 256) e.gname.clear();
+    if (!OwnerNameOk(e.uname)) e.uname.clear();
+    if (!OwnerNameOk(e.gname)) e.gname.clear();
     e.mtime_sec = st.st_mtim.tv_sec;
     e.mtime_nsec = st.st_mtim.tv_nsec;
     if (S_ISLNK(st.st_mode)) {
@@ -731,10 +736,7 @@ std::vector<ArchiveEntry> ReadTar(const std::string& tar, const std::string& wha
     if (static_cast<uint64_t>(uid) > kMaxId || static_cast<uint64_t>(gid) > kMaxId) Hostile(what, "entry \"" + shown + "\": bad owner");
     e.uid = uid;
     e.gid = gid;
-    if (backup::EscapeForTerminal(e.uname) != e.uname || backup::EscapeForTerminal(e.gname) != e.gname ||
-        e.uname.size() > 256 || e.gname.size() > 256) {
-      Hostile(what, "entry \"" + shown + "\": bad owner name");
-    }
+    if (!OwnerNameOk(e.uname) || !OwnerNameOk(e.gname)) Hostile(what, "entry \"" + shown + "\": bad owner name");
     if (e.mtime_sec < -kMaxAbsMtime || e.mtime_sec > kMaxAbsMtime) Hostile(what, "entry \"" + shown + "\": bad mtime");
     if (e.type != ArchiveEntry::Type::kFile && size != 0) Hostile(what, "entry \"" + shown + "\": a directory or symlink with data");
     if (e.type != ArchiveEntry::Type::kSymlink && !link.empty()) Hostile(what, "entry \"" + shown + "\": a link target on a file or directory");
