@@ -10,6 +10,7 @@
 #include <exception>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "base/bounded_queue.h"
@@ -24,6 +25,8 @@ namespace {
 
 // Enough to ride out disk hiccups without letting memory grow with the snapshot.
 constexpr size_t kQueueBytes = 4 << 20;
+// What PumpStream hands its consumers at a time (at most a quarter of the queue).
+constexpr size_t kBatchBytes = 1 << 20;
 
 // Thrown into the stream when a consumer thread has already failed, to stop receiving.
 struct ConsumerFailed {};
@@ -63,9 +66,18 @@ void PumpStream(const SnapshotStream& stream, const std::vector<StreamConsumer>&
         }
       });
     }
+    // etcd sends 32 KiB messages: queued one by one, each cost an allocation and a wake-up
+    // of every consumer (~35,000 per GB, measured as a fifth of backup's CPU in context
+    // switches). They are gathered into batches instead; the copy is the one each message
+    // had anyway.
+    const size_t batch_bytes = std::max<size_t>(std::min(kBatchBytes, queue_bytes / 4), 1);
+    std::string batch;
     stream([&](const uint8_t* data, size_t n) {
-      if (!queue.Push(std::string(reinterpret_cast<const char*>(data), n))) throw ConsumerFailed{};
+      if (batch.capacity() < batch_bytes) batch.reserve(batch_bytes);
+      batch.append(reinterpret_cast<const char*>(data), n);
+      if (batch.size() >= batch_bytes && !queue.Push(std::exchange(batch, std::string()))) throw ConsumerFailed{};
     });
+    if (!batch.empty() && !queue.Push(std::move(batch))) throw ConsumerFailed{};
     queue.Close();
   } catch (const ConsumerFailed&) {
     // A consumer's own error is the one to report.

@@ -24,8 +24,9 @@ using BlobSink = std::function<void(const uint8_t* data, size_t n)>;
 // by the sink must abort the stream and propagate.
 using SnapshotStream = std::function<void(const BlobSink&)>;
 
-// Runs `stream` on the calling thread and hands every blob, in order, to `consume` on a
-// second thread through a bounded queue (4 MiB), so receiving overlaps with hashing,
+// Runs `stream` on the calling thread and hands every byte, in order, to `consume` on a
+// second thread through a bounded queue (4 MiB), in batches of up to 1 MiB gathered from
+// the stream's blobs (not one call per blob), so receiving overlaps with hashing,
 // compressing and writing. The first error from either side propagates and stops the
 // other side.
 void PumpStream(const SnapshotStream& stream, const BlobSink& consume);
@@ -37,9 +38,9 @@ struct StreamConsumer {
   BlobSink consume;
   std::function<void()> finish;
 };
-// Like the above, with one thread per consumer, each seeing every blob (copied once, not
-// per consumer) through one queue holding at most `queue_bytes` that some consumer has
-// not consumed yet (a larger blob goes alone). The first error in time, from the stream,
+// Like the above, with one thread per consumer, each seeing every batch (copied once, not
+// per consumer; batches of up to min(1 MiB, queue_bytes / 4)) through one queue holding
+// at most `queue_bytes` that some consumer has not consumed yet. The first error in time, from the stream,
 // a consume or a finish, stops every side and propagates once all threads have ended.
 void PumpStream(const SnapshotStream& stream, const std::vector<StreamConsumer>& consumers, size_t queue_bytes);
 
