@@ -270,7 +270,7 @@ void AddBackupCommands(CLI::App& app, GlobalFlags& g) {
     CLI::App* cmd = app.add_subcommand("backup", "Snapshot etcd into one or more repositories: verified, compressed, encrypted");
     AddRepoFlags(*cmd, *rf, {.multiple = true});
     cmd->add_option("--compression", *compression, "zstd, gzip or none")->capture_default_str();
-    cmd->add_option("--compression-level", *level, "codec level (0: default, zstd 3 / gzip 6)");
+    cmd->add_option("--compression-level", *level, "codec level (0: default, zstd 1 / gzip 6)");
     auto ff = std::make_shared<FollowFlags>();
     AddFollowFlags(*cmd, *ff);
     cmd->callback([&g, rf, compression, level, ff] {

@@ -32,7 +32,7 @@ struct BackupOptions {
   // each have their own S3 settings).
   std::vector<store::StoreOptions> repo_store_options;
   pipeline::Compression compression = pipeline::Compression::kZstd;
-  int compression_level = 0;  // 0: the codec's default (zstd 3, gzip 6)
+  int compression_level = 0;  // 0: the codec's default (zstd 1, gzip 6)
   std::optional<pipeline::KeySpec> key;  // encrypt when set
   std::string name_prefix = "etcd-snapshot";
 };

@@ -25,7 +25,7 @@ Compression ParseCompression(std::string_view name);
 std::string_view CompressionName(Compression c);
 
 struct CompressOptions {
-  // 0 = default (zstd 3, gzip 6). zstd accepts 1..19, gzip 1..9, none only 0;
+  // 0 = default (zstd 1, gzip 6). zstd accepts 1..19, gzip 1..9, none only 0;
   // out of range is kInvalidArgument.
   int level = 0;
   // zstd only: libzstd worker threads (ZSTD_c_nbWorkers). 1 lets compression run on a
