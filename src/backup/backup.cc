@@ -224,9 +224,9 @@ BackupReport RunBackup(client::EtcdClient& client, const BackupOptions& opts, co
   bolt::InspectResult inspected;
   HoldBackTrailer db_bytes([&](const uint8_t* p, size_t n) { compress->Write(p, n); });
   snapshot::PumpStream(
-      // A fixed receive window: what gRPC buffers while the pipeline lags stays bounded.
+      // What gRPC buffers while the pipeline lags stays bounded.
       [&](const snapshot::BlobSink& sink) {
-        client.Snapshot(sink, {.receive_window = client::kBoundedSnapshotWindow});
+        client.Snapshot(sink, {.memory_bound = client::kBoundedSnapshotMemory});
       },
       {snapshot::StreamConsumer{[&](const uint8_t* p, size_t n) {
                                   verifier.Update(p, n);

@@ -60,15 +60,15 @@ ClientConfig ApplyEnvironment(ClientConfig config, const EnvLookup& lookup);
 EnvLookup ProcessEnvironment();
 
 struct SnapshotOptions {
-  // The stream's HTTP/2 receive window: how much gRPC may buffer ahead of the consumer.
-  // 0: gRPC's bandwidth-probed window, the fastest for a consumer that keeps up (a file
-  // written by another thread), but it grows to tens of MB when the consumer lags. > 0:
-  // fixed at that many bytes, a bound on memory for a consumer that may lag (a backup
-  // pipeline, an upload). A window other than kBoundedSnapshotWindow (the unary RPCs')
-  // opens a connection of its own for the stream.
-  uint32_t receive_window = 0;
+  // What gRPC may hold of the stream in memory ahead of the consumer, in bytes. The
+  // stream runs on a connection of its own with gRPC's bandwidth-probed window. 0: no
+  // bound, the fastest for a consumer that keeps up (a file written by another thread),
+  // but the window grows to tens of MB when the consumer lags. > 0: the connection runs
+  // under a gRPC resource quota of that size, which shrinks the window under memory
+  // pressure: a bound for a consumer that may lag (a backup pipeline, an upload).
+  size_t memory_bound = 0;
 };
-inline constexpr uint32_t kBoundedSnapshotWindow = 16 << 20;
+inline constexpr size_t kBoundedSnapshotMemory = 16 << 20;
 
 class WatchStream;
 struct WatchOptions;
@@ -159,6 +159,9 @@ class EtcdClient {
   // range_end "" = the single key; "\0" = all keys >= key (etcd convention).
   RangeResult Range(const std::string& key, const std::string& range_end = "",
                     int64_t limit = 0, int64_t revision = 0, bool keys_only = false);
+  // How many keys [key, range_end) holds at `revision` (0: current): a count_only Range,
+  // which etcd answers from its index without reading a value.
+  int64_t CountRange(const std::string& key, const std::string& range_end, int64_t revision = 0);
   // Returns how many keys were deleted.
   int64_t DeleteRange(const std::string& key, const std::string& range_end = "");
 
