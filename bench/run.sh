@@ -128,7 +128,7 @@ if rows.get("pipeline_seed"):
     save_t, _ = med("save_etcdctl")
     seed_size = statistics.median(s for s, _ in rows["seed_size"]); our_size = statistics.median(s for s, _ in rows["etcdsafe_size"])
     out += ["", "Backup pipeline: the seeds' `etcdctl snapshot save` + `gzip -6` + `sha256sum` vs "
-            "`etcdsafe backup` (zstd-3 + AES-256-GCM, status and integrity check, local repository).", "",
+            "`etcdsafe backup` (zstd-1 with long matching + AES-256-GCM, status and integrity check, local repository).", "",
             "| pipeline | wall time | x etcdctl save alone | output size | peak RSS |", "|---|---|---|---|---|",
             f"| seed script | {pt:.2f} s | {pt/save_t:.2f}x | {seed_size/1e6:.0f} MB | {pr:.0f} MiB |",
             f"| etcdsafe backup | {et:.2f} s | {et/save_t:.2f}x | {our_size/1e6:.0f} MB ({our_size/seed_size:.2f}x gzip) | {er:.0f} MiB |"]
