@@ -250,6 +250,20 @@ struct EtcdClient::Impl {
     return *stream_maintenance;
   }
 
+  pb::RangeResponse RangeRpc(const std::string& key, const std::string& range_end, int64_t limit, int64_t revision,
+                             bool keys_only, bool count_only) {
+    pb::RangeRequest req;
+    req.set_key(key);
+    req.set_range_end(range_end);
+    req.set_limit(limit);
+    req.set_revision(revision);
+    req.set_keys_only(keys_only);
+    req.set_count_only(count_only);
+    pb::RangeResponse resp;
+    Call("KV.Range", [&](grpc::ClientContext& ctx) { return kv->Range(&ctx, req, &resp); }, config.command_timeout);
+    return resp;
+  }
+
   void Prepare(grpc::ClientContext& ctx, milliseconds timeout) const {
     SetDeadline(ctx, timeout);
     if (!token.empty()) ctx.AddMetadata("token", token);
@@ -599,15 +613,7 @@ void EtcdClient::Put(const std::string& key, const std::string& value, int64_t l
 
 EtcdClient::RangeResult EtcdClient::Range(const std::string& key, const std::string& range_end,
                                           int64_t limit, int64_t revision, bool keys_only) {
-  pb::RangeRequest req;
-  req.set_key(key);
-  req.set_range_end(range_end);
-  req.set_limit(limit);
-  req.set_revision(revision);
-  req.set_keys_only(keys_only);
-  pb::RangeResponse resp;
-  impl_->Call("KV.Range", [&](grpc::ClientContext& ctx) { return impl_->kv->Range(&ctx, req, &resp); },
-              impl_->config.command_timeout);
+  pb::RangeResponse resp = impl_->RangeRpc(key, range_end, limit, revision, keys_only, false);
   RangeResult out;
   out.header = ToHeader(resp.header());
   out.revision = resp.header().revision();
@@ -622,15 +628,7 @@ EtcdClient::RangeResult EtcdClient::Range(const std::string& key, const std::str
 }
 
 int64_t EtcdClient::CountRange(const std::string& key, const std::string& range_end, int64_t revision) {
-  pb::RangeRequest req;
-  req.set_key(key);
-  req.set_range_end(range_end);
-  req.set_revision(revision);
-  req.set_count_only(true);
-  pb::RangeResponse resp;
-  impl_->Call("KV.Range", [&](grpc::ClientContext& ctx) { return impl_->kv->Range(&ctx, req, &resp); },
-              impl_->config.command_timeout);
-  return resp.count();
+  return impl_->RangeRpc(key, range_end, 0, revision, false, true).count();
 }
 
 int64_t EtcdClient::DeleteRange(const std::string& key, const std::string& range_end) {
