@@ -6,19 +6,17 @@
 #include <cstring>
 #include <exception>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <set>
-#include <thread>
 #include <vector>
 
-#include "base/bounded_queue.h"
 #include "base/checksum.h"
 #include "base/direct_writer.h"
 #include "base/file.h"
 #include "bolt/stream_inspect.h"
 #include "pipeline/encrypt.h"
 #include "pipeline/hash.h"
+#include "snapshot/save.h"
 
 namespace etcdsafe::backup {
 namespace {
@@ -146,56 +144,25 @@ void ReadBackup(Repository& repo, const Manifest& m, const std::optional<pipelin
   LimitSource bounded_db(*db, m.db_size,
                          stored.what() + ": decodes to more than the manifest's db_size (" +
                              std::to_string(m.db_size) + " bytes): stopped");
-  // Two threads: this one reads, decrypts and decompresses; the other hashes the db and
-  // hands it to `consume` (a restore's bbolt check and O_DIRECT writer), so decompression
-  // and sha256 (each ~1 CPU second per GB) run side by side. At most kReadAhead bytes of
-  // decoded db wait between them.
-  BoundedQueue decoded(kReadAhead);
+  // Two threads (snapshot::PumpStream): this one reads, decrypts and decompresses; the
+  // other hashes the db and hands it to `consume` (a restore's bbolt check and O_DIRECT
+  // writer), so decompression and sha256 (each ~1 CPU second per GB) run side by side.
+  // At most kReadAhead bytes of decoded db wait between them.
   Sha256 sha;
   uint64_t db_bytes = 0;
-  std::exception_ptr consume_error;
-  std::mutex spare_mu;
-  std::vector<std::string> spare;  // consumed chunks, for the producer to fill again
-  std::thread consumer([&] {
-    try {
-      while (std::optional<std::string> chunk = decoded.Pop()) {
-        const auto* p = reinterpret_cast<const uint8_t*>(chunk->data());
-        sha.Update(p, chunk->size());
-        db_bytes += chunk->size();
-        consume(p, chunk->size());
-        if (progress) progress(db_bytes);
-        std::lock_guard lock(spare_mu);
-        if (spare.size() < 4) spare.push_back(std::move(*chunk));
-      }
-    } catch (...) {
-      consume_error = std::current_exception();
-      decoded.Close();  // stops the producer's next Push
-    }
-  });
-  try {
-    for (;;) {
-      std::string chunk;
-      {
-        std::lock_guard lock(spare_mu);
-        if (!spare.empty()) {
-          chunk = std::move(spare.back());
-          spare.pop_back();
-        }
-      }
-      chunk.resize(kChunk);
-      size_t n = bounded_db.Read(reinterpret_cast<uint8_t*>(chunk.data()), chunk.size());
-      if (n == 0) break;
-      chunk.resize(n);
-      if (!decoded.Push(std::move(chunk))) break;  // the consumer failed
-    }
-  } catch (...) {
-    decoded.Close();
-    consumer.join();
-    throw;
-  }
-  decoded.Close();
-  consumer.join();
-  if (consume_error) std::rethrow_exception(consume_error);
+  snapshot::PumpStream(
+      [&](const snapshot::BlobSink& sink) {
+        std::vector<uint8_t> buf(kChunk);
+        while (size_t n = bounded_db.Read(buf.data(), buf.size())) sink(buf.data(), n);
+      },
+      {snapshot::StreamConsumer{[&](const uint8_t* p, size_t n) {
+                                  sha.Update(p, n);
+                                  db_bytes += n;
+                                  consume(p, n);
+                                  if (progress) progress(db_bytes);
+                                },
+                                {}}},
+      kReadAhead);
   const std::string digest = HexBytes(sha.Finish());
   stored.Check();
   if (db_bytes != m.db_size || digest != m.db_sha256) {

@@ -115,11 +115,11 @@ std::shared_ptr<grpc::ChannelCredentials> MakeCredentials(const Endpoint& ep,
   return gx::TlsCredentials(o);
 }
 
-// The receive window of the channel every unary RPC uses.
+// The receive window of the channel every unary RPC uses (MakeChannel).
 constexpr uint32_t kMainReceiveWindow = 16 << 20;
 
-// The channel every unary RPC uses: a fixed receive window (kMainReceiveWindow).
-// MakeStreamChannel: the connection of a Snapshot stream.
+// What every connection shares: the unary RPCs' (MakeChannel) and a Snapshot stream's
+// (MakeStreamChannel).
 grpc::ChannelArguments BaseChannelArgs() {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);  // only ever talk to the given endpoint

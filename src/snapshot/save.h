@@ -40,8 +40,9 @@ struct StreamConsumer {
 };
 // Like the above, with one thread per consumer, each seeing every batch (copied once, not
 // per consumer; batches of up to min(1 MiB, queue_bytes / 4)) through one queue holding
-// at most `queue_bytes` that some consumer has not consumed yet. The first error in time, from the stream,
-// a consume or a finish, stops every side and propagates once all threads have ended.
+// at most `queue_bytes` that some consumer has not consumed yet. The first error in
+// time, from the stream, a consume or a finish, stops every side and propagates once
+// all threads have ended.
 void PumpStream(const SnapshotStream& stream, const std::vector<StreamConsumer>& consumers, size_t queue_bytes);
 
 struct SaveResult {
