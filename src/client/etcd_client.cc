@@ -2,7 +2,6 @@
 
 #include <grpc/support/log.h>
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/resource_quota.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_certificate_verifier.h>
 #include <grpcpp/security/tls_credentials_options.h>
@@ -141,24 +140,22 @@ std::shared_ptr<grpc::Channel> MakeChannel(const Endpoint& ep, const TlsMaterial
   return grpc::CreateCustomChannel(ep.HostPort(), MakeCredentials(ep, tls), args);
 }
 
-// A Snapshot stream's connection: gRPC's bandwidth-probed window, reading up to 1 MiB
-// per socket read. memory_bound > 0 puts the connection under a gRPC resource quota of
-// that many bytes, which shrinks the window when a lagging consumer lets received data
-// pile up. Measured on the 1.1 GB bench etcd (medians of 3 alternated runs): a fixed
-// window (the earlier bound, any size from 4 to 256 MiB) cost etcdsafe ~1.5 s and etcd
-// ~1.5 s more CPU per GB than the probed one, and `backup` took 1.08x etcdctl's save
-// against 0.83x probed; with a consumer lagging far behind (zstd level 15) the backup
-// peaked at 257 MiB probed without a quota, 129 MiB with the 16 MiB fixed window and
-// 132 MiB probed under a 16 MiB quota. The 1 MiB reads (instead of gRPC's adaptive
-// 8 KiB start) took ~10% off the stream's CPU.
+// A Snapshot stream's connection, reading up to 1 MiB per socket read (instead of gRPC's
+// adaptive 8 KiB start: ~10% off the stream's CPU). memory_bound 0: gRPC's
+// bandwidth-probed window. memory_bound > 0: the window fixed at that many bytes, which
+// bounds what gRPC buffers ahead of a lagging consumer (the probed window buffered up to
+// 37 MB, for backup peaks of 104-257 MiB). The probed window is faster (a fixed one cost
+// ~1.5 CPU s per GB on each side on the bench etcd), but bounding it with a gRPC resource
+// quota instead was tried and dropped: under memory pressure gRPC ends the stream with
+// RESOURCE_EXHAUSTED "Buffers full" (seen in BackupCliInterrupt's S3 test) rather than
+// slowing it down.
 std::shared_ptr<grpc::Channel> MakeStreamChannel(const Endpoint& ep, const TlsMaterial& tls, size_t memory_bound) {
   grpc::ChannelArguments args = BaseChannelArgs();
   args.SetInt(GRPC_ARG_TCP_READ_CHUNK_SIZE, 1 << 20);
   args.SetInt(GRPC_ARG_TCP_MIN_READ_CHUNK_SIZE, 1 << 20);
   if (memory_bound > 0) {
-    grpc::ResourceQuota quota("etcdsafe-snapshot-stream");  // the channel keeps a reference
-    quota.Resize(memory_bound);
-    args.SetResourceQuota(quota);
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, static_cast<int>(memory_bound));
   }
   return grpc::CreateCustomChannel(ep.HostPort(), MakeCredentials(ep, tls), args);
 }
@@ -240,9 +237,9 @@ struct EtcdClient::Impl {
       const auto start = Clock::now();
       bool ready = WaitReady(*stream_channel, start + config.dial_timeout, &timed_out);
       if (config.debug) {
-        config.debug("snapshot stream connection to " + ep.original + " (bandwidth-probed window, " +
-                     (memory_bound == 0 ? std::string("no memory bound")
-                                        : "memory bound " + std::to_string(memory_bound >> 20) + " MiB") +
+        config.debug("snapshot stream connection to " + ep.original + " (receive window " +
+                     (memory_bound == 0 ? std::string("bandwidth-probed")
+                                        : "fixed at " + std::to_string(memory_bound >> 20) + " MiB") +
                      "): " + (ready ? "ready" : timed_out ? "dial timeout" : "connect failed") + " in " +
                      FormatDuration(Clock::now() - start));
       }

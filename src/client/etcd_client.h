@@ -61,11 +61,10 @@ EnvLookup ProcessEnvironment();
 
 struct SnapshotOptions {
   // What gRPC may hold of the stream in memory ahead of the consumer, in bytes. The
-  // stream runs on a connection of its own with gRPC's bandwidth-probed window. 0: no
-  // bound, the fastest for a consumer that keeps up (a file written by another thread),
-  // but the window grows to tens of MB when the consumer lags. > 0: the connection runs
-  // under a gRPC resource quota of that size, which shrinks the window under memory
-  // pressure: a bound for a consumer that may lag (a backup pipeline, an upload).
+  // stream runs on a connection of its own. 0: no bound, gRPC's bandwidth-probed window,
+  // the fastest for a consumer that keeps up (a file written by another thread), but it
+  // grows to tens of MB when the consumer lags. > 0: the HTTP/2 receive window fixed at
+  // that size: a bound for a consumer that may lag (a backup pipeline, an upload).
   size_t memory_bound = 0;
 };
 inline constexpr size_t kBoundedSnapshotMemory = 16 << 20;
