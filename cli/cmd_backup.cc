@@ -29,8 +29,11 @@ namespace {
 
 std::string Size(uint64_t bytes) { return snapshot::HumanizeBytes(bytes); }
 
-void RunBackup(const GlobalFlags& g, const RepoFlags& rf, const std::string& compression, int level) {
+void RunBackup(const GlobalFlags& g, const RepoFlags& rf, const std::string& compression, int level,
+               const FollowFlags& f) {
   backup::BackupOptions opts;
+  opts.spill_dir = f.spill_dir;
+  opts.max_spill_bytes = ParseSize(f.max_spill, "--max-spill");
   opts.repos = rf.repos;
   opts.store_options = rf.StoreOptions();
   opts.compression = pipeline::ParseCompression(compression);
@@ -275,7 +278,7 @@ void AddBackupCommands(CLI::App& app, GlobalFlags& g) {
     AddFollowFlags(*cmd, *ff);
     cmd->callback([&g, rf, compression, level, ff] {
       if (ff->follow) return RunFollow(g, *rf, *compression, *level, *ff);
-      RunBackup(g, *rf, *compression, *level);
+      RunBackup(g, *rf, *compression, *level, *ff);
     });
   }
   CLI::App* backups = app.add_subcommand("backups", "List and verify the backups of a repository");

@@ -20,9 +20,7 @@
 #include "repo_flags.h"
 
 namespace etcdsafe::cli {
-namespace {
 
-// A size flag (base/bytes.h ParseByteSize) that must be positive.
 uint64_t ParseSize(const std::string& text, const std::string& flag) {
   uint64_t n = 0;
   try {
@@ -33,6 +31,8 @@ uint64_t ParseSize(const std::string& text, const std::string& flag) {
   if (n == 0) throw Error(ErrorCode::kInvalidArgument, flag + " must be positive");
   return n;
 }
+
+namespace {
 
 // A duration flag where "0" means never.
 std::chrono::milliseconds ParseDurationOrZero(const std::string& text, const std::string& flag) {
@@ -65,11 +65,15 @@ void AddFollowFlags(CLI::App& cmd, FollowFlags& f) {
       ->capture_default_str();
   cmd.add_option("--full-every-events", f.full_every_events, "--follow: ... or after this many events (0: never)")
       ->capture_default_str();
-  cmd.add_option("--spill-dir", f.spill_dir, "--follow: where segments wait when uploads are slow (default $TMPDIR)");
+  cmd.add_option("--spill-dir", f.spill_dir,
+                 "where the snapshot stream (and with --follow, segments) waits while compression or uploads lag "
+                 "(default $TMPDIR)");
   cmd.add_option("--max-queue-memory", f.max_queue_memory,
                  "--follow: segments waiting for upload kept in memory up to this, then spilled")
       ->capture_default_str();
-  cmd.add_option("--max-spill", f.max_spill, "--follow: beyond this much spilled, the chain ends (a gap)")
+  cmd.add_option("--max-spill", f.max_spill,
+                 "at most this much of the stream waits there (then etcd's stream slows down); --follow: beyond this "
+                 "much spilled, the chain ends (a gap)")
       ->capture_default_str();
   cmd.add_option("--compact-every", f.compact_every,
                  "--follow: merge small segments of the repository's chains this often (0: never)")

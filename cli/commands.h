@@ -40,6 +40,9 @@ void AddFollowFlags(CLI::App& backup, FollowFlags& flags);
 void AddCompactCommand(CLI::App& app, GlobalFlags& globals);
 void RunFollow(const GlobalFlags& g, const RepoFlags& rf, const std::string& compression, int level,
                const FollowFlags& flags);
+// A size flag (base/bytes.h ParseByteSize: "1GiB", "64MiB") that must be positive;
+// kInvalidArgument naming the flag otherwise.
+uint64_t ParseSize(const std::string& text, const std::string& flag);
 
 // The flags of `snapshot restore`, shared with `restore --repo`.
 void AddRestoreFlags(CLI::App& restore, snapshot::RestoreOptions& opts);

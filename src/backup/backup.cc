@@ -223,11 +223,21 @@ BackupReport RunBackup(client::EtcdClient& client, const BackupOptions& opts, co
   snapshot::TrailerVerifier::Result v;
   bolt::InspectResult inspected;
   HoldBackTrailer db_bytes([&](const uint8_t* p, size_t n) { compress->Write(p, n); });
+  // The stream on gRPC's probed window, never held up by the pipeline: what the pipeline
+  // has no room for waits in a temp file (gRPC would buffer it in memory instead). Where
+  // no temp file can be made, a small window bounds gRPC's buffers.
+  const snapshot::StreamSpill spill{opts.spill_dir, opts.max_spill_bytes};
+  std::string spill_unusable;
+  try {
+    OpenUnnamedTemp(opts.spill_dir, "stream spill file");
+  } catch (const Error& e) {
+    spill_unusable = e.what();
+    report.notes.push_back("the snapshot stream ran on a small window, slower (" + spill_unusable +
+                           "); point TMPDIR or --spill-dir at a writable directory");
+  }
+  snapshot::PumpStats pump_stats;
   snapshot::PumpStream(
-      // What gRPC buffers while the pipeline lags stays bounded.
-      [&](const snapshot::BlobSink& sink) {
-        client.Snapshot(sink, {.memory_bound = client::kBoundedSnapshotMemory});
-      },
+      [&](const snapshot::BlobSink& sink) { client.Snapshot(sink, {.small_window = !spill_unusable.empty()}); },
       {snapshot::StreamConsumer{[&](const uint8_t* p, size_t n) {
                                   verifier.Update(p, n);
                                   inspector.Write(p, n);
@@ -248,7 +258,11 @@ BackupReport RunBackup(client::EtcdClient& client, const BackupOptions& opts, co
                                   inspected = inspector.Finish();
                                 }},
        snapshot::StreamConsumer{[&](const uint8_t* p, size_t n) { db_bytes.Write(p, n); }, {}}},
-      kStreamQueueBytes);
+      kStreamQueueBytes, spill_unusable.empty() ? &spill : nullptr, &pump_stats);
+  if (!pump_stats.spill_error.empty()) {
+    report.notes.push_back("the snapshot stream waited in memory while the pipeline lagged (" +
+                           pump_stats.spill_error + ")");
+  }
 
   // 4. The checks passed (or PumpStream threw).
   if (std::string why = inspector.spill_error(); !why.empty()) {

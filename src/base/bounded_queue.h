@@ -79,6 +79,13 @@ class BroadcastQueue {
     return true;
   }
 
+  // Whether Push of `n` bytes would return without waiting (true once aborted: Push then
+  // returns false at once). With one producer, room only grows until its next Push.
+  bool HasRoom(size_t n) {
+    std::lock_guard lock(mu_);
+    return aborted_ || bytes_ == 0 || bytes_ + n <= max_bytes_;
+  }
+
   // Consumer `c`'s next item, blocking until there is one. The pointer stays valid until
   // that consumer's next Pop. nullptr at the end: closed and drained, or aborted.
   const std::string* Pop(size_t c) {

@@ -125,6 +125,24 @@ void File::Truncate(uint64_t size) {
   if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) throw SystemError("truncate " + path_, errno);
 }
 
+std::string TempDirOr(const std::string& dir) {
+  if (!dir.empty()) return dir;
+  const char* t = std::getenv("TMPDIR");
+  return t != nullptr && *t != '\0' ? t : "/tmp";
+}
+
+File OpenUnnamedTemp(const std::string& dir_or_empty, const std::string& what) {
+  const std::string dir = TempDirOr(dir_or_empty);
+  int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+    std::string tmpl = dir + "/.etcdsafe-tmp-XXXXXX";
+    fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
+    if (fd >= 0) ::unlink(tmpl.c_str());
+  }
+  if (fd < 0) throw SystemError("create a temporary file in " + dir, errno);
+  return File(fd, dir + " (" + what + ")");
+}
+
 void File::Preallocate(uint64_t size) {
   int r = ::fallocate(fd_, 0, 0, static_cast<off_t>(size));
   if (r == 0) return;

@@ -86,6 +86,13 @@ void RenameDurable(const std::string& from, const std::string& to);
 void RemoveAll(const std::string& path);
 // Free bytes available to an unprivileged writer on the filesystem holding `path`.
 uint64_t FreeSpace(const std::string& path);
+// The directory for scratch files: `dir` when not empty, else $TMPDIR, else /tmp.
+std::string TempDirOr(const std::string& dir);
+// A read-write temporary file without a name in TempDirOr(dir) (O_TMPFILE; where the
+// filesystem lacks it, a mkostemp name unlinked at once), so nothing is left behind
+// whatever happens to the process. `what` names it in errors ("<dir> (<what>)").
+// Failure: SystemError "create a temporary file in <dir>: ...".
+File OpenUnnamedTemp(const std::string& dir, const std::string& what);
 // Reads a whole small file (keys, certs). Refuses files over `limit` bytes.
 std::string ReadSmallFile(const std::string& path, size_t limit = 16 << 20);
 

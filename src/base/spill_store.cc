@@ -113,21 +113,6 @@ void SpillStore::Spill(Chunk& c) {
   c.on_disk = true;
 }
 
-void SpillStore::OpenFile() {
-  std::string dir = temp_dir_;
-  if (dir.empty()) {
-    const char* t = std::getenv("TMPDIR");
-    dir = t != nullptr && *t != '\0' ? t : "/tmp";
-  }
-  // O_TMPFILE: the file has no name, so nothing is left behind whatever happens to us.
-  int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-  if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
-    std::string tmpl = dir + "/.etcdsafe-spill-XXXXXX";
-    fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
-    if (fd >= 0) ::unlink(tmpl.c_str());
-  }
-  if (fd < 0) throw SystemError("create spill file in " + dir, errno);
-  file_ = File(fd, dir + " (spill file)");
-}
+void SpillStore::OpenFile() { file_ = OpenUnnamedTemp(temp_dir_, "spill file"); }
 
 }  // namespace etcdsafe

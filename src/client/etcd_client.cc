@@ -114,7 +114,8 @@ std::shared_ptr<grpc::ChannelCredentials> MakeCredentials(const Endpoint& ep,
   return gx::TlsCredentials(o);
 }
 
-// The receive window of the channel every unary RPC uses (MakeChannel).
+// The stream-level receive window of the channel every unary RPC uses (MakeChannel); with
+// probing off, gRPC 1.51 keeps that connection's own window at 64 KiB.
 constexpr uint32_t kMainReceiveWindow = 16 << 20;
 
 // What every connection shares: the unary RPCs' (MakeChannel) and a Snapshot stream's
@@ -141,21 +142,18 @@ std::shared_ptr<grpc::Channel> MakeChannel(const Endpoint& ep, const TlsMaterial
 }
 
 // A Snapshot stream's connection, reading up to 1 MiB per socket read (instead of gRPC's
-// adaptive 8 KiB start: ~10% off the stream's CPU). memory_bound 0: gRPC's
-// bandwidth-probed window. memory_bound > 0: the window fixed at that many bytes, which
-// bounds what gRPC buffers ahead of a lagging consumer (the probed window buffered up to
-// 37 MB, for backup peaks of 104-257 MiB). The probed window is faster (a fixed one cost
-// ~1.5 CPU s per GB on each side on the bench etcd), but bounding it with a gRPC resource
-// quota instead was tried and dropped: under memory pressure gRPC ends the stream with
-// RESOURCE_EXHAUSTED "Buffers full" (seen in BackupCliInterrupt's S3 test) rather than
-// slowing it down.
-std::shared_ptr<grpc::Channel> MakeStreamChannel(const Endpoint& ep, const TlsMaterial& tls, size_t memory_bound) {
+// adaptive 8 KiB start: ~10% off the stream's CPU). See SnapshotOptions for the windows.
+// With probing off, GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES only sets the stream's window:
+// gRPC 1.51's connection-level target stays at 64 KiB, so that is what bounds (and slows)
+// the stream; a gRPC resource quota instead of it was tried and dropped: past the quota
+// gRPC ends the stream with RESOURCE_EXHAUSTED "Buffers full" rather than slowing it.
+std::shared_ptr<grpc::Channel> MakeStreamChannel(const Endpoint& ep, const TlsMaterial& tls, bool small_window) {
   grpc::ChannelArguments args = BaseChannelArgs();
   args.SetInt(GRPC_ARG_TCP_READ_CHUNK_SIZE, 1 << 20);
   args.SetInt(GRPC_ARG_TCP_MIN_READ_CHUNK_SIZE, 1 << 20);
-  if (memory_bound > 0) {
+  if (small_window) {
     args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, static_cast<int>(memory_bound));
+    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1 << 20);
   }
   return grpc::CreateCustomChannel(ep.HostPort(), MakeCredentials(ep, tls), args);
 }
@@ -222,24 +220,23 @@ struct EtcdClient::Impl {
   std::unique_ptr<pb::Lease::Stub> lease;
   std::string token;
   // A Snapshot stream gets a connection of its own (see MakeStreamChannel), kept for
-  // later streams with the same memory bound.
+  // later streams with the same window.
   std::shared_ptr<grpc::Channel> stream_channel;
   std::unique_ptr<pb::Maintenance::Stub> stream_maintenance;
-  size_t stream_memory_bound = 0;
+  bool stream_small_window = false;
 
-  pb::Maintenance::Stub& SnapshotStub(size_t memory_bound) {
-    if (!stream_channel || stream_memory_bound != memory_bound) {
-      stream_channel = MakeStreamChannel(ep, tls, memory_bound);
+  pb::Maintenance::Stub& SnapshotStub(bool small_window) {
+    if (!stream_channel || stream_small_window != small_window) {
+      stream_channel = MakeStreamChannel(ep, tls, small_window);
       stream_maintenance = pb::Maintenance::NewStub(stream_channel);
-      stream_memory_bound = memory_bound;
+      stream_small_window = small_window;
       // Connect now, within the dial timeout; a failure shows in the RPC's status.
       bool timed_out = false;
       const auto start = Clock::now();
       bool ready = WaitReady(*stream_channel, start + config.dial_timeout, &timed_out);
       if (config.debug) {
         config.debug("snapshot stream connection to " + ep.original + " (receive window " +
-                     (memory_bound == 0 ? std::string("bandwidth-probed")
-                                        : "fixed at " + std::to_string(memory_bound >> 20) + " MiB") +
+                     (small_window ? "small" : "bandwidth-probed") +
                      "): " + (ready ? "ready" : timed_out ? "dial timeout" : "connect failed") + " in " +
                      FormatDuration(Clock::now() - start));
       }
@@ -424,7 +421,7 @@ std::unique_ptr<EtcdClient> EtcdClient::Connect(const ClientConfig& config_in) {
 }
 
 void EtcdClient::Snapshot(const std::function<void(const uint8_t*, size_t)>& on_blob, const SnapshotOptions& options) {
-  pb::Maintenance::Stub& stub = impl_->SnapshotStub(options.memory_bound);
+  pb::Maintenance::Stub& stub = impl_->SnapshotStub(options.small_window);
   for (int attempt = 0;; ++attempt) {
     grpc::ClientContext ctx;
     impl_->Prepare(ctx, impl_->config.command_timeout);

@@ -115,12 +115,7 @@ struct Recorder::Impl {
   void Enqueue(Sealed s) {
     std::unique_lock<std::mutex> g(q_mu);
     if (mem_bytes + s.size > o.max_memory_bytes && !queue.empty()) {
-      std::string dir = o.spill_dir;
-      if (dir.empty()) {
-        const char* t = std::getenv("TMPDIR");
-        dir = t && *t ? t : "/tmp";
-      }
-      std::string path = dir + "/.etcdsafe-follow-" + std::to_string(getpid()) + "-" + std::to_string(++spill_counter);
+      std::string path = TempDirOr(o.spill_dir) + "/.etcdsafe-follow-" + std::to_string(getpid()) + "-" + std::to_string(++spill_counter);
       int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
       if (fd >= 0) {
         File f(fd, path);
@@ -346,6 +341,7 @@ struct Recorder::Impl {
     b.compression_level = o.compression_level;
     b.key = o.key;
     b.name_prefix = o.name_prefix;
+    b.spill_dir = o.spill_dir;
     return b;
   }
 

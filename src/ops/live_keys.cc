@@ -205,21 +205,7 @@ struct LiveKeys::Impl {
     buffer_bytes = std::max<size_t>(opts.memory_bytes / threads, size_t{32} << 10);
   }
 
-  void OpenFile() {
-    std::string dir = opts.temp_dir;
-    if (dir.empty()) {
-      const char* t = std::getenv("TMPDIR");
-      dir = t != nullptr && *t != '\0' ? t : "/tmp";
-    }
-    int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
-      std::string tmpl = dir + "/.etcdsafe-livekeys-XXXXXX";
-      fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
-      if (fd >= 0) ::unlink(tmpl.c_str());
-    }
-    if (fd < 0) throw SystemError("create a temporary file in " + dir, errno);
-    file = File(fd, dir + " (inspect sort file)");
-  }
+  void OpenFile() { file = OpenUnnamedTemp(opts.temp_dir, "inspect sort file"); }
 
   // Writes a buffer out as a sorted run (newest record per key) and empties it.
   void Spill(Buffer& b) {

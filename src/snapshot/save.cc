@@ -9,6 +9,7 @@
 #include <cstring>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "base/direct_writer.h"
 #include "base/error.h"
 #include "base/file.h"
+#include "base/spill_fifo.h"
 #include "snapshot/trailer.h"
 
 namespace etcdsafe::snapshot {
@@ -33,8 +35,11 @@ struct ConsumerFailed {};
 
 }  // namespace
 
-void PumpStream(const SnapshotStream& stream, const std::vector<StreamConsumer>& consumers, size_t queue_bytes) {
+void PumpStream(const SnapshotStream& stream, const std::vector<StreamConsumer>& consumers, size_t queue_bytes,
+                const StreamSpill* spill, PumpStats* stats) {
   BroadcastQueue queue(consumers.size(), queue_bytes);
+  std::optional<SpillFifo> fifo;
+  if (spill != nullptr) fifo.emplace(spill->dir, spill->max_bytes);
   std::mutex mu;
   std::exception_ptr first_error;  // the first failure in time, of any side
   auto fail = [&](std::exception_ptr e) {
@@ -71,13 +76,31 @@ void PumpStream(const SnapshotStream& stream, const std::vector<StreamConsumer>&
     // switches). They are gathered into batches instead; the copy is the one each message
     // had anyway.
     const size_t batch_bytes = std::max<size_t>(std::min(kBatchBytes, queue_bytes / 4), 1);
+    auto push = [&](std::string b) {
+      if (!queue.Push(std::move(b))) throw ConsumerFailed{};
+    };
+    // Hands a full batch on. With a spill: what waits on disk goes first, as far as the
+    // queue has room (the one pusher: room cannot shrink between HasRoom and Push); the
+    // batch joins the queue only behind it, else the spill; where the spill refuses, the
+    // stream waits for room after all.
+    auto deliver = [&](std::string b) {
+      if (!fifo) return push(std::move(b));
+      while (!fifo->empty() && queue.HasRoom(fifo->front_size())) push(fifo->Pop());
+      if (fifo->empty() && queue.HasRoom(b.size())) return push(std::move(b));
+      if (fifo->Push(b)) return;
+      while (!fifo->empty()) push(fifo->Pop());
+      push(std::move(b));
+    };
     std::string batch;
     stream([&](const uint8_t* data, size_t n) {
       if (batch.capacity() < batch_bytes) batch.reserve(batch_bytes);
       batch.append(reinterpret_cast<const char*>(data), n);
-      if (batch.size() >= batch_bytes && !queue.Push(std::exchange(batch, std::string()))) throw ConsumerFailed{};
+      if (batch.size() >= batch_bytes) deliver(std::exchange(batch, std::string()));
     });
-    if (!batch.empty() && !queue.Push(std::move(batch))) throw ConsumerFailed{};
+    if (fifo) {
+      while (!fifo->empty()) push(fifo->Pop());
+    }
+    if (!batch.empty()) push(std::move(batch));
     queue.Close();
   } catch (const ConsumerFailed&) {
     // A consumer's own error is the one to report.
@@ -85,6 +108,11 @@ void PumpStream(const SnapshotStream& stream, const std::vector<StreamConsumer>&
     fail(std::current_exception());
   }
   for (auto& t : threads) t.join();
+  if (stats != nullptr && fifo) {
+    stats->spilled_bytes = fifo->total_bytes();
+    stats->spill_peak = fifo->peak_bytes();
+    stats->spill_error = fifo->error();
+  }
   if (first_error) std::rethrow_exception(first_error);
 }
 

@@ -235,6 +235,31 @@ TEST_F(BackupCli, EncryptedBackupToTwoRepositoriesRestoresExactly) {
   EXPECT_TRUE(RestoreAndRead({"--repo", Repo("b"), "--backup", "latest", "--encryption-key-file", Key()}) == *dump_) << "restored data differs from the source";
 }
 
+// The stream waits in --spill-dir while the pipeline lags (zstd 19 here), and nothing is
+// left there; without a usable directory the backup still succeeds, on gRPC's small
+// window, and says so on stderr. Both restore to the source's data.
+TEST_F(BackupCli, SpillDirIsLeftEmptyAndAnUnusableOneOnlySlowsTheStream) {
+  const std::string spill = dir_.Sub("spill");
+  MakeDirs(spill, 0700);
+  CmdResult r = Etcdsafe(Concat({"backup", "--repo", Repo("s"), "--spill-dir", spill, "--compression-level", "19"}, Etcd()));
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
+  EXPECT_EQ(r.err.find("small window"), std::string::npos) << r.err;
+  EXPECT_TRUE(std::filesystem::is_empty(spill));
+  CmdResult bad = Etcdsafe(Concat({"backup", "--repo", Repo("u"), "--spill-dir", dir_.Sub("missing")}, Etcd()));
+  ASSERT_EQ(bad.code, 0) << bad.err << bad.out;
+  EXPECT_NE(bad.err.find("etcdsafe: the snapshot stream ran on a small window, slower (create a temporary file in " +
+                         dir_.Sub("missing")),
+            std::string::npos)
+      << bad.err;
+  EXPECT_FALSE(PathExists(dir_.Sub("missing")));
+  CmdResult zero = Etcdsafe(Concat({"backup", "--repo", Repo("z"), "--max-spill", "0"}, Etcd()));
+  EXPECT_EQ(zero.code, 128) << zero.err;
+  EXPECT_TRUE(IsOneLineError(zero)) << zero.err;
+  EXPECT_NE(zero.err.find("--max-spill must be positive"), std::string::npos) << zero.err;
+  EXPECT_TRUE(RestoreAndRead({"--repo", Repo("s"), "--backup", "latest"}) == *dump_);
+  EXPECT_TRUE(RestoreAndRead({"--repo", Repo("u"), "--backup", "latest"}) == *dump_);
+}
+
 // restore --repo checks the db as it streams to disk (it is not read back) and derives the
 // restored db's hash from the stream's by the CRC of the 8-byte consistent_index patch:
 // the hash it reports must be what etcdctl's `snapshot status` computes on the restored

@@ -303,6 +303,110 @@ TEST(PumpStream, StreamErrorSkipsFinish) {
   EXPECT_FALSE(finished);
 }
 
+// With a spill, the stream never waits for a slow consumer: what the queue has no room for
+// waits on disk, and every consumer still sees every byte in order. The stream ends long
+// before the slow consumer does.
+TEST(PumpStream, SpillKeepsTheStreamGoingPastASlowConsumer) {
+  testutil::TempDir dir;
+  std::string src(6 << 20, '\0');
+  for (size_t i = 0; i < src.size(); i++) src[i] = static_cast<char>(i * 2654435761u >> 13);
+  std::atomic<uint64_t> slow_done{0};
+  uint64_t slow_done_at_stream_end = 0;
+  SnapshotStream stream = [&](const BlobSink& sink) {
+    StreamOf(src, 32768)(sink);
+    slow_done_at_stream_end = slow_done.load();
+  };
+  std::string fast, slow;
+  const StreamSpill spill{dir.path(), uint64_t{1} << 30};
+  PumpStats stats;
+  PumpStream(stream,
+             {StreamConsumer{[&](const uint8_t* p, size_t n) { fast.append(reinterpret_cast<const char*>(p), n); }, {}},
+              StreamConsumer{[&](const uint8_t* p, size_t n) {
+                               std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                               slow.append(reinterpret_cast<const char*>(p), n);
+                               slow_done += n;
+                             },
+                             {}}},
+             256 << 10, &spill, &stats);
+  EXPECT_EQ(fast, src);
+  EXPECT_EQ(slow, src);
+  EXPECT_LT(slow_done_at_stream_end, src.size() / 2);
+  EXPECT_GT(stats.spilled_bytes, src.size() / 2);
+  EXPECT_GT(stats.spill_peak, 0u);
+  EXPECT_LE(stats.spill_peak, stats.spilled_bytes);
+  EXPECT_EQ(stats.spill_error, "");
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
+// Past the spill's bound (or without a usable directory) the stream waits for the slow
+// consumer as without a spill, and nothing is lost or reordered.
+TEST(PumpStream, SpillBoundAndUnusableDirFallBackToWaiting) {
+  testutil::TempDir dir;
+  std::string src(3 << 20, '\0');
+  for (size_t i = 0; i < src.size(); i++) src[i] = static_cast<char>(i * 40503u >> 7);
+  for (const StreamSpill& spill : {StreamSpill{dir.path(), 512 << 10}, StreamSpill{dir.Sub("missing"), 1 << 30}}) {
+    std::atomic<uint64_t> sent{0}, slow_done{0}, max_ahead{0};
+    SnapshotStream stream = [&](const BlobSink& sink) {
+      StreamOf(src, 16384)([&](const uint8_t* p, size_t n) {
+        sink(p, n);
+        sent += n;
+        max_ahead = std::max<uint64_t>(max_ahead.load(), sent.load() - slow_done.load());
+      });
+    };
+    std::string out;
+    PumpStats stats;
+    PumpStream(stream,
+               {StreamConsumer{[&](const uint8_t* p, size_t n) {
+                                 std::this_thread::sleep_for(std::chrono::milliseconds(2));
+                                 out.append(reinterpret_cast<const char*>(p), n);
+                                 slow_done += n;
+                               },
+                               {}}},
+               128 << 10, &spill, &stats);
+    EXPECT_EQ(out, src) << spill.dir;
+    // queue + spill bound + the batch in hand (a quarter of the queue) + the one in the stream
+    EXPECT_LE(max_ahead.load(), (128u << 10) + spill.max_bytes + (32u << 10) + 16384) << spill.dir;
+    if (spill.max_bytes == (512 << 10)) {
+      EXPECT_GT(stats.spilled_bytes, 0u);
+      EXPECT_LE(stats.spill_peak, 512u << 10);
+      EXPECT_EQ(stats.spill_error, "");
+    } else {
+      EXPECT_EQ(stats.spilled_bytes, 0u);
+      EXPECT_NE(stats.spill_error.find("create a temporary file"), std::string::npos) << stats.spill_error;
+    }
+  }
+}
+
+// A consumer that fails while the stream is spilling stops the stream soon, not at its end.
+TEST(PumpStream, ConsumerErrorStopsASpillingStream) {
+  testutil::TempDir dir;
+  std::atomic<uint64_t> sent{0};
+  SnapshotStream endless = [&](const BlobSink& sink) {
+    std::string chunk(32768, 'y');
+    for (;;) {
+      sink(reinterpret_cast<const uint8_t*>(chunk.data()), chunk.size());
+      sent += chunk.size();
+    }
+  };
+  const StreamSpill spill{dir.path(), uint64_t{1} << 30};
+  uint64_t seen = 0;
+  try {
+    PumpStream(endless,
+               {StreamConsumer{[&](const uint8_t*, size_t n) {
+                 std::this_thread::sleep_for(std::chrono::milliseconds(5));
+                 seen += n;
+                 if (seen > (2 << 20)) throw Error(ErrorCode::kIo, "upload failed");
+               },
+                               {}}},
+               256 << 10, &spill);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "upload failed");
+  }
+  EXPECT_LT(sent.load(), uint64_t{1} << 30);
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
 TEST(Trailer, VerifierMatchesFileTrailer) {
   std::string src = testutil::ReadFile(kSmall);
   TrailerVerifier v;
