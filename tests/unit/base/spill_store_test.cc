@@ -75,7 +75,7 @@ TEST(SpillStore, UnusableDirectoryKeepsRecordsInMemory) {
   SpillStore s(64, 2, "/nonexistent-etcdsafe-dir");
   std::vector<uint64_t> refs;
   for (size_t i = 0; i < 40; i++) refs.push_back(s.Append(Record(i, 60)));
-  EXPECT_NE(s.spill_error().find("spill file in /nonexistent-etcdsafe-dir"), std::string::npos) << s.spill_error();
+  EXPECT_NE(s.spill_error().find("create a temporary file in /nonexistent-etcdsafe-dir"), std::string::npos) << s.spill_error();
   EXPECT_EQ(s.spilled_bytes(), 0u);
   EXPECT_GE(s.memory_bytes(), 40 * 60u);
   for (size_t i = 0; i < 40; i++) EXPECT_EQ(0, std::memcmp(s.At(refs[i]).data, Record(i, 60).data(), 60)) << i;
