@@ -151,5 +151,12 @@ if rows.get("agent_backup"):
 text = "\n".join(out) + "\n"
 print(text)
 if rows.get("pipeline_seed"):  # a whole run (not ONLY=agent)
-    open(sys.argv[2], "w").write("# Benchmark results (bench/run.sh)\n\n" + text)
+    # The sections other scripts wrote ("## ...", after this script's part) stay.
+    try:
+        old = open(sys.argv[2]).read()
+    except FileNotFoundError:
+        old = ""
+    cut = old.find("\n## ")
+    rest = old[cut:] if cut >= 0 else ""
+    open(sys.argv[2], "w").write("# Benchmark results (bench/run.sh)\n\n" + text + rest)
 PY
