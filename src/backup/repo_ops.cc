@@ -260,7 +260,7 @@ void PrepareRepoDb(Repository& repo, const std::string& id_or_latest, const std:
     // is downloaded, decrypted and decompressed (see DirectWriter). bbolt's check and
     // the status numbers are computed on the same bytes as they go by, so the db is
     // not read back from the disk.
-    DirectWriter out(db_path, 0600, scratch);
+    DirectWriter out(db_path, 0600, scratch ? WriteMode::kScratch : WriteMode::kCached);
     bolt::StreamInspector inspector(db_path);
     // A db that is not bbolt fails the inspector early; the download's own checks
     // (size, sha256 against the manifest) come first, as they did for a read-back.

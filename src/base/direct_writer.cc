@@ -16,13 +16,14 @@ constexpr size_t kAlign = 4096;
 
 }  // namespace
 
-DirectWriter::DirectWriter(const std::string& path, mode_t mode, bool scratch) : scratch_(scratch) {
+DirectWriter::DirectWriter(const std::string& path, mode_t mode, WriteMode how) : how_(how) {
   const int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
+  const bool want_direct = how == WriteMode::kDirect;
   int fd;
   {
     CommitSection section;  // no path appears behind an interrupt cleanup's back
-    fd = ::open(path.c_str(), flags | (scratch ? 0 : O_DIRECT), mode);
-    direct_ = fd >= 0 && !scratch;
+    fd = ::open(path.c_str(), flags | (want_direct ? O_DIRECT : 0), mode);
+    direct_ = fd >= 0 && want_direct;
     if (fd < 0 && errno == EINVAL) fd = ::open(path.c_str(), flags, mode);  // no O_DIRECT here
   }
   if (fd < 0) throw SystemError("create " + path, errno);
@@ -87,7 +88,7 @@ void DirectWriter::Finish() {
   }
   Stop();
   if (error_) std::rethrow_exception(error_);
-  if (!scratch_) file_.Sync();
+  if (how_ != WriteMode::kScratch) file_.Sync();
   file_.Close();
 }
 
@@ -128,6 +129,20 @@ void DirectWriter::DisableDirect() {
 }
 
 void DirectWriter::WriteChunk(const Chunk& c) {
+  const uint64_t start = offset_;
+  WriteAll(c);
+  if (how_ != WriteMode::kCached) return;
+  // Streamed writeback: this chunk goes to the device now, and the chunk 4 back must be
+  // on it before we go on (bounds the dirty pages). Errors here show again at fsync.
+  constexpr uint64_t kLagBytes = 4 * uint64_t{kChunkSize};
+  ::sync_file_range(file_.fd(), static_cast<off_t>(start), static_cast<off_t>(c.size), SYNC_FILE_RANGE_WRITE);
+  if (start >= kLagBytes) {
+    ::sync_file_range(file_.fd(), static_cast<off_t>(start - kLagBytes), static_cast<off_t>(kChunkSize),
+                      SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+  }
+}
+
+void DirectWriter::WriteAll(const Chunk& c) {
   const uint8_t* p = c.data;
   size_t left = c.size;
   while (left > 0) {

@@ -204,7 +204,7 @@ void PrepareTargets(const RestoreOptions& opts) {
 Sha256Digest CopyAndHash(const std::string& src, const std::string& dst, uint64_t length,
                          const RestoreProgress& progress, bool scratch) {
   File in = File::OpenRead(src);
-  DirectWriter out(dst, 0600, scratch);
+  DirectWriter out(dst, 0600, scratch ? WriteMode::kScratch : WriteMode::kCached);
   Sha256 sha;
   uint64_t done = 0;
   while (done < length) {
@@ -698,27 +698,8 @@ RestoreResult RestoreCore(const RestoreOptions& opts, const etcdfmt::RestoreClus
   const std::string snap_dir = tmp_data + "/member/snap";
   RestoreResult result = BuildDb(opts, cluster, db_size_hint, content_path, write_db, progress, check_input,
                                  tmp_data, nullptr, inspected);
-  // The db went to disk with O_DIRECT, so it is not in the page cache, and etcd 3.4's
-  // start faults a cold db in page by page through its mmap: on the 1.1 GB bench db, 10 s
-  // against 3 s warm. One sequential read (~1.2 s) beside the WAL and the commit fills
-  // the cache for the etcd that is started next. Not for a scratch restore (written
-  // through the cache).
-  std::future<void> warm;
-  if (!opts.scratch) {
-    warm = std::async(std::launch::async, [db = snap_dir + "/db"] {
-      try {
-        File f = File::OpenRead(db);
-        const uint64_t size = f.Size();
-        std::vector<uint8_t> buf(size_t{8} << 20);
-        for (uint64_t off = 0; off < size; off += buf.size()) {
-          f.ReadAt(off, buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), size - off)));
-        }
-      } catch (const Error&) {
-        // Only a cache warm-up: the db was checked already.
-      }
-    });
-  }
-
+  // The db was written through the page cache (WriteMode::kCached): the etcd started next
+  // finds it there instead of faulting a cold db in through its mmap.
   stage("wal", 0);
   std::optional<LockedTemp> tmp_wal_root;
   std::optional<File> marker;
@@ -754,7 +735,6 @@ RestoreResult RestoreCore(const RestoreOptions& opts, const etcdfmt::RestoreClus
   // kill -9 between the renames leaves a WAL dir whose marker names an absent data dir,
   // which the next restore to the same pair removes (PrepareTargets). rename(2) replaces
   // an empty directory atomically, so an empty mount point works too.
-  if (warm.valid()) warm.get();
   TestPause("restore-before-commit");
   {
     CommitSection commit;

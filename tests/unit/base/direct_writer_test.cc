@@ -1,6 +1,7 @@
 #include "base/direct_writer.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -8,6 +9,8 @@
 
 #include <cstring>
 #include <random>
+#include <utility>
+#include <vector>
 
 #include "base/error.h"
 #include "base/file.h"
@@ -50,6 +53,46 @@ TEST(DirectWriter, WritesExactBytesForAlignedAndUnalignedSizes) {
     struct stat st;
     ASSERT_EQ(::stat(path.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600u);
+  }
+}
+
+// kCached (a restored db) writes the same bytes, durable, and leaves them in the page cache
+// for the etcd that reads the file next; kDirect leaves its whole chunks out of it.
+TEST(DirectWriter, CachedModeWritesExactBytesAndKeepsThemInThePageCache) {
+  testutil::TempDir dir;
+  const size_t size = 12 * DirectWriter::kChunkSize + 777;  // past the 4-chunk writeback lag
+  const std::string data = Pattern(size, 42);
+  auto resident_pages = [&](const std::string& path) {
+    File f = File::OpenRead(path);
+    void* m = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, f.fd(), 0);
+    EXPECT_NE(m, MAP_FAILED);
+    std::vector<unsigned char> vec((size + 4095) / 4096);
+    EXPECT_EQ(::mincore(m, size, vec.data()), 0);
+    ::munmap(m, size);
+    size_t n = 0;
+    for (unsigned char v : vec) n += v & 1;
+    return std::make_pair(n, vec.size());
+  };
+  {
+    DirectWriter w(dir.Sub("cached"), 0600, WriteMode::kCached);
+    WriteAll(w, data);
+    w.Finish();
+    EXPECT_FALSE(w.direct());
+    EXPECT_EQ(testutil::ReadFile(dir.Sub("cached")), data);
+  }
+  {
+    DirectWriter w(dir.Sub("direct"), 0600, WriteMode::kDirect);
+    WriteAll(w, data);
+    w.Finish();
+  }
+  auto [cached, pages] = resident_pages(dir.Sub("cached"));
+  EXPECT_EQ(cached, pages);
+  // Where the filesystem takes O_DIRECT (not tmpfs), the whole chunks never entered the cache.
+  DirectWriter probe(dir.Sub("probe"), 0600, WriteMode::kDirect);
+  probe.Finish();
+  if (probe.direct()) {
+    auto [direct_resident, direct_pages] = resident_pages(dir.Sub("direct"));
+    EXPECT_LT(direct_resident, direct_pages / 4);
   }
 }
 
