@@ -6,10 +6,11 @@
 //  * kCached: through the page cache with the writeback streamed as it goes
 //    (sync_file_range: each chunk is sent to the device once written, and the writer waits
 //    for the one 4 chunks back, so at most ~20 MiB are dirty), fsynced at Finish. For a
-//    restored db that etcd reads next: it is left in the cache. Measured on this VM, 1.1 GB:
-//    write + fdatasync 0.38-0.57 s, against 0.48-0.65 s with O_DIRECT plus 0.65-2.4 s to
-//    read the db back into the cache before etcd's start (etcd 3.4 faults a cold db in
-//    through its mmap: 10 s against 3 s warm on the bench db).
+//    restored db that etcd reads next: it is left in the cache (etcd 3.4 faults a cold db in
+//    through its mmap: 10 s against 3 s warm on the bench db). Measured on this VM, 1.1 GB
+//    with free memory: write + fdatasync 0.38-0.57 s, against 0.48-0.65 s with O_DIRECT
+//    plus 0.65-2.4 s to read the db back into the cache; a whole restore plus etcd's start
+//    came out the same either way (the cache's pages must be allocated in both).
 //  * kScratch: through the page cache, never fsynced (a restore drill's db, thrown away).
 // Why not plain write + fsync at the end: the dirty page cache is then pushed out at fsync
 // time, which on the virtio disks we run on is 3-5x slower than the same bytes written as
