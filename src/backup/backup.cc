@@ -7,6 +7,7 @@
 #include "backup/layout.h"
 #include "backup/repository.h"
 #include "base/file.h"
+#include "base/spill_fifo.h"
 #include "bolt/stream_inspect.h"
 #include "pipeline/encrypt.h"
 #include "pipeline/hash.h"
@@ -226,18 +227,14 @@ BackupReport RunBackup(client::EtcdClient& client, const BackupOptions& opts, co
   // The stream on gRPC's probed window, never held up by the pipeline: what the pipeline
   // has no room for waits in a temp file (gRPC would buffer it in memory instead). Where
   // no temp file can be made, a small window bounds gRPC's buffers.
-  const snapshot::StreamSpill spill{opts.spill_dir, opts.max_spill_bytes};
-  std::string spill_unusable;
-  try {
-    OpenUnnamedTemp(opts.spill_dir, "stream spill file");
-  } catch (const Error& e) {
-    spill_unusable = e.what();
-    report.notes.push_back("the snapshot stream ran on a small window, slower (" + spill_unusable +
+  SpillFifo spill(opts.spill_dir, opts.max_spill_bytes);
+  const bool spill_usable = spill.Open();
+  if (!spill_usable) {
+    report.notes.push_back("the snapshot stream ran on a small window, slower (" + spill.error() +
                            "); point TMPDIR or --spill-dir at a writable directory");
   }
-  snapshot::PumpStats pump_stats;
   snapshot::PumpStream(
-      [&](const snapshot::BlobSink& sink) { client.Snapshot(sink, {.small_window = !spill_unusable.empty()}); },
+      [&](const snapshot::BlobSink& sink) { client.Snapshot(sink, {.small_window = !spill_usable}); },
       {snapshot::StreamConsumer{[&](const uint8_t* p, size_t n) {
                                   verifier.Update(p, n);
                                   inspector.Write(p, n);
@@ -258,10 +255,9 @@ BackupReport RunBackup(client::EtcdClient& client, const BackupOptions& opts, co
                                   inspected = inspector.Finish();
                                 }},
        snapshot::StreamConsumer{[&](const uint8_t* p, size_t n) { db_bytes.Write(p, n); }, {}}},
-      kStreamQueueBytes, spill_unusable.empty() ? &spill : nullptr, &pump_stats);
-  if (!pump_stats.spill_error.empty()) {
-    report.notes.push_back("the snapshot stream waited in memory while the pipeline lagged (" +
-                           pump_stats.spill_error + ")");
+      kStreamQueueBytes, spill_usable ? &spill : nullptr);
+  if (spill_usable && !spill.error().empty()) {
+    report.notes.push_back("the snapshot stream waited in memory while the pipeline lagged (" + spill.error() + ")");
   }
 
   // 4. The checks passed (or PumpStream threw).

@@ -35,7 +35,7 @@ struct BackupOptions {
   int compression_level = 0;  // 0: the codec's default (zstd 1, gzip 6)
   std::optional<pipeline::KeySpec> key;  // encrypt when set
   std::string name_prefix = "etcd-snapshot";
-  // Where the snapshot stream waits while the pipeline lags (see snapshot::StreamSpill;
+  // Where the snapshot stream waits while the pipeline lags (see snapshot::PumpStream;
   // "": $TMPDIR, else /tmp), and how much of it may wait there. If no temp file can be
   // created there, the stream runs on a small window instead (slower, as bounded).
   std::string spill_dir;

@@ -19,15 +19,23 @@ constexpr uint64_t kPunchStep = 16 << 20;
 SpillFifo::SpillFifo(std::string temp_dir, uint64_t max_bytes)
     : temp_dir_(std::move(temp_dir)), max_bytes_(max_bytes) {}
 
-bool SpillFifo::Push(const std::string& batch) {
+bool SpillFifo::Open() {
   if (failed_) return false;
-  if (bytes() + batch.size() > max_bytes_) return false;
+  if (file_.is_open()) return true;
   try {
-    if (!file_.is_open()) {
-      file_ = OpenUnnamedTemp(temp_dir_, "stream spill file");
-      max_bytes_ = std::min(max_bytes_, FreeSpace(TempDirOr(temp_dir_)) / 2);
-      if (bytes() + batch.size() > max_bytes_) return false;
-    }
+    file_ = OpenUnnamedTemp(temp_dir_, "stream spill file");
+    max_bytes_ = std::min(max_bytes_, FreeSpace(TempDirOr(temp_dir_)) / 2);
+  } catch (const Error& e) {
+    failed_ = true;
+    error_ = e.what();
+    return false;
+  }
+  return true;
+}
+
+bool SpillFifo::Push(const std::string& batch) {
+  if (!Open() || bytes() + batch.size() > max_bytes_) return false;
+  try {
     file_.WriteAt(tail_, reinterpret_cast<const uint8_t*>(batch.data()), batch.size());
   } catch (const Error& e) {
     failed_ = true;

@@ -31,6 +31,10 @@ class SpillFifo {
   // temp_dir "": $TMPDIR, else /tmp.
   SpillFifo(std::string temp_dir, uint64_t max_bytes);
 
+  // Creates the file now rather than at the first Push (and caps max_bytes at half the
+  // free space then); false when it cannot be created, with error() saying why. Safe to
+  // call again: true while the file is open.
+  bool Open();
   // Appends a copy of the batch; false when it does not fit the bounds or the file cannot
   // be used (nothing was added then).
   bool Push(const std::string& batch);

@@ -63,7 +63,7 @@ struct SnapshotOptions {
   // The stream runs on a connection of its own. false: gRPC's bandwidth-probed receive
   // window, the fastest; gRPC buffers up to that window (tens of MB, measured up to
   // ~120 MiB) ahead of a consumer that lags, so a lagging consumer must keep draining (see
-  // snapshot::StreamSpill). true: a small window (probing off; gRPC 1.51 then keeps the
+  // snapshot::PumpStream's spill). true: a small window (probing off; gRPC 1.51 then keeps the
   // connection's window at HTTP/2's 64 KiB default), which bounds what gRPC buffers but
   // costs ~1.5 CPU s per GB on each side and ~30% of the stream's speed on loopback.
   bool small_window = false;

@@ -9,7 +9,6 @@
 #include <cstring>
 #include <exception>
 #include <mutex>
-#include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -19,7 +18,6 @@
 #include "base/direct_writer.h"
 #include "base/error.h"
 #include "base/file.h"
-#include "base/spill_fifo.h"
 #include "snapshot/trailer.h"
 
 namespace etcdsafe::snapshot {
@@ -36,10 +34,8 @@ struct ConsumerFailed {};
 }  // namespace
 
 void PumpStream(const SnapshotStream& stream, const std::vector<StreamConsumer>& consumers, size_t queue_bytes,
-                const StreamSpill* spill, PumpStats* stats) {
+                SpillFifo* fifo) {
   BroadcastQueue queue(consumers.size(), queue_bytes);
-  std::optional<SpillFifo> fifo;
-  if (spill != nullptr) fifo.emplace(spill->dir, spill->max_bytes);
   std::mutex mu;
   std::exception_ptr first_error;  // the first failure in time, of any side
   auto fail = [&](std::exception_ptr e) {
@@ -108,11 +104,6 @@ void PumpStream(const SnapshotStream& stream, const std::vector<StreamConsumer>&
     fail(std::current_exception());
   }
   for (auto& t : threads) t.join();
-  if (stats != nullptr && fifo) {
-    stats->spilled_bytes = fifo->total_bytes();
-    stats->spill_peak = fifo->peak_bytes();
-    stats->spill_error = fifo->error();
-  }
   if (first_error) std::rethrow_exception(first_error);
 }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "base/checksum.h"
+#include "base/spill_fifo.h"
 
 namespace etcdsafe::snapshot {
 
@@ -44,23 +45,14 @@ struct StreamConsumer {
 // time, from the stream, a consume or a finish, stops every side and propagates once
 // all threads have ended.
 //
-// With `spill`, the stream never waits for the consumers: a batch the queue has no room for
-// waits in a SpillFifo (an unnamed temp file in spill->dir, at most spill->max_bytes) and
-// moves to the queue, in order, as room frees. gRPC then holds almost nothing of the
-// stream whatever its window, and etcd's snapshot runs at its own pace. Past the spill's
-// bounds, or when no temp file can be written, the stream waits as without it. `stats`
-// (may be null) gets what was spilled.
-struct StreamSpill {
-  std::string dir;  // "": $TMPDIR, else /tmp
-  uint64_t max_bytes = uint64_t{1} << 30;
-};
-struct PumpStats {
-  uint64_t spilled_bytes = 0;  // batches that waited on disk, in all
-  uint64_t spill_peak = 0;     // most bytes on disk at once
-  std::string spill_error;     // why spilling stopped or never began ("" if it did not)
-};
+// With `spill` (base/spill_fifo.h, empty on entry), the stream never waits for the
+// consumers: a batch the queue has no room for waits in the spill and moves to the queue,
+// in order, as room frees. gRPC then holds almost nothing of the stream whatever its
+// window, and etcd's snapshot runs at its own pace. Past the spill's bounds, or when its
+// file cannot be written, the stream waits as without it. Afterwards the spill's counters
+// and error() tell what was spilled.
 void PumpStream(const SnapshotStream& stream, const std::vector<StreamConsumer>& consumers, size_t queue_bytes,
-                const StreamSpill* spill = nullptr, PumpStats* stats = nullptr);
+                SpillFifo* spill = nullptr);
 
 struct SaveResult {
   uint64_t db_size = 0;        // bytes of bbolt data (file size minus the trailer)

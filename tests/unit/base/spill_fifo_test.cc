@@ -77,6 +77,7 @@ TEST(SpillFifo, RefusesPastItsBound) {
 TEST(SpillFifo, UnusableDirectoryRefusesWithReason) {
   testutil::TempDir dir;
   SpillFifo f(dir.path() + "/missing", uint64_t{1} << 30);
+  EXPECT_FALSE(f.Open());
   EXPECT_FALSE(f.Push(Batch(1, 100)));
   EXPECT_TRUE(f.empty());
   EXPECT_NE(f.error().find("create a temporary file in " + dir.path() + "/missing"), std::string::npos) << f.error();

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "base/error.h"
 #include "base/file.h"
@@ -317,8 +318,7 @@ TEST(PumpStream, SpillKeepsTheStreamGoingPastASlowConsumer) {
     slow_done_at_stream_end = slow_done.load();
   };
   std::string fast, slow;
-  const StreamSpill spill{dir.path(), uint64_t{1} << 30};
-  PumpStats stats;
+  SpillFifo spill(dir.path(), uint64_t{1} << 30);
   PumpStream(stream,
              {StreamConsumer{[&](const uint8_t* p, size_t n) { fast.append(reinterpret_cast<const char*>(p), n); }, {}},
               StreamConsumer{[&](const uint8_t* p, size_t n) {
@@ -327,14 +327,15 @@ TEST(PumpStream, SpillKeepsTheStreamGoingPastASlowConsumer) {
                                slow_done += n;
                              },
                              {}}},
-             256 << 10, &spill, &stats);
+             256 << 10, &spill);
   EXPECT_EQ(fast, src);
   EXPECT_EQ(slow, src);
   EXPECT_LT(slow_done_at_stream_end, src.size() / 2);
-  EXPECT_GT(stats.spilled_bytes, src.size() / 2);
-  EXPECT_GT(stats.spill_peak, 0u);
-  EXPECT_LE(stats.spill_peak, stats.spilled_bytes);
-  EXPECT_EQ(stats.spill_error, "");
+  EXPECT_GT(spill.total_bytes(), src.size() / 2);
+  EXPECT_GT(spill.peak_bytes(), 0u);
+  EXPECT_LE(spill.peak_bytes(), spill.total_bytes());
+  EXPECT_TRUE(spill.empty());
+  EXPECT_EQ(spill.error(), "");
   EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
 }
 
@@ -344,7 +345,9 @@ TEST(PumpStream, SpillBoundAndUnusableDirFallBackToWaiting) {
   testutil::TempDir dir;
   std::string src(3 << 20, '\0');
   for (size_t i = 0; i < src.size(); i++) src[i] = static_cast<char>(i * 40503u >> 7);
-  for (const StreamSpill& spill : {StreamSpill{dir.path(), 512 << 10}, StreamSpill{dir.Sub("missing"), 1 << 30}}) {
+  const std::pair<std::string, uint64_t> spills[] = {{dir.path(), 512 << 10}, {dir.Sub("missing"), 1 << 30}};
+  for (const auto& [spill_dir, spill_max] : spills) {
+    SpillFifo spill(spill_dir, spill_max);
     std::atomic<uint64_t> sent{0}, slow_done{0}, max_ahead{0};
     SnapshotStream stream = [&](const BlobSink& sink) {
       StreamOf(src, 16384)([&](const uint8_t* p, size_t n) {
@@ -354,7 +357,6 @@ TEST(PumpStream, SpillBoundAndUnusableDirFallBackToWaiting) {
       });
     };
     std::string out;
-    PumpStats stats;
     PumpStream(stream,
                {StreamConsumer{[&](const uint8_t* p, size_t n) {
                                  std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -362,17 +364,17 @@ TEST(PumpStream, SpillBoundAndUnusableDirFallBackToWaiting) {
                                  slow_done += n;
                                },
                                {}}},
-               128 << 10, &spill, &stats);
-    EXPECT_EQ(out, src) << spill.dir;
+               128 << 10, &spill);
+    EXPECT_EQ(out, src) << spill_dir;
     // queue + spill bound + the batch in hand (a quarter of the queue) + the one in the stream
-    EXPECT_LE(max_ahead.load(), (128u << 10) + spill.max_bytes + (32u << 10) + 16384) << spill.dir;
-    if (spill.max_bytes == (512 << 10)) {
-      EXPECT_GT(stats.spilled_bytes, 0u);
-      EXPECT_LE(stats.spill_peak, 512u << 10);
-      EXPECT_EQ(stats.spill_error, "");
+    EXPECT_LE(max_ahead.load(), (128u << 10) + spill_max + (32u << 10) + 16384) << spill_dir;
+    if (spill_max == (512 << 10)) {
+      EXPECT_GT(spill.total_bytes(), 0u);
+      EXPECT_LE(spill.peak_bytes(), 512u << 10);
+      EXPECT_EQ(spill.error(), "");
     } else {
-      EXPECT_EQ(stats.spilled_bytes, 0u);
-      EXPECT_NE(stats.spill_error.find("create a temporary file"), std::string::npos) << stats.spill_error;
+      EXPECT_EQ(spill.total_bytes(), 0u);
+      EXPECT_NE(spill.error().find("create a temporary file"), std::string::npos) << spill.error();
     }
   }
 }
@@ -388,7 +390,7 @@ TEST(PumpStream, ConsumerErrorStopsASpillingStream) {
       sent += chunk.size();
     }
   };
-  const StreamSpill spill{dir.path(), uint64_t{1} << 30};
+  SpillFifo spill(dir.path(), uint64_t{1} << 30);
   uint64_t seen = 0;
   try {
     PumpStream(endless,
