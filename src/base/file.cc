@@ -508,8 +508,7 @@ ScratchDir::ScratchDir(const std::string& prefix) : state_(std::make_shared<Stat
     if (!s->dir.empty()) RemoveAll(s->dir);
     s->dir.clear();
   });
-  const char* t = std::getenv("TMPDIR");
-  const std::string base = (t != nullptr && *t != '\0') ? t : "/tmp";
+  const std::string base = TempDirOr("");
   std::string templ = base + "/" + prefix + "-XXXXXX";
   CommitSection section;  // an interrupt that began already stops us here
   if (::mkdtemp(templ.data()) == nullptr) throw SystemError("create a scratch directory in " + base, errno);

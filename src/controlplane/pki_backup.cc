@@ -187,9 +187,7 @@ std::vector<ArchiveEntry> ReadPkiBackup(backup::Repository& repo, const std::str
 }
 
 PkiReport CheckPkiEntries(const std::vector<ArchiveEntry>& entries, int warn_days, int64_t now_unix) {
-  const char* t = std::getenv("TMPDIR");
-  const std::string base = (t != nullptr && *t != '\0') ? t : "/tmp";
-  LockedTemp scratch(base, "etcdsafe-pki-check-", "", LockedTemp::Kind::kDirectory, 0700);
+  LockedTemp scratch(TempDirOr(""), "etcdsafe-pki-check-", "", LockedTemp::Kind::kDirectory, 0700);
   std::vector<ArchiveEntry> kube;
   for (const auto& e : entries) {
     if (e.path == "kubernetes" || e.path.rfind("kubernetes/", 0) == 0) kube.push_back(e);

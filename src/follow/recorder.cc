@@ -115,7 +115,8 @@ struct Recorder::Impl {
   void Enqueue(Sealed s) {
     std::unique_lock<std::mutex> g(q_mu);
     if (mem_bytes + s.size > o.max_memory_bytes && !queue.empty()) {
-      std::string path = TempDirOr(o.spill_dir) + "/.etcdsafe-follow-" + std::to_string(getpid()) + "-" + std::to_string(++spill_counter);
+      std::string path = TempDirOr(o.spill_dir) + "/.etcdsafe-follow-" + std::to_string(getpid()) + "-" +
+                         std::to_string(++spill_counter);
       int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
       if (fd >= 0) {
         File f(fd, path);

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "base/error.h"
+#include "base/file.h"
 #include "client/etcd_client.h"
 
 extern char** environ;
@@ -227,11 +228,7 @@ EtcdSandbox::EtcdSandbox(const std::string& parent) : state_(std::make_shared<St
     if (!s->cleaned && !s->dir.empty()) RemoveAll(s->dir);
     s->cleaned = true;
   });
-  std::string base = parent;
-  if (base.empty()) {
-    const char* t = std::getenv("TMPDIR");
-    base = (t != nullptr && *t != '\0') ? t : "/tmp";
-  }
+  const std::string base = TempDirOr(parent);
   // Scratch dirs of drills that were killed (SIGKILL: no cleanup ran; their etcd died
   // with them, PR_SET_PDEATHSIG): their lock is free.
   for (const auto& p : RemoveStaleTemps(base, kPrefix, "")) removed_stale_.push_back(p);
