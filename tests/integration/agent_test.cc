@@ -334,11 +334,12 @@ TEST_F(AgentTest, SchedulesRetentionDrillMetricsWebhooksAndPrometheusAlerts) {
 TEST_F(AgentTest, SigtermMidBackupLeavesTheRepositoryClean) {
   StartEtcd();
   {
-    // ~150 MB of incompressible values: the backup streams for seconds.
+    // ~300 MB of incompressible values: the backup streams for seconds (150 MB was done
+    // ~0.6 s after the cancel once etcd's stream stopped waiting for the pipeline).
     auto c = client::EtcdClient::Connect(etcd_->client_config());
     std::mt19937_64 rng(7);
     std::string value(1 << 20, '\0');
-    for (int i = 0; i < 150; i++) {
+    for (int i = 0; i < 300; i++) {
       for (size_t j = 0; j + 8 <= value.size(); j += 8) {
         uint64_t x = rng();
         std::memcpy(&value[j], &x, 8);
