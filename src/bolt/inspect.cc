@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
 #include <thread>
 
 #include "base/checksum.h"
@@ -201,13 +200,6 @@ class Inspector {
     }
   }
 
-  // A part of a bucket's tree that one thread walks: the subtree at `root`, a child of a
-  // branch page the main thread already visited, with its key bounds from that page.
-  struct Unit {
-    Pgid root = 0;
-    Bytes lo, hi;
-    bool has_hi = false;
-  };
   struct UnitResult {
     uint32_t crc = 0;
     uint64_t hashed = 0;
@@ -215,18 +207,17 @@ class Inspector {
     std::optional<int64_t> revision;
   };
 
-  // Walks a large page-based bucket on several threads: the main thread visits the top
-  // levels of its tree until there are enough subtrees, threads take subtrees in turn
-  // and the per-subtree CRCs are combined in key order. Only a clean walk is kept: on
-  // any problem, hash error or exception the state is rolled back and the caller walks
-  // the bucket on one thread, so problems, their order and errors are exactly those of
-  // the sequential walk. Returns false when it did not (or must not) take the bucket.
+  // Walks a large page-based bucket on several threads: the top levels of its tree are
+  // visited here until there are enough subtrees (internal::Split), threads take subtrees
+  // in turn (internal::RunUnits) and the per-subtree CRCs are combined in key order. Only
+  // a clean walk is kept: on any problem, hash error or exception the state is rolled back
+  // and the caller walks the bucket on one thread, so problems, their order and errors are
+  // exactly those of the sequential walk. Returns false when it did not (or must not) take
+  // the bucket.
   bool ParallelBucket(const Node& holder, size_t i, bool is_key) {
     if (threads_ < 2 || meta_.pgid < opts_.min_parallel_pages) return false;
-    Pgid root = 0;
     if (holder.value(i).size() < kBucketHeaderSize) return false;  // the sequential walk reports it
-    root = LoadLE64(holder.value(i).data());
-    if (root == 0) return false;  // inline bucket: tiny
+    const Pgid root = LoadLE64(holder.value(i).data());
 
     const std::vector<uint64_t> saved_seen = cs_.seen;
     const uint64_t saved_count = cs_.problem_count;
@@ -236,98 +227,44 @@ class Inspector {
       cs_.problem_count = saved_count;
       return false;
     };
-
-    // Expand level by level, in key order, checking each branch page as the walk would.
-    // A level is expanded only when every unit's page header says "branch" (a B+tree's
-    // leaves all sit at one depth), so leaves are left to the threads.
-    std::vector<Node> pinned;  // owned copies of the branch pages whose keys bound the units
-    std::vector<Unit> units;
-    size_t depth = 0;
+    internal::SplitTree split;
     try {
-      std::optional<Node> top = tree_.Visit(root, cs_);
-      if (!top) return roll_back();
-      CheckOrder(*top, nullptr, nullptr, cs_);
-      if (top->is_leaf()) return roll_back();
-      pinned.push_back(internal::OwnedCopy(*top));
-      AddChildren(pinned.back(), Bytes{}, false, &units);
-      depth = 1;
-      const size_t want = threads_ * 16;
-      while (units.size() < want && depth < internal::kMaxTreeDepth && cs_.problem_count == saved_count) {
-        bool all_branches = true;
-        for (const Unit& u : units) {
-          if (u.root < 2 || u.root >= meta_.pgid ||
-              !(LoadLE16(r_.source().Read(u.root * kPageSize, kPageHeaderSize).data() + kPageFlagsOffset) &
-                kBranchPageFlag)) {
-            all_branches = false;
-            break;
-          }
-        }
-        if (!all_branches) break;
-        std::vector<Unit> next;
-        for (const Unit& u : units) {
-          std::optional<Node> n = tree_.Visit(u.root, cs_);
-          if (!n || n->is_leaf()) return roll_back();
-          CheckOrder(*n, &u.lo, u.has_hi ? &u.hi : nullptr, cs_);
-          pinned.push_back(internal::OwnedCopy(*n));
-          AddChildren(pinned.back(), u.hi, u.has_hi, &next);
-        }
-        units = std::move(next);
-        depth++;
+      if (!internal::Split(tree_, root, cs_, threads_ * 16, &split)) return roll_back();
+    } catch (const Error&) {
+      return roll_back();
+    }
+
+    std::vector<UnitResult> results(split.units.size());
+    std::atomic<bool> failed{false};
+    // One page source per worker (worker 0 uses the Reader's own).
+    std::vector<std::unique_ptr<PageSource>> sources(threads_);
+    std::vector<std::unique_ptr<Tree>> trees(threads_);
+    std::vector<CheckState> states(threads_);
+    try {
+      for (size_t t = 0; t < threads_; t++) {
+        if (t > 0) sources[t] = r_.source().Clone();
+        trees[t] = std::make_unique<Tree>(t == 0 ? r_.source() : *sources[t], meta_);
+        states[t].name = cs_.name;
+        states[t].strict = false;
+        states[t].check_order = true;
+        states[t].shared = &cs_;
       }
     } catch (const Error&) {
       return roll_back();
     }
-    if (cs_.problem_count != saved_count || units.size() < 2) return roll_back();
-
-    std::vector<UnitResult> results(units.size());
-    std::atomic<bool> failed{false};
-    // Each thread owns a contiguous run of units (neighbouring subtrees share file
-    // windows) and, when done, takes units from the back of the longest other run.
-    std::mutex mu;
-    std::vector<std::pair<size_t, size_t>> runs(threads_);
-    for (size_t t = 0; t < threads_; t++) runs[t] = {units.size() * t / threads_, units.size() * (t + 1) / threads_};
-    auto take = [&](size_t self) -> std::optional<size_t> {
-      std::lock_guard lock(mu);
-      if (runs[self].first < runs[self].second) return runs[self].first++;
-      size_t best = self;
-      for (size_t t = 0; t < threads_; t++) {
-        if (runs[t].second - runs[t].first > runs[best].second - runs[best].first) best = t;
-      }
-      if (runs[best].first == runs[best].second) return std::nullopt;
-      return --runs[best].second;
-    };
-    auto work = [&](size_t self, PageSource* own) {
-      std::unique_ptr<PageSource> clone;
+    internal::RunUnits(split.units.size(), threads_, failed, [&](size_t self, size_t u) {
       try {
-        if (own == nullptr) {
-          clone = r_.source().Clone();
-          own = clone.get();
-        }
-        Tree tree(*own, meta_);
-        CheckState cs;
-        cs.name = cs_.name;
-        cs.strict = false;
-        cs.check_order = true;
-        cs.shared = &cs_;
-        while (!failed.load(std::memory_order_relaxed)) {
-          std::optional<size_t> next = take(self);
-          if (!next) break;
-          const size_t u = *next;
-          LeafHasher h(tree, cs);
-          const Unit& unit = units[u];
-          internal::WalkBounds b{&unit.lo, unit.has_hi ? &unit.hi : nullptr, depth};
-          tree.Walk(std::nullopt, unit.root, cs, [&](const Node& n) { h.Leaf(n, is_key); }, b);
-          if (cs.problem_count != 0 || !h.hash_error.empty()) failed = true;
-          results[u] = UnitResult{h.crc, h.hashed, h.total_key, h.revision};
-        }
+        CheckState& cs = states[self];
+        LeafHasher h(*trees[self], cs);
+        const internal::Subtree& unit = split.units[u];
+        internal::WalkBounds b{&unit.lo, unit.has_hi ? &unit.hi : nullptr, split.depth};
+        trees[self]->Walk(std::nullopt, unit.root, cs, [&](const Node& n) { h.Leaf(n, is_key); }, b);
+        if (cs.problem_count != 0 || !h.hash_error.empty()) failed = true;
+        results[u] = UnitResult{h.crc, h.hashed, h.total_key, h.revision};
       } catch (...) {
         failed = true;
       }
-    };
-    std::vector<std::thread> helpers;
-    for (size_t t = 1; t < threads_; t++) helpers.emplace_back(work, t, nullptr);
-    work(0, &r_.source());
-    for (std::thread& t : helpers) t.join();
+    });
     if (failed) return roll_back();
     for (const UnitResult& r : results) {
       hasher_.crc = Crc32cCombine(hasher_.crc, r.crc, r.hashed);
@@ -337,22 +274,6 @@ class Inspector {
     }
     parallel_buckets_++;
     return true;
-  }
-
-  // Units for the children of branch page n, whose own upper bound is (hi, has_hi).
-  static void AddChildren(const Node& n, Bytes hi, bool has_hi, std::vector<Unit>* out) {
-    for (size_t i = 0; i < n.count; i++) {
-      Unit u;
-      u.root = n.child(i);
-      u.lo = n.key(i);
-      u.hi = hi;
-      u.has_hi = has_hi;
-      if (i + 1 < n.count) {
-        u.hi = n.key(i + 1);
-        u.has_hi = true;
-      }
-      out->push_back(std::move(u));
-    }
   }
 
   Reader& r_;

@@ -1,5 +1,9 @@
 #include "bolt/reader.h"
 
+#include <atomic>
+#include <exception>
+#include <mutex>
+
 #include "base/checksum.h"
 #include "base/error.h"
 #include "bolt/tree.h"
@@ -187,6 +191,59 @@ void Reader::ForEachEntry(std::string_view bucket, const EntryFn& fn) {
       fn(leaf.key(i), leaf.value(i), (leaf.leaf_flags(i) & kBucketLeafFlag) != 0);
     }
   });
+}
+
+void Reader::ForEachEntryParallel(std::string_view bucket, size_t threads, const WorkerEntryFn& fn,
+                                  uint64_t min_pages) {
+  auto sequential = [&] { ForEachEntry(bucket, [&](Bytes k, Bytes v, bool b) { fn(0, k, v, b); }); };
+  if (threads < 2 || meta_.pgid < min_pages) return sequential();
+  Tree t(*source_, meta_);
+  std::optional<BucketRoot> b = FindBucket(t, bucket);
+  if (!b) throw Error(ErrorCode::kNotFound, name() + ": no bucket " + std::string(bucket));
+  if (b->inline_root) return sequential();
+  CheckState cs = StrictState(*this);
+  internal::SplitTree split;
+  bool split_ok = false;
+  try {
+    split_ok = internal::Split(t, b->root, cs, threads * 16, &split);
+  } catch (const Error&) {
+    // the sequential walk below throws it again, in its own words
+  }
+  if (!split_ok) return sequential();
+
+  std::vector<std::unique_ptr<PageSource>> sources(threads);
+  std::vector<CheckState> states(threads);
+  for (size_t w = 0; w < threads; w++) {
+    if (w > 0) sources[w] = source_->Clone();
+    states[w].name = name();
+    states[w].strict = true;
+    states[w].check_order = true;
+    states[w].shared = &cs;
+  }
+  struct Stopped {};
+  std::atomic<bool> failed{false};
+  std::exception_ptr first;  // set before `failed`, so a Stopped is never taken for it
+  std::mutex mu;
+  internal::RunUnits(split.units.size(), threads, failed, [&](size_t w, size_t u) {
+    try {
+      Tree tw(w == 0 ? *source_ : *sources[w], meta_);
+      const internal::Subtree& unit = split.units[u];
+      internal::WalkBounds wb{&unit.lo, unit.has_hi ? &unit.hi : nullptr, split.depth};
+      tw.Walk(std::nullopt, unit.root, states[w], [&](const Node& leaf) {
+        if (failed.load(std::memory_order_relaxed)) throw Stopped{};  // another worker failed
+        for (size_t i = 0; i < leaf.count; i++) {
+          fn(w, leaf.key(i), leaf.value(i), (leaf.leaf_flags(i) & kBucketLeafFlag) != 0);
+        }
+      }, wb);
+    } catch (...) {
+      std::lock_guard lock(mu);
+      if (!first) first = std::current_exception();
+      failed = true;
+    }
+  });
+  if (!failed) return;
+  sequential();
+  std::rethrow_exception(first);
 }
 
 std::optional<uint64_t> Reader::ValueOffset(std::string_view bucket, std::string_view key) {

@@ -74,6 +74,23 @@ class Reader {
   using EntryFn = std::function<void(Bytes key, Bytes value, bool is_bucket)>;
   void ForEachEntry(std::string_view bucket, const EntryFn& fn);
 
+  // ForEachEntry on up to `threads` threads, for whole-bucket scans that need no order:
+  // a page-based bucket in a file of at least `min_pages` pages is cut into subtrees
+  // (bolt/tree.h Split) that workers walk in turn, each with its own page source and
+  // the same strict checks; fn(worker, key, value, is_bucket) runs with worker in
+  // [0, threads) (0 = the calling thread), never twice at once for one worker. Entries of
+  // one subtree come in key order; across subtrees there is no order. Otherwise (one
+  // thread, a small file, an inline bucket, a tree that does not split) this is
+  // ForEachEntry with worker 0. Errors: when a worker fails (a page check or an
+  // exception from fn), the others stop and the bucket is walked again by ForEachEntry
+  // on the calling thread (worker 0) from the start, so what is thrown is exactly
+  // ForEachEntry's error; fn may see entries a second time before that throw. Should the
+  // second walk pass (a transient failure), the first error is rethrown. Returning
+  // normally, fn saw every entry exactly once.
+  using WorkerEntryFn = std::function<void(size_t worker, Bytes key, Bytes value, bool is_bucket)>;
+  void ForEachEntryParallel(std::string_view bucket, size_t threads, const WorkerEntryFn& fn,
+                            uint64_t min_pages = 16384);
+
   // Absolute file offset of the value bytes of bucket/key (for an in-place patch of a
   // same-sized value), or nullopt if the bucket or key does not exist.
   std::optional<uint64_t> ValueOffset(std::string_view bucket, std::string_view key);

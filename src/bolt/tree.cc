@@ -1,9 +1,12 @@
 #include "bolt/tree.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 namespace etcdsafe::bolt::internal {
@@ -251,6 +254,91 @@ void CheckOrder(const Node& n, const Bytes* lo, const Bytes* hi, CheckState& cs)
     prev = k;
   }
   if (hi != nullptr && CompareBytes(prev, *hi) >= 0) cs.Problem(KeyNotBelowNextProblem(n.id, n.is_leaf()));
+}
+
+namespace {
+
+// Units for the children of branch page n, whose own upper bound is (hi, has_hi).
+void AddChildren(const Node& n, Bytes hi, bool has_hi, std::vector<Subtree>* out) {
+  for (size_t i = 0; i < n.count; i++) {
+    Subtree u;
+    u.root = n.child(i);
+    u.lo = n.key(i);
+    u.hi = hi;
+    u.has_hi = has_hi;
+    if (i + 1 < n.count) {
+      u.hi = n.key(i + 1);
+      u.has_hi = true;
+    }
+    out->push_back(u);
+  }
+}
+
+}  // namespace
+
+bool Split(Tree& t, Pgid root, CheckState& cs, size_t want, SplitTree* out) {
+  if (root == 0) return false;
+  const uint64_t problems = cs.problem_count;
+  out->pinned.clear();
+  out->units.clear();
+  std::optional<Node> top = t.Visit(root, cs);
+  if (!top) return false;
+  CheckOrder(*top, nullptr, nullptr, cs);
+  if (top->is_leaf() || cs.problem_count != problems) return false;
+  out->pinned.push_back(OwnedCopy(*top));
+  AddChildren(out->pinned.back(), Bytes{}, false, &out->units);
+  out->depth = 1;
+  const Pgid pgid = t.meta().pgid;
+  while (out->units.size() < want && out->depth < kMaxTreeDepth) {
+    for (const Subtree& u : out->units) {
+      if (u.root < 2 || u.root >= pgid ||
+          !(LoadLE16(t.source().Read(u.root * kPageSize, kPageHeaderSize).data() + kPageFlagsOffset) &
+            kBranchPageFlag)) {
+        return out->units.size() >= 2;
+      }
+    }
+    std::vector<Subtree> next;
+    for (const Subtree& u : out->units) {
+      std::optional<Node> n = t.Visit(u.root, cs);
+      if (!n || n->is_leaf()) return false;
+      CheckOrder(*n, &u.lo, u.has_hi ? &u.hi : nullptr, cs);
+      if (cs.problem_count != problems) return false;
+      out->pinned.push_back(OwnedCopy(*n));
+      AddChildren(out->pinned.back(), u.hi, u.has_hi, &next);
+    }
+    out->units = std::move(next);
+    out->depth++;
+  }
+  return out->units.size() >= 2;
+}
+
+void RunUnits(size_t units, size_t threads, const std::atomic<bool>& stop,
+              const std::function<void(size_t worker, size_t unit)>& work) {
+  threads = std::max<size_t>(threads, 1);
+  std::mutex mu;
+  std::vector<std::pair<size_t, size_t>> runs(threads);
+  for (size_t t = 0; t < threads; t++) runs[t] = {units * t / threads, units * (t + 1) / threads};
+  auto take = [&](size_t self) -> std::optional<size_t> {
+    std::lock_guard lock(mu);
+    if (runs[self].first < runs[self].second) return runs[self].first++;
+    size_t best = self;
+    for (size_t t = 0; t < threads; t++) {
+      if (runs[t].second - runs[t].first > runs[best].second - runs[best].first) best = t;
+    }
+    if (runs[best].first == runs[best].second) return std::nullopt;
+    return --runs[best].second;
+  };
+  auto loop = [&](size_t self) {
+    while (!stop.load(std::memory_order_relaxed)) {
+      std::optional<size_t> next = take(self);
+      if (!next) return;
+      work(self, *next);
+    }
+  };
+  std::vector<std::thread> helpers;
+  for (size_t t = 1; t < threads; t++) helpers.emplace_back(loop, t);
+  loop(0);
+  for (std::thread& h : helpers) h.join();
 }
 
 }  // namespace etcdsafe::bolt::internal

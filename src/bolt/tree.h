@@ -5,7 +5,9 @@
 // Not part of the public API. Thread-compatible.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -157,6 +159,33 @@ class Tree {
 };
 
 inline constexpr size_t kMaxTreeDepth = 64;
+
+// Parallel walks: a bucket's tree cut into subtrees that threads walk independently.
+struct Subtree {
+  Pgid root = 0;
+  Bytes lo, hi;  // key bounds from the parent branch page (hi only when has_hi)
+  bool has_hi = false;
+};
+struct SplitTree {
+  std::vector<Node> pinned;     // owned copies of the branch pages the bounds point into
+  std::vector<Subtree> units;   // in key order: walking them in turn is the whole walk
+  size_t depth = 0;             // tree depth of the units' roots (for WalkBounds)
+};
+// Visits the top branch levels of the tree at page `root` in key order with a walk's
+// checks (Tree::Visit and CheckOrder into cs; a strict cs throws as a walk would) until
+// there are at least `want` subtrees or the next level is not all branch pages (a B+tree's
+// leaves all sit at one depth, so leaves are left to the threads). Returns false when the
+// tree is not worth or not safe to split: root 0 (inline bucket), a leaf root, a page
+// Visit declined, a problem recorded in cs, or fewer than 2 units. Pages it visited are
+// marked in cs.seen either way.
+bool Split(Tree& t, Pgid root, CheckState& cs, size_t want, SplitTree* out);
+
+// Runs work(worker, unit) for every unit in [0, units) on `threads` workers (worker 0 is
+// the calling thread): each worker takes a contiguous run of units in order (neighbouring
+// subtrees share file windows) and, when done, units from the back of the longest other
+// run. Workers stop taking units once `stop` is set. work must not throw.
+void RunUnits(size_t units, size_t threads, const std::atomic<bool>& stop,
+              const std::function<void(size_t worker, size_t unit)>& work);
 
 template <class F>
 void Tree::Walk(std::optional<Node> inline_root, Pgid root, CheckState& cs, F&& on_leaf, WalkBounds bounds) {

@@ -5,13 +5,9 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
-#include <exception>
 #include <mutex>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -143,22 +139,6 @@ struct Buffer {
   }
 };
 
-// Entries the walking thread hands to a summarizing one: fields plus key and value bytes
-// copied out of the page (the page is only pinned during the walk's callback).
-struct Batch {
-  struct Entry {
-    RevisionKey rev;
-    KeyValueView kv;  // key/value: offsets into bytes until Resolve()
-    size_t key_off = 0, value_off = 0;
-  };
-  std::string bytes;
-  std::vector<Entry> entries;
-  void Clear() {
-    bytes.clear();
-    entries.clear();
-  }
-};
-
 }  // namespace
 
 struct LiveKeys::Impl {
@@ -268,12 +248,12 @@ struct LiveKeys::Impl {
       buffers.back()->arena.reserve(buffer_bytes + (size_t{64} << 10));
     }
     if (kv.has_key_bucket()) {
-      if (threads == 1) {
-        std::string summary;
-        Walk([&](const RevisionKey& r, const KeyValueView& v) { Summarize(*buffers[0], r, v, &summary); });
-      } else {
-        ParallelScan(buffers);
-      }
+      std::vector<std::string> summaries(threads);
+      std::vector<int64_t> entries(threads, 0);
+      Walk(entries, [&](size_t w, const RevisionKey& r, const KeyValueView& v) {
+        Summarize(*buffers[w], r, v, &summaries[w]);
+      });
+      for (int64_t n : entries) stats.entries += n;
     }
     if (runs.empty()) {
       for (auto& b : buffers) {
@@ -292,16 +272,17 @@ struct LiveKeys::Impl {
     StartMerge();
   }
 
-  // Walks bucket "key" in page order, calling fn(revision, kv) for every entry in range.
+  // Walks bucket "key" (on `threads` workers when large, see Reader::ForEachEntryParallel),
+  // calling fn(worker, revision, kv) for every entry in range and counting them per worker.
   template <class F>
-  void Walk(F&& fn) {
+  void Walk(std::vector<int64_t>& entries, F&& fn) {
     bolt::Reader& reader = kv.reader();
     const std::string& file_name = reader.name();
     const std::string& begin = opts.begin;
     const std::string& end = opts.end;
     const bool single = end.empty();
     const bool to_last = end.size() == 1 && end[0] == '\0';
-    reader.ForEachEntry(kKeyBucket, [&](Bytes k, Bytes v, bool is_bucket) {
+    reader.ForEachEntryParallel(kKeyBucket, threads, [&](size_t w, Bytes k, Bytes v, bool is_bucket) {
       std::optional<RevisionKey> r = ParseRevisionKey(k);
       if (!r) {
         throw Error(ErrorCode::kDataLoss, file_name + ": bucket key: a key of " + std::to_string(k.size()) +
@@ -316,119 +297,10 @@ struct LiveKeys::Impl {
       if (single ? key != begin : (key < std::string_view(begin) || (!to_last && key >= std::string_view(end)))) {
         return;
       }
-      stats.entries++;
+      entries[w]++;
       if (r->tombstone) view.value = Bytes{};
-      fn(*r, view);
-    });
-  }
-
-  // The walk on this thread, copying entries into batches; the summaries on `threads`
-  // threads: helpers take batches from a queue, and this thread summarizes a batch itself
-  // whenever the queue is full, so neither side waits for long.
-  void ParallelScan(std::vector<std::unique_ptr<Buffer>>& buffers) {
-    constexpr size_t kBatchBytes = size_t{1} << 20;
-    const size_t max_queued = 2 * (threads - 1);
-    std::mutex qmu;
-    std::condition_variable cv;
-    std::deque<std::unique_ptr<Batch>> queue, spare;
-    bool done = false, failed = false;
-    std::exception_ptr helper_error;
-
-    auto process = [&](Batch& batch, Buffer& buf, std::string* summary) {
-      const uint8_t* base = reinterpret_cast<const uint8_t*>(batch.bytes.data());
-      for (Batch::Entry& e : batch.entries) {
-        e.kv.key = Bytes{base + e.key_off, e.kv.key.size()};
-        e.kv.value = Bytes{base + e.value_off, e.kv.value.size()};
-        Summarize(buf, e.rev, e.kv, summary);
-      }
-      batch.Clear();
-    };
-    std::vector<std::thread> helpers;
-    for (size_t t = 1; t < threads; t++) {
-      helpers.emplace_back([&, t] {
-        std::string summary;
-        try {
-          for (;;) {
-            std::unique_ptr<Batch> b;
-            {
-              std::unique_lock<std::mutex> lock(qmu);
-              cv.wait(lock, [&] { return !queue.empty() || done || failed; });
-              if (failed || queue.empty()) return;
-              b = std::move(queue.front());
-              queue.pop_front();
-              cv.notify_all();
-            }
-            process(*b, *buffers[t], &summary);
-            std::lock_guard<std::mutex> lock(qmu);
-            spare.push_back(std::move(b));
-          }
-        } catch (...) {
-          std::lock_guard<std::mutex> lock(qmu);
-          if (!helper_error) helper_error = std::current_exception();
-          failed = true;
-          cv.notify_all();
-        }
-      });
-    }
-    auto stop = [&](bool fail) {
-      {
-        std::lock_guard<std::mutex> lock(qmu);
-        done = true;
-        failed = failed || fail;
-        cv.notify_all();
-      }
-      for (std::thread& h : helpers) h.join();
-    };
-    try {
-      std::string summary;
-      std::unique_ptr<Batch> cur = std::make_unique<Batch>();
-      auto hand_over = [&] {
-        std::unique_lock<std::mutex> lock(qmu);
-        if (failed) throw Error(ErrorCode::kInternal, "summarizer failed");  // replaced by helper_error below
-        if (queue.size() < max_queued) {
-          queue.push_back(std::move(cur));
-          cv.notify_all();
-          if (!spare.empty()) {
-            cur = std::move(spare.front());
-            spare.pop_front();
-          } else {
-            cur = std::make_unique<Batch>();
-          }
-          return;
-        }
-        lock.unlock();
-        process(*cur, *buffers[0], &summary);
-      };
-      Walk([&](const RevisionKey& r, const KeyValueView& v) {
-        Batch::Entry e;
-        e.rev = r;
-        e.kv = v;
-        e.key_off = cur->bytes.size();
-        cur->bytes.append(AsString(v.key));
-        e.value_off = cur->bytes.size();
-        cur->bytes.append(AsString(v.value));
-        cur->entries.push_back(e);
-        if (cur->bytes.size() >= kBatchBytes) hand_over();
-      });
-      if (!cur->entries.empty()) process(*cur, *buffers[0], &summary);
-      // What is still queued: help the helpers.
-      for (;;) {
-        std::unique_ptr<Batch> b;
-        {
-          std::lock_guard<std::mutex> lock(qmu);
-          if (failed || queue.empty()) break;
-          b = std::move(queue.front());
-          queue.pop_front();
-        }
-        process(*b, *buffers[0], &summary);
-      }
-    } catch (...) {
-      stop(true);
-      if (helper_error) std::rethrow_exception(helper_error);
-      throw;
-    }
-    stop(false);
-    if (helper_error) std::rethrow_exception(helper_error);
+      fn(w, *r, view);
+    }, opts.min_parallel_pages);
   }
 
   // --- merge ---
@@ -557,6 +429,8 @@ struct LiveKeys::Impl {
       out->version = r.version;
       out->lease = r.lease;
       out->value_size = r.value_size;
+      out->main_revision = r.main;
+      out->sub_revision = r.sub;
       return true;
     }
     return false;

@@ -19,10 +19,11 @@
 // of the highest revision, and skips tombstones. When everything fits in the buffer (no
 // history to speak of, or a small db) nothing is written to disk.
 //
-// Threads: the walk runs on the calling thread; with options.threads > 1 it copies the
-// entries into 1 MiB batches (at most 2 per helper queued) that helper threads summarize,
-// each into a buffer of its own (memory_bytes / threads each), the walker too when the
-// queue is full. The records do not depend on which thread made them.
+// Threads: with options.threads > 1 a large file's bucket "key" is walked by that many
+// workers at once (bolt::Reader::ForEachEntryParallel: subtrees of the bucket's tree),
+// each summarizing the entries of its subtrees in place into a buffer of its own
+// (memory_bytes / threads each); nothing is copied between threads. The records do not
+// depend on which worker made them, so the output is the same for any thread count.
 // Memory: the buffers (memory_bytes in all, default 16 MiB, plus the sort's 4 bytes per record),
 // the merge's read buffers (together at most memory_bytes, 16 KiB to 1 MiB per run), the
 // Reader's page windows (~8 MiB) and whatever the Summarizer keeps; never the values. A
@@ -53,9 +54,10 @@ struct LiveKeysOptions {
   std::string end = std::string(1, '\0');
   size_t memory_bytes = size_t{16} << 20;
   std::string temp_dir;  // "": $TMPDIR, else /tmp
-  // Threads that run the Summarizer (1..8): the walk stays on the calling thread, which
-  // copies entries into 1 MiB batches for the others when there is more than one.
+  // Workers that walk and summarize (1..8), see above.
   size_t threads = 1;
+  // Files with fewer pages are walked by one worker (tests set 0 to force the split).
+  uint64_t min_parallel_pages = 16384;
 };
 
 // One live key. Views stay valid until the next call to Next().
@@ -63,6 +65,8 @@ struct LiveKey {
   std::string_view key;
   int64_t create_revision = 0, mod_revision = 0, version = 0, lease = 0;
   int64_t value_size = 0;
+  // Where the entry sits: its revision, the key of bucket "key" (ops::RevisionKeyBytes).
+  int64_t main_revision = 0, sub_revision = 0;
   std::string_view summary;  // what the Summarizer appended for this revision's value
 };
 
@@ -76,7 +80,7 @@ class LiveKeys {
  public:
   // Appends a summary of `kv` (key, fields, value) to *summary, which arrives empty. With
   // options.threads > 1 it is called from that many threads at once (and must be
-  // thread-safe), on copies of the entries.
+  // thread-safe); the value points into the page and is valid only during the call.
   using Summarizer = std::function<void(const KeyValueView& kv, std::string* summary)>;
 
   // `kv` must outlive this object; a null summarizer keeps no summary.

@@ -1,6 +1,8 @@
 // Corrupt and hand-patched files: the right error or Tx.Check problem, never a crash.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "base/checksum.h"
@@ -237,6 +239,110 @@ TEST(CorruptTest, ElementOutsidePageThrowsNamingThePage) {
   StoreLE16(img.page(leaf) + kPageCountOffset, 0xFFFF);
   img.Write(p);
   EXPECT_NE(ErrorOf(p).find("page " + std::to_string(leaf)), std::string::npos);
+}
+
+}  // namespace
+}  // namespace etcdsafe::bolt
+
+namespace etcdsafe::bolt {
+namespace {
+
+std::string WalkError(const std::string& path, size_t threads) {
+  Reader rd = Reader::Open(path);
+  try {
+    if (threads == 0) {
+      rd.ForEachEntry("key", [](Bytes, Bytes, bool) {});
+    } else {
+      rd.ForEachEntryParallel("key", threads, [](size_t, Bytes, Bytes, bool) {}, 0);
+    }
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kDataLoss) << e.what();
+    return e.what();
+  }
+  return "";
+}
+
+// The parallel walk of a clean bucket hands out every entry exactly once; on a damaged
+// one (a problem in one subtree, a page two subtrees share) or when fn throws, what it
+// throws is the sequential walk's error, whatever the thread count.
+TEST(CorruptTest, ParallelWalkEntriesOnceAndSequentialErrors) {
+  testutil::TempDir dir;
+  Image img = BuiltImage(dir);
+  const std::string clean = dir.Sub("clean.db");
+  img.Write(clean);
+  std::vector<std::string> want;
+  Reader::Open(clean).ForEachEntry("key", [&](Bytes k, Bytes v, bool) {
+    want.push_back(std::string(AsString(k)) + std::string(AsString(v)));
+  });
+  ASSERT_EQ(want.size(), 2000u);
+  for (size_t threads : {1, 2, 3, 4}) {
+    std::vector<std::vector<std::string>> per(threads);
+    Reader rd = Reader::Open(clean);
+    rd.ForEachEntryParallel("key", threads, [&](size_t w, Bytes k, Bytes v, bool is_bucket) {
+      ASSERT_LT(w, threads);
+      EXPECT_FALSE(is_bucket);
+      per[w].push_back(std::string(AsString(k)) + std::string(AsString(v)));
+    }, 0);
+    std::vector<std::string> got;
+    for (auto& p : per) got.insert(got.end(), p.begin(), p.end());
+    std::sort(got.begin(), got.end());
+    EXPECT_EQ(got, want) << threads;
+    // fn's own error: the first in key order wins, as on one thread.
+    try {
+      rd.ForEachEntryParallel("key", threads, [&](size_t, Bytes k, Bytes, bool) {
+        const std::string_view key = AsString(k);
+        if (key == want[1500].substr(0, 17) || key == want[300].substr(0, 17)) {
+          throw Error(ErrorCode::kDataLoss, "bad " + std::to_string(LoadBE64(k.data())));
+        }
+      }, 0);
+      ADD_FAILURE() << threads;
+    } catch (const Error& e) {
+      EXPECT_STREQ(e.what(), "bad 301") << threads;
+    }
+  }
+  // A default min_pages keeps a small file on one worker.
+  {
+    Reader rd = Reader::Open(clean);
+    size_t max_worker = 0;
+    rd.ForEachEntryParallel("key", 4, [&](size_t w, Bytes, Bytes, bool) { max_worker = std::max(max_worker, w); });
+    EXPECT_EQ(max_worker, 0u);
+  }
+
+  const Pgid b = img.FirstBucketRoot();
+  uint8_t* e0 = img.page(b) + kPageHeaderSize;
+  const uint16_t n = LoadLE16(img.page(b) + kPageCountOffset);
+  ASSERT_GE(n, 8);
+  std::vector<std::string> cases;
+  {  // page id mismatch in a late subtree
+    Image c = img;
+    const Pgid leaf = LoadLE64(e0 + 16 * (n - 2) + 8);
+    StoreLE64(c.page(leaf), leaf + 1000);
+    cases.push_back(dir.Sub("id.db"));
+    c.Write(cases.back());
+  }
+  {  // the last subtree points at the first one's leaf: "multiple references" on the last
+    Image c = img;
+    uint8_t* ce0 = c.page(b) + kPageHeaderSize;
+    StoreLE64(ce0 + 16 * (n - 1) + 8, LoadLE64(ce0 + 8));
+    cases.push_back(dir.Sub("multi.db"));
+    c.Write(cases.back());
+  }
+  {  // a dangling child in the middle and a bad page id later
+    Image c = img;
+    uint8_t* ce0 = c.page(b) + kPageHeaderSize;
+    StoreLE64(ce0 + 16 * (n / 2) + 8, c.meta(0, kMetaPgidOffset) + 5);
+    const Pgid leaf = LoadLE64(ce0 + 16 * (n - 1) + 8);
+    StoreLE64(c.page(leaf), leaf + 7);
+    cases.push_back(dir.Sub("two.db"));
+    c.Write(cases.back());
+  }
+  for (const std::string& p : cases) {
+    const std::string seq = WalkError(p, 0);
+    ASSERT_NE(seq, "") << p;
+    for (size_t threads : {2, 3, 4}) {
+      for (int round = 0; round < 5; round++) EXPECT_EQ(WalkError(p, threads), seq) << p << " x" << threads;
+    }
+  }
 }
 
 }  // namespace

@@ -130,6 +130,20 @@ TEST_P(LiveKeysTest, EqualsRangeAtTheCurrentRevision) {
   EXPECT_EQ(st.spilled_bytes, 0u);
   EXPECT_NE(spill_error, "");
 
+  // Several workers over subtrees of the bucket: the same answer and entry count, with
+  // everything in memory and with many runs.
+  for (size_t threads : {2, 3}) {
+    LiveKeysOptions par;
+    par.threads = threads;
+    par.min_parallel_pages = 0;
+    EXPECT_EQ(ViaLiveKeys(kv, par, &st), want) << threads;
+    EXPECT_EQ(st.entries, int64_t(bucket.size()));
+    par.memory_bytes = 64 << 10;
+    par.temp_dir = dir.path();
+    EXPECT_EQ(ViaLiveKeys(kv, par, &st), want) << threads;
+    EXPECT_GT(st.runs, 5);
+  }
+
   // Ranges: a prefix, a single key, a key that is not there.
   for (const std::string& p : {std::string("/registry/pods/ns-3/"), std::string("/registry/pods/ns-0/p1")}) {
     LiveKeysOptions o = small;
@@ -199,6 +213,24 @@ TEST(LiveKeysTest, EmptyMissingBucketAndCorruptEntries) {
     EXPECT_NE(std::string(e.what()).find(dir.Sub("bad") + ": bucket key: revision 150_9: not a KeyValue"),
               std::string::npos)
         << e.what();
+  }
+  // Two bad entries, walked by several workers: the error names the first, as on one.
+  bucket = RandomHistory(7, 50, 3000);
+  bucket[RevisionKeyBytes(400, 9)] = std::string("\x0a\x09" "short", 7);
+  bucket[RevisionKeyBytes(2500, 9)] = std::string("\x0a\x09" "short", 7);
+  WriteDb(dir.Sub("bad3"), bucket);
+  SnapshotKv kv3 = SnapshotKv::Open(dir.Sub("bad3"));
+  for (size_t threads : {2, 4}) {
+    LiveKeysOptions par;
+    par.threads = threads;
+    par.min_parallel_pages = 0;
+    try {
+      ViaLiveKeys(kv3, par);
+      FAIL() << "no error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(": bucket key: revision 400_9: not a KeyValue"), std::string::npos)
+          << e.what();
+    }
   }
   bucket = RandomHistory(7, 50, 300);
   bucket[std::string(1, '\0')] = Pb(KeyValue{"a", "1", 1, 1, 1, 0});  // sorts first (last: Open fails)
