@@ -92,6 +92,25 @@ void PageSource::SetPatch(uint64_t offset, std::string bytes) {
   patch_ = std::move(bytes);
 }
 
+PageRef PageSource::ReadExact(uint64_t offset, size_t len) {
+  if (memory_ != nullptr || !patch_.empty() || len == 0 || offset > size_ || len > size_ - offset) {
+    return Read(offset, len);  // its fast paths, and its errors
+  }
+  const uint64_t first = offset / kWindowSize;
+  if (first == (offset + len - 1) / kWindowSize) {
+    for (Slot& slot : slots_) {
+      if (slot.index == first && slot.window != nullptr) {
+        slot.last_use = ++tick_;
+        return PageRef(slot.window->buf.get() + (offset - first * kWindowSize), len, offset, slot.window);
+      }
+    }
+  }
+  auto buf = std::make_shared<std::vector<uint8_t>>(len);
+  file_.ReadAt(offset, buf->data(), len);
+  const uint8_t* p = buf->data();
+  return PageRef(p, len, offset, std::move(buf));
+}
+
 PageRef PageSource::Read(uint64_t offset, size_t len) {
   if (offset > size_ || len > size_ - offset) {
     throw Error(ErrorCode::kDataLoss, name_ + ": read of " + std::to_string(len) +

@@ -66,6 +66,11 @@ class PageSource {
   const std::string& name() const { return name_; }
 
   PageRef Read(uint64_t offset, size_t len);
+  // Read for point lookups: the bytes from a window already in the cache, else a pread
+  // of exactly [offset, offset + len) into a buffer the PageRef owns (no window is
+  // loaded or evicted), so scattered lookups in a big file cost one small read each
+  // instead of a 2 MiB window each. Same errors as Read.
+  PageRef ReadExact(uint64_t offset, size_t len);
 
   // From now on reads see `bytes` at `offset` instead of the source's own bytes: restore
   // checks the db it wrote (the snapshot with consistent_index patched) by reading the

@@ -133,14 +133,16 @@ Node Tree::LoadPage(Pgid id) {
   if (id >= meta_.pgid) {
     Corrupt(src_, id, "out of bounds: " + std::to_string(meta_.pgid));
   }
-  PageRef head = src_.Read(id * kPageSize, kPageHeaderSize);
+  // Point lookups: exact reads (PageSource::ReadExact), the first page, then the overflow
+  // run only when there is one.
+  PageRef head = src_.ReadExact(id * kPageSize, kPageSize);
   uint32_t overflow = LoadLE32(head.data() + kPageOverflowOffset);
   if (uint64_t{overflow} >= meta_.pgid - id) {
     Corrupt(src_, id, "overflow of " + std::to_string(overflow) +
                           " pages runs past the high-water mark " + std::to_string(meta_.pgid));
   }
   Node n;
-  n.ref = src_.Read(id * kPageSize, (uint64_t{overflow} + 1) * kPageSize);
+  n.ref = overflow == 0 ? std::move(head) : src_.ReadExact(id * kPageSize, (uint64_t{overflow} + 1) * kPageSize);
   n.base = n.ref.data();
   n.size = n.ref.size();
   n.id = id;

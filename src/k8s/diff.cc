@@ -3,8 +3,10 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <optional>
 #include <thread>
 
+#include "base/error.h"
 #include "k8s/envelope.h"
 #include "k8s/export.h"
 #include "k8s/json_facts.h"
@@ -69,37 +71,42 @@ Fingerprint FingerprintOf(Bytes b) {
   return f;
 }
 
-// The summary LiveKeys keeps per put: fingerprint (16 bytes), encoding (1), generation (8),
-// uid (the rest).
-constexpr size_t kSummaryFixed = 25;
-
+// The summary LiveKeys keeps per put: the value's fingerprint (16 bytes). Encoding, uid
+// and generation are read only for the keys that differ (Side), from the value itself.
 void Summarize(const ops::KeyValueView& e, std::string* out) {
   const Fingerprint f = FingerprintOf(e.value);
-  const ValueFacts v = FactsOfValue(e.value, true);
-  char buf[kSummaryFixed];
+  char buf[16];
   std::memcpy(buf, &f.lo, 8);
   std::memcpy(buf + 8, &f.hi, 8);
-  buf[16] = char(v.encoding);
-  std::memcpy(buf + 17, &v.generation, 8);
-  out->append(buf, kSummaryFixed);
-  out->append(v.uid);
+  out->append(buf, sizeof buf);
 }
 
-DiffSide Side(const ops::LiveKey& e) {
+// One side of a reported key: its fields, and the facts of its value, which is read back
+// by its revision (a point lookup in bucket "key").
+DiffSide Side(ops::SnapshotKv& kv, const ops::LiveKey& e) {
   DiffSide s;
   s.present = true;
   s.create_revision = e.create_revision;
   s.mod_revision = e.mod_revision;
   s.version = e.version;
   s.bytes = e.value_size;
-  s.encoding = EncodingName(Encoding(uint8_t(e.summary[16])));
-  std::memcpy(&s.generation, e.summary.data() + 17, 8);
-  s.uid = std::string(e.summary.substr(kSummaryFixed));
+  const std::string rev = ops::RevisionKeyBytes(e.main_revision, e.sub_revision);
+  std::optional<std::string> pb = kv.reader().Get("key", rev);
+  ops::KeyValueView view;
+  if (!pb || ops::DecodeKeyValueView(AsBytes(*pb), &view) || AsString(view.key) != e.key) {
+    throw Error(ErrorCode::kDataLoss, kv.reader().name() + ": bucket key: revision " + std::to_string(e.main_revision) +
+                                          "_" + std::to_string(e.sub_revision) + ": not found again for " +
+                                          std::string(e.key));
+  }
+  ValueFacts v = FactsOfValue(view.value, true);
+  s.encoding = EncodingName(v.encoding);
+  s.generation = v.generation;
+  s.uid = std::move(v.uid);
   return s;
 }
 
 bool SameValue(const ops::LiveKey& a, const ops::LiveKey& b) {
-  return a.value_size == b.value_size && a.summary.substr(0, 16) == b.summary.substr(0, 16);
+  return a.value_size == b.value_size && a.summary == b.summary;
 }
 
 nlohmann::json SideJson(const DiffSide& s) {
@@ -206,7 +213,7 @@ DiffSummary DiffSnapshots(ops::SnapshotKv& a, ops::SnapshotKv& b, const DiffOpti
       sum.keys_b++;
       d.change = Change::kAdded;
       d.key = eb.key;
-      d.b = Side(eb);
+      d.b = Side(b, eb);
       has_b = lb.Next(&eb);
       report(d);
       continue;
@@ -215,7 +222,7 @@ DiffSummary DiffSnapshots(ops::SnapshotKv& a, ops::SnapshotKv& b, const DiffOpti
       sum.keys_a++;
       d.change = Change::kRemoved;
       d.key = ea.key;
-      d.a = Side(ea);
+      d.a = Side(a, ea);
       has_a = la.Next(&ea);
       report(d);
       continue;
@@ -227,8 +234,8 @@ DiffSummary DiffSnapshots(ops::SnapshotKv& a, ops::SnapshotKv& b, const DiffOpti
       sum.unchanged++;
     } else {
       d.key = ea.key;
-      d.a = Side(ea);
-      d.b = Side(eb);
+      d.a = Side(a, ea);
+      d.b = Side(b, eb);
       const bool uids_known = !d.a.uid.empty() && !d.b.uid.empty();
       const bool recreated = uids_known ? d.a.uid != d.b.uid : d.a.create_revision != d.b.create_revision;
       d.change = recreated ? Change::kRecreated : Change::kChanged;

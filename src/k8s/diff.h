@@ -5,11 +5,12 @@
 // Both snapshots are read at once, each through ops::LiveKeys (one pass over the file in page
 // order, A on a thread of its own; see there for the memory bound: 12 MiB of key records per
 // side before sorted runs go to a temp file), then merge-joined in key order. For every put
-// the scan keeps a summary, not the value: a 128-bit fingerprint (non-cryptographic), the
-// encoding, and the uid and generation (JSON through ScanJsonObject, k8s/json_facts.h).
-// Memory is the two scans' buffers and page caches (under 64 MiB RSS on a 1 GB snapshot),
-// never a map of either db's values. Entries are passed to the sink in key order, once both
-// files have been read.
+// the scan keeps a 128-bit fingerprint (non-cryptographic) of the value, not the value.
+// Only for a key it reports does it read the value again (a point lookup by the entry's
+// revision) for its encoding, uid and generation (FactsOfValue, k8s/json_facts.h), so
+// unchanged objects are never parsed. Memory is the two scans' buffers and page caches
+// (under 64 MiB RSS on a 1 GB snapshot), never a map of either db's values. Entries are
+// passed to the sink in key order, once both files have been read.
 // Per key present on either side, with A the old and B the new snapshot:
 //  * only in B: kAdded; only in A: kRemoved;
 //  * in both with identical value bytes (equal sizes and fingerprints): unchanged (counted,

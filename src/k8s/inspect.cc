@@ -48,17 +48,18 @@ void ForEachLive(ops::SnapshotKv& kv, const std::string& begin, const std::strin
 
 }  // namespace
 
-Inventory TakeInventory(ops::SnapshotKv& kv, size_t top, std::string_view prefix) {
+Inventory TakeInventory(ops::SnapshotKv& kv, size_t top, std::string_view prefix, bool check_values) {
   Inventory inv;
   inv.revision = kv.current_revision();
   inv.compacted = kv.compacted_revision();
-  // Per put: one byte, the encoding of an object's value (nothing for other keys).
-  // The values' JSON scans are most of the work: on up to 4 threads (the walk is one).
+  inv.values_checked = check_values;
+  // Per put: one byte, the encoding of an object's value (nothing for other keys). The
+  // walk and these summaries run on up to 4 workers.
   ops::LiveKeysOptions lo;
   lo.threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4);
   ops::LiveKeys live(kv, lo, [&](const ops::KeyValueView& e, std::string* summary) {
     if (ClassifyKey(AsString(e.key), prefix).kind != KeyKind::kObject) return;
-    summary->push_back(char(FactsOfValue(e.value, false).encoding));
+    summary->push_back(char(check_values ? FactsOfValue(e.value, false).encoding : EncodingUnchecked(e.value)));
   });
   live.Scan();
   ops::LiveKey e;
@@ -112,6 +113,7 @@ nlohmann::json InventoryToJson(const Inventory& inv) {
           {"byResource", StatsMapJson(inv.by_resource)},
           {"byNamespace", StatsMapJson(inv.by_namespace)},
           {"byEncoding", StatsMapJson(inv.by_encoding)},
+          {"valuesChecked", inv.values_checked},
           {"largest", largest},
           {"unknownKeyNames", inv.unknown_keys}};
 }
@@ -130,7 +132,7 @@ std::string InventoryToTable(const Inventory& inv) {
   for (const auto& [k, s] : inv.by_resource) out += Row(k, std::to_string(s.count), std::to_string(s.bytes));
   out += "\n" + Row("NAMESPACE", "COUNT", "BYTES");
   for (const auto& [k, s] : inv.by_namespace) out += Row(k, std::to_string(s.count), std::to_string(s.bytes));
-  out += "\n" + Row("ENCODING", "COUNT", "BYTES");
+  out += "\n" + Row(inv.values_checked ? "ENCODING" : "ENCODING (JSON values not parsed: --check-values)", "COUNT", "BYTES");
   for (const auto& [k, s] : inv.by_encoding) out += Row(k, std::to_string(s.count), std::to_string(s.bytes));
   out += "\nLARGEST OBJECTS\n";
   for (const LargeObject& o : inv.largest) out += Row(o.key, "", std::to_string(o.bytes));

@@ -400,4 +400,12 @@ ValueFacts FactsOfValue(Bytes value, bool metadata) {
   return out;
 }
 
+Encoding EncodingUnchecked(Bytes value) {
+  const std::string_view s = AsString(value);
+  size_t i = 0;
+  while (i < s.size() && IsWs(s[i])) i++;
+  if (i < s.size() && s[i] == '{') return Encoding::kJson;
+  return ParseEnvelope(value).encoding;
+}
+
 }  // namespace etcdsafe::k8s

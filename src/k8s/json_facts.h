@@ -53,4 +53,10 @@ struct ValueFacts {
 };
 ValueFacts FactsOfValue(Bytes value, bool metadata);
 
+// The encoding without parsing JSON: FactsOfValue(value, false).encoding, except that a
+// value whose first byte that is not JSON whitespace is '{' is kJson unread (a malformed
+// one included). What `inspect inventory` counts unless told to --check-values: the
+// envelope prefixes and the protobuf envelope are checked, JSON bodies are not.
+Encoding EncodingUnchecked(Bytes value);
+
 }  // namespace etcdsafe::k8s

@@ -59,6 +59,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     const k8s::ValueFacts fast = k8s::FactsOfValue(in, true);
     Check(fast.encoding == e.encoding);
+    {
+      const std::string_view sv = AsString(in);
+      const size_t first = sv.find_first_not_of(" \t\n\r");
+      const bool brace = first != std::string_view::npos && sv[first] == '{';
+      Check(k8s::EncodingUnchecked(in) == (brace ? k8s::Encoding::kJson : e.encoding));
+    }
     k8s::ObjectMeta ref;
     bool ok = false;
     if (e.encoding == k8s::Encoding::kProtobuf) ok = !k8s::DecodeObjectMetaOfObject(e.raw, &ref).has_value();

@@ -266,6 +266,12 @@ TEST_F(InspectCli, InventoryCountsMatchEtcdctl) {
   EXPECT_EQ(inv["byEncoding"]["encrypted"]["count"], 2);
   EXPECT_EQ(inv["byEncoding"]["json"]["count"], 3);
   EXPECT_GT(inv["revision"].get<int64_t>(), 0);
+  EXPECT_EQ(inv["valuesChecked"], false);
+  // --check-values parses every value: these are all well formed, so the same numbers.
+  nlohmann::json checked = Json(Etcdsafe({"inspect", "inventory", "--check-values", *snap_, "-w", "json"}));
+  EXPECT_EQ(checked["valuesChecked"], true);
+  checked["valuesChecked"] = false;
+  EXPECT_EQ(checked, inv);
 
   CmdResult table = Etcdsafe({"inspect", "inventory", *snap_});
   EXPECT_EQ(table.code, 0) << table.err;

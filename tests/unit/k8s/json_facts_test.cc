@@ -1,4 +1,4 @@
-// k8s/json_facts: ScanJsonObject and FactsOfValue agree with what ParseEnvelope and
+// k8s/json_facts: ScanJsonObject, FactsOfValue and EncodingUnchecked agree with what ParseEnvelope and
 // DecodeObjectMetaJson (nlohmann's DOM parse) say, on hand-picked edge cases of nlohmann's
 // grammar (NUL as end of input, surrogates, UTF-8 ranges, number overflow, duplicate
 // members, escaped member names) and on tens of thousands of random mutations of
@@ -38,6 +38,20 @@ void ExpectSame(std::string_view v) {
   EXPECT_EQ(got.uid, want.uid) << testing::PrintToString(std::string(v));
   EXPECT_EQ(got.generation, want.generation) << testing::PrintToString(std::string(v));
   EXPECT_EQ(FactsOfValue(AsBytes(v), false).encoding, want.encoding);
+  // Unchecked: the same, except that what starts with '{' is "json" unread.
+  const size_t first = v.find_first_not_of(" \t\n\r");
+  const bool brace = first != std::string_view::npos && v[first] == '{';
+  EXPECT_EQ(EncodingName(EncodingUnchecked(AsBytes(v))), EncodingName(brace ? Encoding::kJson : want.encoding))
+      << testing::PrintToString(std::string(v));
+}
+
+TEST(JsonFactsTest, UncheckedEncodingReadsNoJson) {
+  EXPECT_EQ(EncodingUnchecked(AsBytes(std::string_view("{\"kind\":"))), Encoding::kJson);
+  EXPECT_EQ(FactsOfValue(AsBytes(std::string_view("{\"kind\":")), false).encoding, Encoding::kMalformed);
+  EXPECT_EQ(EncodingUnchecked(AsBytes(std::string_view(" \n{}"))), Encoding::kJson);
+  EXPECT_EQ(EncodingUnchecked(AsBytes(std::string_view("k8s:enc:aescbc:v1:key1:xyz"))), Encoding::kEncrypted);
+  EXPECT_EQ(EncodingUnchecked(AsBytes(std::string_view("plain text"))), Encoding::kOther);
+  EXPECT_EQ(EncodingUnchecked(AsBytes(std::string_view("k8s\0\x0a", 5))), ParseEnvelope(AsBytes(std::string_view("k8s\0\x0a", 5))).encoding);
 }
 
 TEST(JsonFactsTest, EdgeCasesAgreeWithNlohmann) {
