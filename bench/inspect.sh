@@ -8,7 +8,8 @@
 # 1800 of them updated 3 times (generation + 1 each time), 600 deleted, 300 deleted and
 # re-created with a new uid, 600 new ones added, through `etcdctl txn` (100 ops each).
 # Snapshot B: after. Measured, alternating, RUNS times: `snapshot status A`, `inspect
-# inventory A`, `snapshot status B`, `inspect inventory B` (the file with history), `inspect
+# inventory A` (and with --check-values: every JSON value parsed), `snapshot status B`,
+# `inspect inventory B` (the file with history), `inspect
 # diff A B`; medians, peak RSS (/usr/bin/time %M), ratios vs status (diff: vs status of B,
 # and vs status A + status B, since it reads two files). Appends (or replaces) its section
 # in bench/RESULTS.md.
@@ -104,6 +105,7 @@ cat inspect-a.db inspect-b.db > /dev/null  # page cache: every tool reads warm f
 for i in $(seq "$runs"); do
   timed status_a "$etcdsafe" snapshot status inspect-a.db
   timed inventory_a "$etcdsafe" inspect inventory inspect-a.db -w json
+  timed inventory_a_checked "$etcdsafe" inspect inventory --check-values inspect-a.db -w json
   timed status_b "$etcdsafe" snapshot status inspect-b.db
   timed inventory_b "$etcdsafe" inspect inventory inspect-b.db -w json
   timed diff "$etcdsafe" inspect diff inspect-a.db inspect-b.db -w json
@@ -133,6 +135,7 @@ out = ["", "## Inspect inventory and diff (bench/inspect.sh)", "",
        "superseded revisions and tombstones).", "",
        "| command | wall time | x status of the same file | peak RSS |", "|---|---|---|---|"]
 for label, name, base in [("status_a", "snapshot status A", "status_a"), ("inventory_a", "inspect inventory A", "status_a"),
+                          ("inventory_a_checked", "inspect inventory --check-values A (every JSON value parsed)", "status_a"),
                           ("status_b", "snapshot status B", "status_b"), ("inventory_b", "inspect inventory B (history)", "status_b"),
                           ("diff", "inspect diff A B", "status_b")]:
     x = f"{med(label) / med(base):.2f}x"
