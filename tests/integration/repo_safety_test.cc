@@ -344,6 +344,29 @@ TEST_F(RepoSafety, I3_ForgedManifestIsRefusedWithAndWithoutEncryption) {
   }
 }
 
+// restore --repo proves the decoded db by its content hash (etcdctl's status hash of every
+// key and value) against the manifest, not by a sha256 of the decoded bytes: a plain
+// manifest whose status_hash was altered refuses to restore, and nothing is left behind.
+TEST_F(RepoSafety, I3_RestoreComparesTheDecodedContentHashWithTheManifest) {
+  const std::string r = dir_.Sub("sh");
+  Backup(Repo("sh"));
+  const std::string path = r + "/" + WithSuffix(r, ".manifest.json")[0];
+  auto m = Manifest(path);
+  const uint32_t hash = m["status_hash"].get<uint32_t>();
+  m["status_hash"] = hash ^ 1u;
+  WriteFile(path, m.dump(2));
+  CmdResult bad = Etcdsafe({"restore", "--repo", Repo("sh"), "--data-dir", dir_.Sub("sh-out")});
+  EXPECT_EQ(bad.code, 1) << bad.err;
+  EXPECT_TRUE(IsOneLineError(bad)) << bad.err;
+  EXPECT_TRUE(Contains(bad.err, "decoded db has revision") && Contains(bad.err, "hash " + std::to_string(hash) + ";"))
+      << bad.err;
+  EXPECT_FALSE(PathExists(dir_.Sub("sh-out")));
+  m["status_hash"] = hash;
+  WriteFile(path, m.dump(2));
+  CmdResult good = Etcdsafe({"restore", "--repo", Repo("sh"), "--data-dir", dir_.Sub("sh-ok")});
+  EXPECT_EQ(good.code, 0) << good.err;
+}
+
 // I4: reads are bounded by the manifest: a decompression bomb stops at db_size.
 TEST_F(RepoSafety, I4_DecompressionBombStopsAtTheManifestsDbSize) {
   for (const std::string codec : {"zstd", "gzip"}) {
