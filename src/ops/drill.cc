@@ -430,8 +430,8 @@ DrillReport DrillRepositoryBackup(backup::Repository& repo, const std::string& i
   d.Freshness(m.time_unix, "taken");
   if (!d.EtcdBinary()) return d.Finish(source);
   if (!d.Check("restore",
-               "sha256 " + m.db_sha256.substr(0, 16) + "..., revision " + std::to_string(m.revision) + ", " +
-                   std::to_string(m.total_keys) + " keys as the manifest says; bbolt check passes",
+               "stored sha256 " + m.stored_sha256.substr(0, 16) + "..., revision " + std::to_string(m.revision) +
+                   ", " + std::to_string(m.total_keys) + " keys, status hash as the manifest says; bbolt check passes",
                [&](DrillCheck& c) {
                  snapshot::RestoreOptions r = d.RestoreOpts();
                  std::vector<std::string> notes;
