@@ -24,8 +24,10 @@
 // KeyKind; the per-resource and per-namespace counts are over objects only.
 // `key_prefix` (--prefix) narrows the comparison to keys starting with it.
 // Corrupt input: as SnapshotKv (kDataLoss), before any entry reaches the sink (A's error
-// first when both are corrupt); a sink exception propagates. Thread-compatible (each call
-// uses one thread of its own besides the caller's).
+// first when both are corrupt); the only later one is a reported key's value that is not
+// found again by its revision (the file changed under us), kDataLoss naming it. A sink
+// exception propagates. Thread-compatible (each call uses one thread of its own besides
+// the caller's).
 #pragma once
 
 #include <cstdint>
