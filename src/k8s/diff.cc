@@ -90,15 +90,13 @@ DiffSide Side(ops::SnapshotKv& kv, const ops::LiveKey& e) {
   s.mod_revision = e.mod_revision;
   s.version = e.version;
   s.bytes = e.value_size;
-  const std::string rev = ops::RevisionKeyBytes(e.main_revision, e.sub_revision);
-  std::optional<std::string> pb = kv.reader().Get("key", rev);
-  ops::KeyValueView view;
-  if (!pb || ops::DecodeKeyValueView(AsBytes(*pb), &view) || AsString(view.key) != e.key) {
+  const ops::KeyValue kv_at = kv.EntryAt(e.main_revision, e.sub_revision);
+  if (kv_at.key != e.key) {
     throw Error(ErrorCode::kDataLoss, kv.reader().name() + ": bucket key: revision " + std::to_string(e.main_revision) +
-                                          "_" + std::to_string(e.sub_revision) + ": not found again for " +
-                                          std::string(e.key));
+                                          "_" + std::to_string(e.sub_revision) + ": holds " + kv_at.key +
+                                          ", not " + std::string(e.key));
   }
-  ValueFacts v = FactsOfValue(view.value, true);
+  ValueFacts v = FactsOfValue(AsBytes(kv_at.value), true);
   s.encoding = EncodingName(v.encoding);
   s.generation = v.generation;
   s.uid = std::move(v.uid);

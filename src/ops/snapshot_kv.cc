@@ -269,17 +269,22 @@ KvRangeResult SnapshotKv::Range(const KvRange& req, const KvSink& sink) {
   }
   size_t sent = 0;
   for (auto it = live.begin(); sent < n; ++it, ++sent) {
-    const RevisionKey r{it->second.main, it->second.sub, false};
-    std::optional<std::string> v = reader_.Get(kKeyBucket, RevisionKeyBytes(r.main, r.sub));
-    if (!v) throw Error(ErrorCode::kDataLoss, EntryName(file, r) + ": vanished on the second read");
-    KeyValue kv;
-    if (std::optional<std::string> bad = DecodeKeyValue(AsBytes(*v), &kv)) {
-      throw Error(ErrorCode::kDataLoss, EntryName(file, r) + ": not a KeyValue: " + *bad);
-    }
+    KeyValue kv = EntryAt(it->second.main, it->second.sub);
     if (req.keys_only) kv.value.clear();
     sink(kv);
   }
   return out;
+}
+
+KeyValue SnapshotKv::EntryAt(int64_t main, int64_t sub) {
+  const RevisionKey r{main, sub, false};
+  std::optional<std::string> v = reader_.Get(kKeyBucket, RevisionKeyBytes(main, sub));
+  if (!v) throw Error(ErrorCode::kDataLoss, EntryName(reader_.name(), r) + ": vanished on the second read");
+  KeyValue kv;
+  if (std::optional<std::string> bad = DecodeKeyValue(AsBytes(*v), &kv)) {
+    throw Error(ErrorCode::kDataLoss, EntryName(reader_.name(), r) + ": not a KeyValue: " + *bad);
+  }
+  return kv;
 }
 
 }  // namespace etcdsafe::ops

@@ -107,6 +107,12 @@ class SnapshotKv {
   // Collects the kvs into result.kvs.
   KvRangeResult Range(const KvRange& request);
 
+  // The entry of bucket "key" at revision (main, sub) (not a tombstone), by one point
+  // lookup: what Range reads for each kv it returns, and diff for each key it reports.
+  // Missing: kDataLoss "<file>: bucket key: revision M_S: vanished on the second read";
+  // not a KeyValue: kDataLoss naming it.
+  KeyValue EntryAt(int64_t main, int64_t sub);
+
   // For whole-bucket scans (ops/live_keys.h): the file, and whether it has bucket "key".
   bolt::Reader& reader() { return reader_; }
   bool has_key_bucket() const { return has_key_bucket_; }
