@@ -374,12 +374,22 @@ class Scanner {
 
 JsonFacts ScanJsonObject(std::string_view s) { return Scanner(s).Run(); }
 
+namespace {
+
+// ParseEnvelope's JSON case: the first byte that is not JSON whitespace is '{' (so neither
+// "k8s:enc:" nor "k8s\0").
+bool LooksLikeJsonObject(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size() && IsWs(s[i])) i++;
+  return i < s.size() && s[i] == '{';
+}
+
+}  // namespace
+
 ValueFacts FactsOfValue(Bytes value, bool metadata) {
   ValueFacts out;
   const std::string_view s = AsString(value);
-  size_t i = 0;
-  while (i < s.size() && IsWs(s[i])) i++;
-  if (i < s.size() && s[i] == '{') {  // neither "k8s:enc:" nor "k8s\0": ParseEnvelope's JSON case
+  if (LooksLikeJsonObject(s)) {
     JsonFacts j = ScanJsonObject(s);
     out.encoding = j.valid ? Encoding::kJson : Encoding::kMalformed;
     if (metadata && j.has_metadata) {
@@ -401,11 +411,7 @@ ValueFacts FactsOfValue(Bytes value, bool metadata) {
 }
 
 Encoding EncodingUnchecked(Bytes value) {
-  const std::string_view s = AsString(value);
-  size_t i = 0;
-  while (i < s.size() && IsWs(s[i])) i++;
-  if (i < s.size() && s[i] == '{') return Encoding::kJson;
-  return ParseEnvelope(value).encoding;
+  return LooksLikeJsonObject(AsString(value)) ? Encoding::kJson : ParseEnvelope(value).encoding;
 }
 
 }  // namespace etcdsafe::k8s
