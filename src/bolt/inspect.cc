@@ -236,29 +236,20 @@ class Inspector {
 
     std::vector<UnitResult> results(split.units.size());
     std::atomic<bool> failed{false};
-    // One page source per worker (worker 0 uses the Reader's own).
-    std::vector<std::unique_ptr<PageSource>> sources(threads_);
-    std::vector<std::unique_ptr<Tree>> trees(threads_);
-    std::vector<CheckState> states(threads_);
+    internal::WalkWorkers workers;
     try {
-      for (size_t t = 0; t < threads_; t++) {
-        if (t > 0) sources[t] = r_.source().Clone();
-        trees[t] = std::make_unique<Tree>(t == 0 ? r_.source() : *sources[t], meta_);
-        states[t].name = cs_.name;
-        states[t].strict = false;
-        states[t].check_order = true;
-        states[t].shared = &cs_;
-      }
+      workers = internal::MakeWalkWorkers(r_.source(), threads_, cs_);
     } catch (const Error&) {
       return roll_back();
     }
     internal::RunUnits(split.units.size(), threads_, failed, [&](size_t self, size_t u) {
       try {
-        CheckState& cs = states[self];
-        LeafHasher h(*trees[self], cs);
+        CheckState& cs = workers.states[self];
+        Tree tree(workers.source(self), meta_);
+        LeafHasher h(tree, cs);
         const internal::Subtree& unit = split.units[u];
         internal::WalkBounds b{&unit.lo, unit.has_hi ? &unit.hi : nullptr, split.depth};
-        trees[self]->Walk(std::nullopt, unit.root, cs, [&](const Node& n) { h.Leaf(n, is_key); }, b);
+        tree.Walk(std::nullopt, unit.root, cs, [&](const Node& n) { h.Leaf(n, is_key); }, b);
         if (cs.problem_count != 0 || !h.hash_error.empty()) failed = true;
         results[u] = UnitResult{h.crc, h.hashed, h.total_key, h.revision};
       } catch (...) {

@@ -211,25 +211,17 @@ void Reader::ForEachEntryParallel(std::string_view bucket, size_t threads, const
   }
   if (!split_ok) return sequential();
 
-  std::vector<std::unique_ptr<PageSource>> sources(threads);
-  std::vector<CheckState> states(threads);
-  for (size_t w = 0; w < threads; w++) {
-    if (w > 0) sources[w] = source_->Clone();
-    states[w].name = name();
-    states[w].strict = true;
-    states[w].check_order = true;
-    states[w].shared = &cs;
-  }
+  internal::WalkWorkers workers = internal::MakeWalkWorkers(*source_, threads, cs);
   struct Stopped {};
   std::atomic<bool> failed{false};
   std::exception_ptr first;  // set before `failed`, so a Stopped is never taken for it
   std::mutex mu;
   internal::RunUnits(split.units.size(), threads, failed, [&](size_t w, size_t u) {
     try {
-      Tree tw(w == 0 ? *source_ : *sources[w], meta_);
+      Tree tw(workers.source(w), meta_);
       const internal::Subtree& unit = split.units[u];
       internal::WalkBounds wb{&unit.lo, unit.has_hi ? &unit.hi : nullptr, split.depth};
-      tw.Walk(std::nullopt, unit.root, states[w], [&](const Node& leaf) {
+      tw.Walk(std::nullopt, unit.root, workers.states[w], [&](const Node& leaf) {
         if (failed.load(std::memory_order_relaxed)) throw Stopped{};  // another worker failed
         for (size_t i = 0; i < leaf.count; i++) {
           fn(w, leaf.key(i), leaf.value(i), (leaf.leaf_flags(i) & kBucketLeafFlag) != 0);

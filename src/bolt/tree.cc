@@ -314,6 +314,21 @@ bool Split(Tree& t, Pgid root, CheckState& cs, size_t want, SplitTree* out) {
   return out->units.size() >= 2;
 }
 
+WalkWorkers MakeWalkWorkers(PageSource& own, size_t threads, CheckState& shared) {
+  WalkWorkers w;
+  w.own = &own;
+  w.clones.resize(threads);
+  w.states.resize(threads);
+  for (size_t t = 0; t < threads; t++) {
+    if (t > 0) w.clones[t] = own.Clone();
+    w.states[t].name = shared.name;
+    w.states[t].strict = shared.strict;
+    w.states[t].check_order = true;
+    w.states[t].shared = &shared;
+  }
+  return w;
+}
+
 void RunUnits(size_t units, size_t threads, const std::atomic<bool>& stop,
               const std::function<void(size_t worker, size_t unit)>& work) {
   threads = std::max<size_t>(threads, 1);

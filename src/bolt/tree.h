@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -179,6 +180,17 @@ struct SplitTree {
 // Visit declined, a problem recorded in cs, or fewer than 2 units. Pages it visited are
 // marked in cs.seen either way.
 bool Split(Tree& t, Pgid root, CheckState& cs, size_t want, SplitTree* out);
+
+// What each worker of a parallel walk reads through and records into: worker 0 the
+// caller's own page source, the others clones of it (own file windows); each CheckState
+// takes `shared`'s name and strictness and marks pages in its bitmaps (CheckState::shared).
+struct WalkWorkers {
+  PageSource* own = nullptr;
+  std::vector<std::unique_ptr<PageSource>> clones;  // [0] unused
+  std::vector<CheckState> states;
+  PageSource& source(size_t w) { return w == 0 ? *own : *clones[w]; }
+};
+WalkWorkers MakeWalkWorkers(PageSource& own, size_t threads, CheckState& shared);
 
 // Runs work(worker, unit) for every unit in [0, units) on `threads` workers (worker 0 is
 // the calling thread): each worker takes a contiguous run of units in order (neighbouring
