@@ -166,9 +166,17 @@ void ReadBackup(Repository& repo, const Manifest& m, const std::optional<pipelin
                                 },
                                 {}}},
       kReadAhead);
-  const std::string digest = HexBytes(sha.Finish());
   stored.Check();
-  if (db_bytes != m.db_size || (hash_db && digest != m.db_sha256)) {
+  if (!hash_db) {
+    if (db_bytes != m.db_size) {
+      throw Error(ErrorCode::kDataLoss, stored.what() + ": restored db does not match the manifest (" +
+                                            std::to_string(db_bytes) + " bytes; manifest says " +
+                                            std::to_string(m.db_size) + " bytes)");
+    }
+    return;
+  }
+  const std::string digest = HexBytes(sha.Finish());
+  if (db_bytes != m.db_size || digest != m.db_sha256) {
     throw Error(ErrorCode::kDataLoss, stored.what() + ": restored db does not match the manifest (" +
                                           std::to_string(db_bytes) + " bytes, sha256 " + digest +
                                           "; manifest says " +
