@@ -7,8 +7,9 @@
 // (etcd's range conventions: empty end = the key alone, "\0" = every key >= begin), each with
 // the fields of its latest revision; a key whose latest entry is a tombstone is not live.
 //
-// How: Scan() walks bucket "key" once in page order (bbolt keeps it sorted by revision, so
-// this reads the file mostly front to back); for every entry in the range it keeps a compact
+// How: Scan() walks bucket "key" once in key order (bbolt keeps it sorted by revision, so
+// this reads the file mostly front to back; with several workers, each walks its subtrees
+// so, see Threads); for every entry in the range it keeps a compact
 // record: key, revision, tombstone flag, create/mod revision, version, lease, value size and
 // a summary of the value made by the caller's Summarizer (called on every put in the range,
 // including those a later revision supersedes, with the value pointing into the page: the
